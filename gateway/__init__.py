@@ -1,0 +1,11 @@
+"""phigate: a self-hosted secure mail gateway for dental and medical practices.
+
+Mail clients submit to ``ingress`` (aiosmtpd). At DATA the message is
+classified and a per-recipient ``Plan`` is decided by ``policy`` (pure, no
+network). The message and its plan are committed to ``queue`` (fsync file and
+directory) before the 250 reply. The ``queue.dispatcher`` then runs the
+``actions`` (relay, smime, direct, portal, hold) that hand bytes to
+``delivery`` couriers, retrying per recipient. ``app`` is the only module that
+wires concrete objects together from the validated ``config``. See
+docs/flow.md for the full picture.
+"""

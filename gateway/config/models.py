@@ -1,0 +1,132 @@
+"""Every configuration key with its default. The defaults are the embedded
+set-up: SQLite/local spool under ``state_dir``, a self-signed certificate made
+on first start, and delivery into a local outbox when no upstream is set.
+
+Relative paths are resolved against the directory of the config file (or the
+working directory when phigate runs without one) by ``Config.resolve_paths``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from gateway.config.types import Duration, HostPort, Size
+
+
+def _port(value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise ValueError("must be 1-65535")
+    return value
+
+
+Port = Annotated[int, AfterValidator(_port)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsFiles(Section):
+    cert: Path                     # PEM certificate chain
+    key: Path                      # PEM private key (mode 0600)
+
+
+class ListenerConfig(Section):
+    address: HostPort = "127.0.0.1:2587"
+    tls: TlsFiles | None = None    # none: a self-signed certificate in state_dir/tls/
+    implicit_tls: bool = False     # true: TLS from the first byte (port 465 style)
+
+
+class ListenConfig(Section):
+    submission: ListenerConfig = ListenerConfig()
+
+
+class AuthConfig(Section):
+    users_file: Path = Path("users.yaml")
+    trusted_networks: list[str] = []   # CIDRs that may submit without AUTH (off by default)
+
+
+class LimitsConfig(Section):
+    max_message_size: Size = 25_000_000
+    max_recipients: int = Field(100, ge=1, le=10000)
+    max_line_length: int = Field(998, ge=78, le=100_000)   # octets, without CRLF
+    max_connections: int = Field(200, ge=1)
+    command_timeout: Duration = 300.0
+    data_timeout: Duration = 600.0
+
+
+class SmtpConfig(Section):
+    hostname: str = ""             # EHLO/banner name; "" = the machine's FQDN
+    # What to do with a bare CR or LF inside DATA (SMTP smuggling, CVE-2023-51766 class):
+    #   reject    → 550 5.6.2, nothing queued (strict, RFC 5321 §2.3.8)
+    #   normalize → rewrite to CRLF before queueing (what Postfix does by default)
+    bare_line_endings: Literal["reject", "normalize"] = "normalize"
+
+
+class UpstreamConfig(Section):
+    host: str | None = None        # none: deliver into the local outbox directory
+    port: Port = 587
+    tls: Literal["none", "starttls", "implicit"] = "starttls"
+    verify: bool = True            # verify the upstream certificate (leave on)
+    ca_file: Path | None = None    # private CA bundle for the upstream
+    username: str | None = None
+    password_file: Path | None = None   # mode 0600, one line
+    helo_name: str = ""
+    timeout: Duration = 60.0
+    pool_size: int = Field(8, ge=1, le=200)   # connections kept open to the upstream
+    idle_timeout: Duration = 50.0
+
+
+class RetryConfig(Section):
+    min: Duration = 30.0
+    max: Duration = 3600.0
+    jitter: float = Field(0.2, ge=0, le=1)   # ± fraction of each delay
+
+
+class QueueConfig(Section):
+    dir: Path = Path("var/spool")
+    give_up_after: Duration = 5 * 86400.0
+    max_items: int = Field(20_000, ge=1)
+    concurrency: int = Field(50, ge=1, le=10_000)   # items delivered at once
+    retry: RetryConfig = RetryConfig()
+    max_crashes: int = Field(3, ge=1)
+
+
+class LoggingConfig(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    file: Path | None = None       # none: standard error (journald under systemd)
+
+
+class MetricsConfig(Section):
+    address: HostPort | None = "127.0.0.1:9587"   # /metrics and /health; null turns it off
+
+
+class DsnConfig(Section):
+    sender: str = ""               # From of bounces; "" = MAILER-DAEMON@<hostname>
+
+
+class ClassifierConfig(Section):
+    timeout: Duration = 5.0        # a classifier slower than this counts as PHI (fail closed)
+    shadow: list[str] = []         # detector names recorded but not acted on
+
+
+class Config(Section):
+    state_dir: Path = Path("var")
+    outbox_dir: Path | None = None     # none: <state_dir>/outbox (used when upstream.host is unset)
+    policy: Path | None = None         # policy YAML; none: relay every recipient
+    listen: ListenConfig = ListenConfig()
+    auth: AuthConfig = AuthConfig()
+    limits: LimitsConfig = LimitsConfig()
+    smtp: SmtpConfig = SmtpConfig()
+    upstream: UpstreamConfig = UpstreamConfig()
+    queue: QueueConfig = QueueConfig()
+    classifier: ClassifierConfig = ClassifierConfig()
+    logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    dsn: DsnConfig = DsnConfig()
+
+    @property
+    def effective_outbox(self) -> Path:
+        return self.outbox_dir or self.state_dir / "outbox"

@@ -1,0 +1,18 @@
+"""Pure data shared by every layer: envelopes, findings, verdicts, decisions,
+plans and delivery outcomes.
+
+Nothing here does I/O or imports another phigate package, so the policy
+engine, the queue and the edges can all depend on it. Every type converts to
+and from plain JSON-able dicts (``to_json`` / ``from_json``) because plans are
+stored in queue items.
+"""
+from gateway.model.envelope import Envelope
+from gateway.model.acceptance import Accepted, Acceptor, Refused
+from gateway.model.verdict import Finding, Verdict
+from gateway.model.decision import Action, Decision, Plan, PROTECTION_RANK
+from gateway.model.outcome import Delivered, Outcome, Permanent, PermanentKind, Transient
+
+__all__ = [
+    "Accepted", "Acceptor", "Action", "Decision", "Refused", "Delivered", "Envelope", "Finding", "Outcome", "Permanent",
+    "PermanentKind", "Plan", "PROTECTION_RANK", "Transient", "Verdict",
+]

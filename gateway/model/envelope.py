@@ -1,0 +1,52 @@
+"""The SMTP envelope of one accepted message."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+def domain_of(address: str) -> str:
+    """Lower-cased domain part of an address ("" for the null sender)."""
+    return address.rpartition("@")[2].lower() if "@" in address else ""
+
+
+def normalize_address(address: str) -> str:
+    """Address as compared by policy: local part kept, domain lower-cased."""
+    local, at, domain = address.strip().rpartition("@")
+    return f"{local}@{domain.lower()}" if at else address.strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    auth_user: str | None = None
+    peer: str = ""
+    received_at: float = 0.0
+    source: str = "smtp"          # "smtp" | "imap" | "portal" | "local"
+    helo: str = ""
+    mail_options: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> dict:
+        return {
+            "mail_from": self.mail_from,
+            "rcpt_tos": list(self.rcpt_tos),
+            "auth_user": self.auth_user,
+            "peer": self.peer,
+            "received_at": self.received_at,
+            "source": self.source,
+            "helo": self.helo,
+            "mail_options": list(self.mail_options),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Envelope:
+        return cls(
+            mail_from=data["mail_from"],
+            rcpt_tos=tuple(data["rcpt_tos"]),
+            auth_user=data.get("auth_user"),
+            peer=data.get("peer", ""),
+            received_at=data.get("received_at", 0.0),
+            source=data.get("source", "smtp"),
+            helo=data.get("helo", ""),
+            mail_options=tuple(data.get("mail_options", ())),
+        )

@@ -1,0 +1,11 @@
+"""Shared fixtures. Real peers (upstream sinks, openssl, Dovecot, PostgreSQL,
+Chromium) live in ``tests/peers/`` as fixture plugins listed here."""
+import pytest
+
+pytest_plugins = [
+]
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
