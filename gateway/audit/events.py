@@ -1,0 +1,41 @@
+"""Typed audit events with a whitelist of content-free fields."""
+from __future__ import annotations
+
+import os
+
+import structlog
+
+EVENTS = frozenset({
+    "received", "refused", "classified", "decided", "queued", "attempt", "delivered",
+    "deferred", "bounced", "fallback", "held", "released", "dropped", "shunted", "expired",
+    "dsn_sent", "recovered", "config_loaded", "config_rejected", "started", "stopping",
+    "decrypted", "verified", "signed", "encrypted", "deposited", "notice_sent", "portal_view",
+    "portal_login", "portal_reply", "read_receipt",
+})
+
+# Fields that can never carry message content. Addresses are allowed in the audit
+# log (it is access-controlled like the spool); subjects, bodies and matched text
+# have no field here at all.
+ALLOWED_FIELDS = frozenset({
+    "queue_id", "recipient", "recipients", "sender", "auth_user", "peer", "size", "action",
+    "rule", "rules", "decision", "decisions", "detectors", "categories", "locations",
+    "findings", "phi", "errors", "attempt", "attempts", "code", "status", "reason", "delay",
+    "next_attempt", "fallback", "outcome", "crashes", "policy_version", "latency_ms",
+    "cert_fingerprint", "signer", "trusted", "account_id", "message_ref", "source",
+    "count", "path", "key", "listener", "fingerprint", "upstream", "mode",
+})
+
+
+def audit(event: str, **fields) -> None:
+    """Write one audit line. Unknown fields are dropped (and flagged) so a
+    careless caller cannot leak content; set PHIGATE_STRICT_AUDIT=1 (tests) to
+    make that an error instead."""
+    if event not in EVENTS:
+        raise ValueError(f"unknown audit event {event!r}")
+    bad = [k for k in fields if k not in ALLOWED_FIELDS]
+    if bad:
+        if os.environ.get("PHIGATE_STRICT_AUDIT") == "1":
+            raise ValueError(f"audit fields not allowed: {bad}")
+        fields = {k: v for k, v in fields.items() if k in ALLOWED_FIELDS}
+        fields["dropped_fields"] = len(bad)
+    structlog.get_logger("audit").info(event, audit=True, **fields)
