@@ -1,0 +1,379 @@
+"""Dispatcher: runs the actions for queued recipients after the commit point.
+
+It owns every item in ``queue/`` while the daemon runs. Its schedule is in
+memory (a heap of due times) and rebuilt from disk at start-up by
+``recover()``. One attempt of one item:
+
+1. mark the item in flight (a crash now counts against it at the next start),
+2. group the due pending recipients by the action in effect and call that
+   action's handler,
+3. apply each recipient's Outcome: Delivered; Transient → backoff with
+   jitter; Permanent(no certificate) → the plan's next fallback at once;
+   Permanent → failed; past ``give_up_after`` → failed,
+4. send one PHI-free DSN for newly failed recipients (itself a queue item),
+5. persist: remove the item when every recipient is final, move it to hold/
+   when only held recipients remain, else save state.json atomically.
+
+Handler exceptions are bugs: the item's crash count goes up and after
+``max_crashes`` it is moved to shunt/ with the traceback in error.txt.
+Administrative operations (hold, release, drop, retry) go through the
+dispatcher so they never race with an attempt on the same item.
+"""
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import random
+import time
+import traceback
+from collections import defaultdict
+from typing import Callable, Mapping
+
+from gateway.audit import audit, get_logger
+from gateway.model import Action, Delivered, Envelope, Permanent, PermanentKind, Plan, Transient
+from gateway.queue.dsn import build_dsn
+from gateway.queue.item import QueueItem, Status
+from gateway.queue.store import HOLD, QUEUE, SHUNT, ItemNotFound, QueueStore
+
+log = get_logger("dispatcher")
+
+MAX_ROUNDS = 8     # fallbacks can add immediate work within one attempt
+
+# An action with no handler on this gateway behaves like "no certificate": the
+# plan's fallback takes over, and without one the recipient is held (fail closed).
+_UNAVAILABLE = PermanentKind.NO_CERTIFICATE
+
+
+class Dispatcher:
+    def __init__(self, store: QueueStore, handlers: Mapping[Action, object], *,
+                 retry_min: float = 30.0, retry_max: float = 3600.0, jitter: float = 0.2,
+                 give_up_after: float = 5 * 86400.0, concurrency: int = 50,
+                 max_crashes: int = 3, hostname: str = "localhost", dsn_sender: str = "",
+                 metrics=None, clock: Callable[[], float] = time.time):
+        self.store = store
+        self.handlers = dict(handlers)
+        self.retry_min, self.retry_max, self.jitter = retry_min, retry_max, jitter
+        self.give_up_after = give_up_after
+        self.max_crashes = max_crashes
+        self.hostname = hostname
+        self.dsn_sender = dsn_sender or f"MAILER-DAEMON@{hostname}"
+        self.metrics = metrics
+        self.clock = clock
+        self._concurrency = asyncio.Semaphore(concurrency)
+        self._heap: list[tuple[float, int, str]] = []
+        self._due: dict[str, float] = {}
+        self._seq = itertools.count()
+        self._fresh: dict[str, tuple[QueueItem, bytes]] = {}
+        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._tasks: set[asyncio.Task] = set()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.alive = False
+
+    # ---- scheduling ---------------------------------------------------------
+    def schedule(self, item_id: str, due: float) -> None:
+        if self._due.get(item_id, float("inf")) <= due:
+            return
+        self._due[item_id] = due
+        heapq.heappush(self._heap, (due, next(self._seq), item_id))
+        self._wake.set()
+
+    def submit(self, item: QueueItem, raw: bytes) -> None:
+        """A freshly committed item: attempt it now, from memory."""
+        self._fresh[item.id] = (item, raw)
+        self.schedule(item.id, 0.0)
+
+    def recover(self) -> int:
+        """Rebuild the schedule from disk; count and shunt crashed items."""
+        removed = self.store.clean_tmp()
+        if removed:
+            log.warning("removed incomplete staging items", count=removed)
+        count = 0
+        for item_id in self.store.ids(QUEUE):
+            try:
+                item = self.store.load(item_id)
+            except Exception as exc:       # unreadable state: a human must look
+                self.store.move_sync(item_id, QUEUE, SHUNT,
+                                     f"unreadable state.json: {exc.__class__.__name__}\n")
+                audit("shunted", queue_id=item_id, reason="unreadable state")
+                continue
+            if self.store.was_in_flight(item_id):
+                item.crashes += 1
+                self.store.clear_in_flight(item_id)
+                if item.crashes >= self.max_crashes:
+                    self.store.save_sync(item)
+                    self.store.move_sync(item_id, QUEUE, SHUNT,
+                                         f"crashed {item.crashes} times during delivery\n")
+                    audit("shunted", queue_id=item_id, crashes=item.crashes)
+                    self._count("shunted")
+                    continue
+                self.store.save_sync(item)
+            pending = item.pending()
+            self.schedule(item_id, min((r.next_attempt for r in pending), default=0.0))
+            count += 1
+        audit("recovered", count=count)
+        return count
+
+    async def run(self) -> None:
+        """Pick due items until ``stop()``; each attempt runs as its own task."""
+        self.alive = True
+        try:
+            while not self._stopping:
+                now = self.clock()
+                while self._heap and self._heap[0][0] <= now:
+                    due, _, item_id = heapq.heappop(self._heap)
+                    if self._due.get(item_id) != due:
+                        continue                      # superseded entry
+                    del self._due[item_id]
+                    task = asyncio.create_task(self._attempt(item_id))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                self._wake.clear()
+                timeout = self._heap[0][0] - now if self._heap else None
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                except TimeoutError:
+                    pass
+        finally:
+            self.alive = False
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """Stop picking work; let attempts in flight finish within ``grace``."""
+        self._stopping = True
+        self._wake.set()
+        if self._tasks:
+            done, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    # ---- one attempt ----------------------------------------------------------
+    async def _attempt(self, item_id: str) -> None:
+        lock = self._locks[item_id]
+        async with self._concurrency, lock:
+            try:
+                fresh = self._fresh.pop(item_id, None)
+                if fresh is None:
+                    try:
+                        item = await asyncio.to_thread(self.store.load, item_id)
+                        raw = await asyncio.to_thread(self.store.read_message, item_id)
+                    except ItemNotFound:
+                        return                       # dropped or moved meanwhile
+                else:
+                    item, raw = fresh
+                self.store.mark_in_flight(item_id)
+                try:
+                    await self._deliver(item, raw)
+                except asyncio.CancelledError:
+                    self.store.clear_in_flight(item_id)
+                    raise
+                except Exception as exc:
+                    await self._crashed(item, exc)
+            finally:
+                self._fresh.pop(item_id, None)
+        if item_id not in self._due and not lock.locked():
+            self._locks.pop(item_id, None)
+
+    async def _deliver(self, item: QueueItem, raw: bytes) -> None:
+        now = self.clock()
+        expired = now - item.created_at >= self.give_up_after
+        for _ in range(MAX_ROUNDS):
+            due = [r for r in item.pending() if r.next_attempt <= now]
+            if not due:
+                break
+            groups: dict[Action, list] = defaultdict(list)
+            for r in due:
+                groups[r.action].append(r)
+            for action, rcpts in groups.items():
+                await self._run_group(item, raw, action, rcpts, now, expired)
+        if expired:
+            for r in item.pending():
+                self._fail(item, r, f"gave up after {self.give_up_after / 86400:g} days: "
+                           f"{r.last_error or 'not delivered'}")
+        await self._send_dsn(item)
+        await self._persist(item)
+
+    async def _run_group(self, item, raw, action, rcpts, now, expired) -> None:
+        if action is Action.HOLD:
+            for r in rcpts:
+                r.status = Status.HELD
+                r.last_error = item.plan.decision_for(r.address).reason or "held by policy"
+                audit("held", queue_id=item.id, recipient=r.address, rule=item.plan.decision_for(r.address).rule)
+                self._count("held")
+            return
+        handler = self.handlers.get(action)
+        if handler is None:
+            outcome = Permanent(f"{action.value} delivery is not available on this gateway",
+                                kind=_UNAVAILABLE)
+            outcomes = {r.address: outcome for r in rcpts}
+        else:
+            for r in rcpts:
+                r.attempts += 1
+            audit("attempt", queue_id=item.id, action=action.value, recipients=len(rcpts))
+            outcomes = await handler.execute(item, raw, rcpts)
+        for r in rcpts:
+            outcome = outcomes.get(r.address) or Transient("no outcome reported")
+            self._apply(item, r, outcome, now, expired, handler is None)
+
+    def _apply(self, item, r, outcome, now, expired, unavailable) -> None:
+        if isinstance(outcome, Delivered):
+            r.status = Status.DELIVERED
+            r.last_error = ""
+            audit("delivered", queue_id=item.id, recipient=r.address, action=r.action.value)
+            self._count("delivered")
+            if self.metrics is not None:
+                self.metrics.observe_delivery(max(0.0, now - item.created_at))
+        elif isinstance(outcome, Transient):
+            r.last_error = outcome.reason
+            if expired:
+                return                                # failed below, with the reason
+            r.next_attempt = now + self.backoff(r.attempts)
+            audit("deferred", queue_id=item.id, recipient=r.address, action=r.action.value,
+                  reason=outcome.reason, next_attempt=round(r.next_attempt))
+            self._count("deferred")
+        elif outcome.wants_fallback and r.fallbacks:
+            previous = r.action
+            r.action = r.fallbacks.pop(0)
+            r.next_attempt = now
+            r.last_error = outcome.reason
+            audit("fallback", queue_id=item.id, recipient=r.address, action=previous.value,
+                  fallback=r.action.value, reason=outcome.reason)
+        elif unavailable:
+            r.status = Status.HELD
+            r.last_error = outcome.reason + "; held"
+            audit("held", queue_id=item.id, recipient=r.address, reason=outcome.reason)
+            self._count("held")
+        else:
+            self._fail(item, r, outcome.reason)
+
+    def _fail(self, item, r, reason: str) -> None:
+        r.status = Status.FAILED
+        r.last_error = reason
+        audit("bounced", queue_id=item.id, recipient=r.address, reason=reason)
+        self._count("bounced")
+
+    def backoff(self, attempts: int) -> float:
+        delay = min(self.retry_max, self.retry_min * 2 ** max(0, attempts - 1))
+        return max(1.0, delay * (1 + random.uniform(-self.jitter, self.jitter)))
+
+    async def _send_dsn(self, item: QueueItem) -> None:
+        unreported = [r for r in item.recipients
+                      if r.status is Status.FAILED and not r.steps.get("dsn")]
+        if not unreported:
+            return
+        sender = item.envelope.mail_from
+        if sender and item.envelope.source != "dsn":
+            data = build_dsn(item, unreported, self.hostname, self.dsn_sender)
+            envelope = Envelope(mail_from="", rcpt_tos=(sender,), received_at=self.clock(),
+                                source="dsn")
+            dsn_item = await self.store.put(envelope, data, Plan.relay_all([sender], rule="dsn"))
+            audit("dsn_sent", queue_id=item.id, recipients=len(unreported))
+            self.submit(dsn_item, data)
+        for r in unreported:
+            r.steps["dsn"] = True
+
+    async def _persist(self, item: QueueItem) -> None:
+        statuses = {r.status for r in item.recipients}
+        if Status.PENDING not in statuses and Status.HELD not in statuses:
+            await self.store.finish(item.id)
+            self._forget(item.id)
+            return
+        self.store.clear_in_flight(item.id)
+        await self.store.save(item)
+        if Status.PENDING in statuses:
+            self.schedule(item.id, min(r.next_attempt for r in item.pending()))
+        else:
+            await self.store.move(item.id, QUEUE, HOLD)
+            self._forget(item.id)
+        self._update_sizes()
+
+    async def _crashed(self, item: QueueItem, exc: Exception) -> None:
+        item.crashes += 1
+        log.error("delivery attempt crashed", queue_id=item.id, error=exc.__class__.__name__,
+                  crashes=item.crashes)
+        self.store.clear_in_flight(item.id)
+        await self.store.save(item)
+        if item.crashes >= self.max_crashes:
+            text = "".join(traceback.format_exception(exc))
+            await self.store.move(item.id, QUEUE, SHUNT, text)
+            self._forget(item.id)
+            audit("shunted", queue_id=item.id, crashes=item.crashes)
+            self._count("shunted")
+        else:
+            self.schedule(item.id, self.clock() + self.backoff(item.crashes))
+
+    # ---- administration ---------------------------------------------------------
+    async def hold(self, item_id: str, reason: str = "held by an administrator") -> None:
+        async with self._locks[item_id]:
+            item = self.store.load(item_id, QUEUE)
+            for r in item.pending():
+                r.status = Status.HELD
+                r.last_error = reason
+            item.held_reason = reason
+            await self.store.save(item)
+            await self.store.move(item_id, QUEUE, HOLD)
+            audit("held", queue_id=item_id, reason=reason)
+        self._forget(item_id)
+
+    async def release(self, item_id: str, action: Action | None = None) -> Action:
+        """Send held recipients on. Default: the portal for a PHI message,
+        relay otherwise; ``--as relay`` on PHI is an explicit admin override."""
+        async with self._locks[item_id]:
+            area = self.store.find(item_id)
+            if area == QUEUE:
+                raise ValueError("item is not held")
+            item = self.store.load(item_id, area)
+            chosen = action or (Action.PORTAL if item.plan.verdict.phi else Action.RELAY)
+            for r in item.recipients:
+                if r.status is Status.HELD or (area == SHUNT and r.status is Status.PENDING):
+                    r.status = Status.PENDING
+                    r.action = chosen
+                    r.fallbacks = []
+                    r.next_attempt = 0.0
+                    r.steps["released_as"] = chosen.value
+            item.held_reason = ""
+            item.crashes = 0
+            await self.store.save(item, area)
+            await self.store.move(item_id, area, QUEUE)
+            audit("released", queue_id=item_id, action=chosen.value)
+            self.schedule(item_id, 0.0)
+            return chosen
+
+    async def drop(self, item_id: str) -> None:
+        async with self._locks[item_id]:
+            area = self.store.find(item_id)
+            await self.store.drop(item_id, area)
+            audit("dropped", queue_id=item_id)
+        self._forget(item_id)
+
+    async def retry(self, item_id: str) -> None:
+        """Attempt pending recipients now instead of at their backoff time."""
+        async with self._locks[item_id]:
+            item = self.store.load(item_id, QUEUE)
+            for r in item.pending():
+                r.next_attempt = 0.0
+            await self.store.save(item)
+        self.schedule(item_id, 0.0)
+
+    def _forget(self, item_id: str) -> None:
+        """The item left queue/: drop its schedule entry and lock."""
+        self._due.pop(item_id, None)
+        lock = self._locks.get(item_id)
+        if lock is not None and not lock.locked():
+            del self._locks[item_id]
+
+    # ---- metrics ---------------------------------------------------------------
+    def _count(self, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.count_outcome(outcome)
+
+    def _update_sizes(self) -> None:
+        if self.metrics is not None:
+            self.metrics.set_queue_sizes(queue=self.store.size)
+

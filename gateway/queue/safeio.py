@@ -1,0 +1,52 @@
+"""Durable file operations: write + fsync, atomic replace, fsync a directory.
+
+Without the directory fsync a rename is not durable (the entry may vanish on
+power loss even though the file's blocks were flushed), so every commit here
+fsyncs the parent directory as well.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_new(path: Path, data: bytes, *, sync: bool = True) -> None:
+    """Create ``path`` (must not exist) with ``data``, mode 0600, fsynced."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_replace(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so readers see the old or the new file, never
+    a mix, and the new content survives a crash once this returns."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    write_new(tmp, data)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def ensure_dir(path: Path) -> None:
+    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)

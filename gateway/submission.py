@@ -1,0 +1,109 @@
+"""The inline half of a submission: classify, decide, commit.
+
+``Submission.accept`` is what every edge calls with an envelope and the raw
+bytes. It runs the classifier in a worker thread under a deadline (a timeout
+or an error counts as PHI: fail closed), asks the policy for a Plan with one
+Decision per recipient, refuses the whole message when a rule says reject,
+and otherwise commits message + plan to the queue. Only after the commit does
+it return ``Accepted``; the dispatcher is then told to attempt the item.
+
+The stored message is the accepted bytes with one ``Received:`` trace header
+in front (RFC 5321 §4.4); nothing else is ever rewritten.
+"""
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from typing import Callable, Protocol
+
+from gateway.audit import audit, get_logger
+from gateway.model import Accepted, Envelope, Plan, Refused, Verdict
+from gateway.queue.store import QueueFull, QueueStore, new_id
+
+log = get_logger("submission")
+
+Classify = Callable[[bytes], Verdict]
+
+
+class Decide(Protocol):
+    def __call__(self, envelope: Envelope, verdict: Verdict, raw: bytes) -> Plan: ...
+
+
+def relay_everything(envelope: Envelope, verdict: Verdict, raw: bytes) -> Plan:
+    """The plan when no policy is configured at all."""
+    return Plan.relay_all(envelope.rcpt_tos, verdict)
+
+
+def received_header(envelope: Envelope, hostname: str, queue_id: str, now: float) -> bytes:
+    protocol = "ESMTPSA" if envelope.auth_user else "ESMTPS"
+    helo = "".join(c for c in envelope.helo if c.isprintable() and c not in "()\r\n")[:100]
+    peer = envelope.peer.rpartition(":")[0] or envelope.peer
+    return (f"Received: from {helo or 'unknown'} ([{peer}])\r\n"
+            f"\tby {hostname} (phigate) with {protocol} id {queue_id};\r\n"
+            f"\t{email.utils.formatdate(now)}\r\n").encode("ascii", "replace")
+
+
+class Submission:
+    def __init__(self, store: QueueStore, dispatcher, *, hostname: str,
+                 classify: Classify | None = None, decide: Decide = relay_everything,
+                 classifier_timeout: float = 5.0, metrics=None):
+        self.store = store
+        self.dispatcher = dispatcher
+        self.hostname = hostname
+        self.classify = classify
+        self.decide = decide
+        self.classifier_timeout = classifier_timeout
+        self.metrics = metrics
+
+    async def verdict(self, raw: bytes) -> Verdict:
+        if self.classify is None:
+            return Verdict(phi=False)
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(self.classify, raw),
+                                          self.classifier_timeout)
+        except TimeoutError:
+            return Verdict(phi=True, errors=("classifier: timeout",),
+                           reasons=("classifier timed out: treated as PHI",))
+        except Exception as exc:
+            return Verdict(phi=True, errors=(f"classifier: {exc.__class__.__name__}",),
+                           reasons=("classifier failed: treated as PHI",))
+
+    async def accept(self, envelope: Envelope, raw: bytes) -> Accepted | Refused:
+        started = time.monotonic()
+        verdict = await self.verdict(raw)
+        plan = self.decide(envelope, verdict, raw)
+        audit("classified", phi=verdict.phi, detectors=sorted(verdict.detectors),
+              categories=sorted(verdict.categories), errors=list(verdict.errors))
+        if plan.rejected:
+            first = plan.rejected[0]
+            audit("refused", sender=envelope.mail_from, rule=first.rule,
+                  recipients=len(plan.rejected), code=550)
+            self._count("rejected")
+            reason = first.reason or f"message refused by policy rule {first.rule!r}"
+            return Refused(550, "5.7.1", _one_line(reason))
+        queue_id = new_id()
+        now = time.time()
+        data = received_header(envelope, self.hostname, queue_id, now) + raw
+        try:
+            item = await self.store.put(envelope, data, plan, item_id=queue_id)
+        except QueueFull:
+            log.warning("queue full", size=self.store.size)
+            return Refused(451, "4.3.0", "Queue full, try again later")
+        audit("queued", queue_id=item.id, sender=envelope.mail_from, auth_user=envelope.auth_user,
+              recipients=len(envelope.rcpt_tos), size=len(data), phi=verdict.phi,
+              decisions=[f"{d.action.value}:{d.rule}" for d in plan.decisions],
+              policy_version=plan.policy_version)
+        self.dispatcher.submit(item, data)
+        if self.metrics is not None:
+            self.metrics.observe_submission(time.monotonic() - started)
+            self.metrics.set_queue_sizes(queue=self.store.size)
+        return Accepted(item.id)
+
+    def _count(self, name: str) -> None:
+        if self.metrics is not None:
+            self.metrics.count_outcome(name)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()).encode("ascii", "replace").decode()[:200]

@@ -1,0 +1,182 @@
+"""Dispatcher logic: outcomes per recipient, fallbacks, give-up + DSN, shunting,
+crash recovery and admin operations. Handlers here are scripted ActionHandlers
+(our own protocol), so every outcome path can be driven deterministically; the
+real couriers are exercised in tests/integration."""
+import asyncio
+
+import pytest
+
+from gateway.model import (Action, Decision, Delivered, Envelope, Permanent, PermanentKind, Plan,
+                           Transient, Verdict)
+from gateway.queue.dispatcher import Dispatcher
+from gateway.queue.item import Status
+from gateway.queue.store import HOLD, QUEUE, SHUNT, QueueStore
+
+
+class Scripted:
+    """Returns the scripted outcome per recipient, records calls."""
+
+    def __init__(self, action, outcomes=None, default=None, crash=False):
+        self.action = action
+        self.outcomes = outcomes or {}
+        self.default = default or Delivered()
+        self.crash = crash
+        self.calls = []
+        self.called = asyncio.Event()
+
+    async def execute(self, item, raw, recipients):
+        self.calls.append((item.id, [r.address for r in recipients], raw))
+        self.called.set()
+        if self.crash:
+            raise RuntimeError("bug")
+        return {r.address: self.outcomes.get(r.address, self.default) for r in recipients}
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def plan(*decisions, phi=False):
+    return Plan(Verdict(phi=phi), tuple(decisions))
+
+
+async def run_once(dispatcher, item, raw=b"data"):
+    """Attempt one item and wait for the attempt to end (no background loop)."""
+    dispatcher.submit(item, raw)
+    dispatcher._due.pop(item.id, None)
+    await dispatcher._attempt(item.id)
+
+
+@pytest.fixture
+def store(tmp_path):
+    return QueueStore(tmp_path)
+
+
+async def put(store, rcpts, p):
+    env = Envelope("staff@clinic.test", tuple(rcpts), received_at=1000.0)
+    return await store.put(env, b"data", p)
+
+
+async def test_per_recipient_outcomes_and_dsn(store):
+    relay = Scripted(Action.RELAY, {"bad@x.test": Permanent("550 5.1.1 no such user"),
+                                    "slow@x.test": Transient("451 4.3.0 later")})
+    clock = Clock()
+    d = Dispatcher(store, {Action.RELAY: relay}, clock=clock, hostname="gw.test")
+    rcpts = ["ok@x.test", "bad@x.test", "slow@x.test"]
+    item = await put(store, rcpts, Plan.relay_all(rcpts))
+    await run_once(d, item)
+    saved = store.load(item.id)
+    status = {r.address: r.status for r in saved.recipients}
+    assert status == {"ok@x.test": Status.DELIVERED, "bad@x.test": Status.FAILED,
+                      "slow@x.test": Status.PENDING}
+    slow = saved.recipient("slow@x.test")
+    assert slow.attempts == 1 and slow.next_attempt > clock.now
+    assert slow.last_error == "451 4.3.0 later"
+    # exactly one DSN, queued as its own item to the sender, without the body
+    dsn_ids = [i for i in store.ids() if i != item.id]
+    assert len(dsn_ids) == 1
+    dsn = store.load(dsn_ids[0])
+    assert dsn.envelope.mail_from == "" and dsn.envelope.rcpt_tos == ("staff@clinic.test",)
+    text = store.read_message(dsn_ids[0])
+    assert b"bad@x.test" in text and b"550 5.1.1" in text and b"slow@x.test" not in text
+    assert saved.recipient("bad@x.test").steps["dsn"] is True
+
+
+async def test_give_up_after_fails_pending_with_dsn(store):
+    relay = Scripted(Action.RELAY, default=Transient("connection refused"))
+    clock = Clock()
+    d = Dispatcher(store, {Action.RELAY: relay}, clock=clock, give_up_after=3600)
+    item = await put(store, ["a@x.test"], Plan.relay_all(["a@x.test"]))
+    await run_once(d, item)
+    assert store.load(item.id).recipient("a@x.test").status is Status.PENDING
+    clock.now += 3600
+    d._due.pop(item.id, None)
+    await d._attempt(item.id)
+    assert item.id not in store.ids()               # finished: failed + reported
+    (dsn_id,) = store.ids()
+    assert b"gave up after" in store.read_message(dsn_id)
+
+
+async def test_no_certificate_moves_to_fallback(store):
+    smime = Scripted(Action.SMIME, default=Permanent("no certificate", kind=PermanentKind.NO_CERTIFICATE))
+    portal = Scripted(Action.PORTAL)
+    d = Dispatcher(store, {Action.SMIME: smime, Action.PORTAL: portal})
+    p = plan(Decision("p@x.test", Action.SMIME, "phi", fallbacks=(Action.PORTAL,)), phi=True)
+    item = await put(store, ["p@x.test"], p)
+    await run_once(d, item)
+    assert smime.calls and portal.calls
+    assert store.ids() == []
+
+
+async def test_unavailable_action_without_fallback_is_held(store):
+    d = Dispatcher(store, {Action.RELAY: Scripted(Action.RELAY)})
+    p = plan(Decision("p@x.test", Action.DIRECT, "direct"), phi=True)
+    item = await put(store, ["p@x.test"], p)
+    await run_once(d, item)
+    assert store.find(item.id) == HOLD
+    held = store.load(item.id, HOLD).recipient("p@x.test")
+    assert held.status is Status.HELD and "not available" in held.last_error
+
+
+async def test_hold_decision_and_release_to_portal_for_phi(store):
+    portal = Scripted(Action.PORTAL)
+    d = Dispatcher(store, {Action.PORTAL: portal})
+    p = plan(Decision("p@x.test", Action.HOLD, "phi-in-subject", reason="PHI in the subject"), phi=True)
+    item = await put(store, ["p@x.test"], p)
+    await run_once(d, item)
+    assert store.find(item.id) == HOLD
+    assert store.load(item.id, HOLD).recipient("p@x.test").last_error == "PHI in the subject"
+    assert await d.release(item.id) is Action.PORTAL
+    assert store.find(item.id) == QUEUE
+    d._due.pop(item.id, None)
+    await d._attempt(item.id)
+    assert portal.calls and store.ids() == []
+
+
+async def test_handler_crash_counts_then_shunts(store):
+    bad = Scripted(Action.RELAY, crash=True)
+    d = Dispatcher(store, {Action.RELAY: bad}, max_crashes=3)
+    item = await put(store, ["a@x.test"], Plan.relay_all(["a@x.test"]))
+    for _ in range(3):
+        d._due.pop(item.id, None)
+        await d._attempt(item.id)
+    assert store.find(item.id) == SHUNT
+    assert "RuntimeError" in (store.root / "shunt" / item.id / "error.txt").read_text()
+
+
+async def test_recover_counts_crash_marker_and_shunts_at_limit(store):
+    item = await put(store, ["a@x.test"], Plan.relay_all(["a@x.test"]))
+    for expected in (1, 2):
+        store.mark_in_flight(item.id)            # as left by kill -9 mid-attempt
+        d = Dispatcher(store, {}, max_crashes=3)
+        assert d.recover() == 1
+        assert store.load(item.id).crashes == expected
+    store.mark_in_flight(item.id)
+    d = Dispatcher(store, {}, max_crashes=3)
+    assert d.recover() == 0
+    assert store.find(item.id) == SHUNT
+
+
+async def test_run_loop_delivers_submitted_items(store):
+    relay = Scripted(Action.RELAY)
+    d = Dispatcher(store, {Action.RELAY: relay})
+    loop_task = asyncio.create_task(d.run())
+    items = [await put(store, [f"r{i}@x.test"], Plan.relay_all([f"r{i}@x.test"])) for i in range(5)]
+    for item in items:
+        d.submit(item, b"data")
+    async with asyncio.timeout(10):
+        while store.ids():
+            await asyncio.sleep(0.01)
+    await d.stop()
+    await loop_task
+    assert sorted(c[1][0] for c in relay.calls) == sorted(f"r{i}@x.test" for i in range(5))
+
+
+def test_backoff_grows_and_is_capped():
+    d = Dispatcher(QueueStore.__new__(QueueStore), {}, retry_min=30, retry_max=3600, jitter=0)
+    assert [d.backoff(n) for n in (1, 2, 3)] == [30, 60, 120]
+    assert d.backoff(30) == 3600
