@@ -15,6 +15,7 @@ from pathlib import Path
 # Explicit registry: one module per command family.
 COMMAND_MODULES = [
     "gateway.cli.daemon",      # run, check-config
+    "gateway.cli.queue",       # queue list|show|retry|hold|release|drop
 ]
 
 

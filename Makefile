@@ -1,0 +1,25 @@
+# phigate: `make run` sets up and runs the gateway on its embedded defaults;
+# `make test` installs the test peers (Debian packages) and runs the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test system-deps clean
+
+$(BIN)/phigate: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+run: $(BIN)/phigate
+	$(BIN)/phigate run
+
+system-deps:
+	.ci/system-deps
+
+test: system-deps $(BIN)/phigate
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) var test-output

@@ -1,0 +1,51 @@
+"""``phigate run`` and ``phigate check-config``."""
+from __future__ import annotations
+
+import re
+import sys
+
+import yaml
+
+from gateway.cli.output import add_json_flag, load_config_or_exit, print_json
+
+_SECRET_KEY = re.compile(r"(password|secret|token|passphrase)(?!_file)", re.I)
+
+
+def register(sub) -> None:
+    run = sub.add_parser("run", help="run the gateway (SMTP listener, queue, delivery)")
+    run.set_defaults(func=cmd_run)
+    check = sub.add_parser("check-config", help="validate the config and print it, secrets redacted")
+    add_json_flag(check)
+    check.set_defaults(func=cmd_check_config)
+
+
+def redact(value, key: str = ""):
+    if isinstance(value, dict):
+        return {k: redact(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, key) for v in value]
+    if value is not None and _SECRET_KEY.search(key):
+        return "<redacted>"
+    return value
+
+
+def effective(config) -> dict:
+    return redact(config.model_dump(mode="json"))
+
+
+def cmd_check_config(args) -> int:
+    config = load_config_or_exit(args)
+    data = effective(config)
+    if args.json:
+        print_json(data)
+    else:
+        source = args.config_path or "(embedded defaults)"
+        print(f"# effective configuration from {source}: OK")
+        sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
+    return 0
+
+
+def cmd_run(args) -> int:
+    config = load_config_or_exit(args)
+    from gateway.app import main
+    return main(config, args.config_path)
