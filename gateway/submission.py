@@ -19,7 +19,7 @@ from typing import Callable, Protocol
 
 from gateway.audit import audit, get_logger
 from gateway.model import Accepted, Envelope, Plan, Refused, Verdict
-from gateway.queue.store import QueueFull, QueueStore, new_id
+from gateway.queue.store import QueueFull, QueueStore
 
 log = get_logger("submission")
 
@@ -82,7 +82,7 @@ class Submission:
             self._count("rejected")
             reason = first.reason or f"message refused by policy rule {first.rule!r}"
             return Refused(550, "5.7.1", _one_line(reason))
-        queue_id = new_id()
+        queue_id = self.store.new_id()
         now = time.time()
         data = received_header(envelope, self.hostname, queue_id, now) + raw
         try:

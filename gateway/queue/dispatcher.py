@@ -90,7 +90,7 @@ class Dispatcher:
         if removed:
             log.warning("removed incomplete staging items", count=removed)
         count = 0
-        for item_id in self.store.ids(QUEUE):
+        for item_id in self.store.own_ids(QUEUE):
             try:
                 item = self.store.load(item_id)
             except Exception as exc:       # unreadable state: a human must look

@@ -40,9 +40,23 @@ class ItemNotFound(KeyError):
     pass
 
 
-def new_id() -> str:
-    """A random 128-bit id with no meaning (safe in replies and logs)."""
-    return secrets.token_hex(16)
+def new_id(shard: int = 0, shards: int = 1) -> str:
+    """A random id with no meaning (safe in replies and logs): 128 random bits,
+    except that with several worker processes the first hex digit is chosen
+    so that ``owner(id, shards) == shard``."""
+    item_id = secrets.token_hex(16)
+    if shards == 1:
+        return item_id
+    first = int(item_id[0], 16)
+    first = first - first % shards + shard
+    if first > 15:
+        first -= shards
+    return f"{first:x}{item_id[1:]}"
+
+
+def owner(item_id: str, shards: int) -> int:
+    """Which worker process owns an item (see ``new_id``)."""
+    return int(item_id[0], 16) % shards if shards > 1 else 0
 
 
 def _encode(item: QueueItem) -> bytes:
@@ -50,12 +64,17 @@ def _encode(item: QueueItem) -> bytes:
 
 
 class QueueStore:
-    def __init__(self, root: Path, max_items: int = 20_000):
+    """One spool. With several worker processes each worker opens the same
+    spool with its own ``shard``: it creates, recovers and counts only the
+    items it owns, so no two processes ever deliver the same item."""
+
+    def __init__(self, root: Path, max_items: int = 20_000, shard: int = 0, shards: int = 1):
         self.root = Path(root)
         self.max_items = max_items
+        self.shard, self.shards = shard, shards
         for area in ("tmp", *AREAS):
             ensure_dir(self.root / area)
-        self._count = len(self.ids(QUEUE))
+        self._count = len(self.own_ids(QUEUE))
 
     # ---- paths and listing -------------------------------------------------
     def path(self, item_id: str, area: str = QUEUE) -> Path:
@@ -69,6 +88,12 @@ class QueueStore:
                           if e.is_dir() and not e.name.startswith("."))
         except FileNotFoundError:
             return []
+
+    def own_ids(self, area: str = QUEUE) -> list[str]:
+        return [i for i in self.ids(area) if owner(i, self.shards) == self.shard]
+
+    def new_id(self) -> str:
+        return new_id(self.shard, self.shards)
 
     def find(self, item_id: str) -> str:
         """The area (queue/hold/shunt) holding ``item_id``."""
@@ -85,7 +110,7 @@ class QueueStore:
     async def put(self, envelope: Envelope, raw: bytes, plan: Plan, item_id: str | None = None) -> QueueItem:
         if self._count >= self.max_items:
             raise QueueFull()
-        item = QueueItem.new(item_id or new_id(), envelope, plan)
+        item = QueueItem.new(item_id or self.new_id(), envelope, plan)
         self._count += 1
         try:
             await asyncio.to_thread(self._put_sync, item, raw)
@@ -173,9 +198,11 @@ class QueueStore:
             self._count -= 1
 
     def clean_tmp(self) -> int:
-        """Delete staging leftovers of interrupted puts (never acknowledged)."""
+        """Delete this shard's staging leftovers of interrupted puts (never
+        acknowledged to the client)."""
         removed = 0
         for entry in os.scandir(self.root / "tmp"):
-            shutil.rmtree(entry.path, ignore_errors=True)
-            removed += 1
+            if owner(entry.name, self.shards) == self.shard:
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed += 1
         return removed

@@ -72,3 +72,20 @@ def test_state_round_trip_rejects_unknown_schema():
     data["schema_version"] = 99
     with pytest.raises(ValueError):
         QueueItem.from_json(data)
+
+
+@pytest.mark.parametrize("shards", [1, 2, 3, 4])
+def test_ids_shard_by_owner(shards):
+    from gateway.queue.store import new_id, owner
+    for shard in range(shards):
+        for _ in range(50):
+            item_id = new_id(shard, shards)
+            assert len(item_id) == 32 and owner(item_id, shards) == shard
+
+
+async def test_shards_see_only_their_own_items(tmp_path):
+    a, b = QueueStore(tmp_path, shard=0, shards=2), QueueStore(tmp_path, shard=1, shards=2)
+    for store in (a, a, b):
+        await store.put(envelope(), b"x", Plan.relay_all(["b@partner.test"]))
+    assert len(a.own_ids()) == 2 and len(b.own_ids()) == 1 and len(a.ids()) == 3
+    assert QueueStore(tmp_path, shard=0, shards=2).size == 2
