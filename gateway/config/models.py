@@ -7,10 +7,11 @@ working directory when phigate runs without one) by ``Config.resolve_paths``.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from gateway.config.types import Duration, HostPort, Size
 
@@ -112,8 +113,16 @@ class ClassifierConfig(Section):
     shadow: list[str] = []         # detector names recorded but not acted on
 
 
+def _workers(value):
+    if value == "auto":
+        return max(1, min(os.cpu_count() or 1, 8))
+    return value
+
+
 class Config(Section):
     state_dir: Path = Path("var")
+    # Worker processes sharing the listener and the spool ("auto" = one per CPU, at most 8).
+    workers: Annotated[int, BeforeValidator(_workers), Field(ge=1, le=64)] = 1
     outbox_dir: Path | None = None     # none: <state_dir>/outbox (used when upstream.host is unset)
     policy: Path | None = None         # policy YAML; none: relay every recipient
     listen: ListenConfig = ListenConfig()
