@@ -1,6 +1,7 @@
 """``phigate run`` and ``phigate check-config``."""
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 
@@ -13,6 +14,9 @@ _SECRET_KEY = re.compile(r"(password|secret|token|passphrase)(?!_file)", re.I)
 
 def register(sub) -> None:
     run = sub.add_parser("run", help="run the gateway (SMTP listener, queue, delivery)")
+    # Internal: how the supervisor starts its worker processes (see gateway/supervisor.py).
+    run.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    run.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)
     run.set_defaults(func=cmd_run)
     check = sub.add_parser("check-config", help="validate the config and print it, secrets redacted")
     add_json_flag(check)
@@ -48,4 +52,4 @@ def cmd_check_config(args) -> int:
 def cmd_run(args) -> int:
     config = load_config_or_exit(args)
     from gateway.app import main
-    return main(config, args.config_path)
+    return main(config, args.config_path, worker=args.worker, listen_fd=args.listen_fd)

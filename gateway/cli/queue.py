@@ -14,7 +14,7 @@ from gateway.model import Action
 from gateway.queue import control
 from gateway.queue.dispatcher import Dispatcher
 from gateway.queue.item import QueueItem
-from gateway.queue.store import AREAS, ItemNotFound, QueueStore
+from gateway.queue.store import AREAS, ItemNotFound, QueueStore, owner
 
 
 def register(sub) -> None:
@@ -133,7 +133,9 @@ def cmd_change(args) -> int:
     request = {"op": args.op, "id": args.id}
     if getattr(args, "as_action", None):
         request["as"] = args.as_action
-    response = asyncio.run(control.request(config.state_dir / "control.sock", request))
+    shard = owner(args.id, config.workers) if args.id[:1] in "0123456789abcdef" else 0
+    path = control.control_socket(config.state_dir, shard, config.workers)
+    response = asyncio.run(control.request(path, request))
     if response is None:            # no daemon running: change the spool directly
         store = QueueStore(config.queue.dir)
         dispatcher = Dispatcher(store, {})

@@ -22,6 +22,11 @@ from gateway.queue.store import ItemNotFound
 OPS = ("hold", "release", "drop", "retry")
 
 
+def control_socket(state_dir: Path, shard: int = 0, shards: int = 1) -> Path:
+    """The admin socket of the process owning ``shard`` of the queue."""
+    return Path(state_dir) / ("control.sock" if shards == 1 else f"control-{shard}.sock")
+
+
 async def perform(dispatcher, request: dict) -> dict:
     """Run one admin operation on ``dispatcher``; errors become {"error": ...}."""
     op, item_id = request.get("op"), str(request.get("id", ""))
