@@ -12,10 +12,10 @@ memory (a heap of due times) and rebuilt from disk at start-up by
    Permanent → failed; past ``give_up_after`` → failed,
 4. send one PHI-free DSN for newly failed recipients (itself a queue item),
 5. persist: remove the item when every recipient is final, move it to hold/
-   when only held recipients remain, else save state.json atomically.
+   when only held recipients remain, else save its state atomically.
 
 Handler exceptions are bugs: the item's crash count goes up and after
-``max_crashes`` it is moved to shunt/ with the traceback in error.txt.
+``max_crashes`` it is moved to shunt/ with the traceback beside it (<id>.error).
 Administrative operations (hold, release, drop, retry) go through the
 dispatcher so they never race with an attempt on the same item.
 """
@@ -89,13 +89,14 @@ class Dispatcher:
         removed = self.store.clean_tmp()
         if removed:
             log.warning("removed incomplete staging items", count=removed)
+        self.store.clean_orphans()
         count = 0
         for item_id in self.store.own_ids(QUEUE):
             try:
                 item = self.store.load(item_id)
             except Exception as exc:       # unreadable state: a human must look
                 self.store.move_sync(item_id, QUEUE, SHUNT,
-                                     f"unreadable state.json: {exc.__class__.__name__}\n")
+                                     f"unreadable state: {exc.__class__.__name__}\n")
                 audit("shunted", queue_id=item_id, reason="unreadable state")
                 continue
             if self.store.was_in_flight(item_id):

@@ -1,6 +1,7 @@
 """One queued message: envelope, plan and per-recipient delivery state.
 
-Stored as ``state.json`` next to the untouched ``message.eml``. JSON with a
+Stored as JSON in the first line of ``<id>.msg`` (before the untouched
+message) and later in ``<id>.state``. JSON with a
 ``schema_version``; never pickle.
 """
 from __future__ import annotations

@@ -1,14 +1,22 @@
-"""QueueStore: the spool on disk (see DESIGN.md "Queue on disk").
+"""QueueStore: the spool on disk, and the commit point.
 
-    tmp/<id>/     staging; anything here at start-up is incomplete → deleted
-    queue/<id>/   message.eml (0600, never rewritten) + state.json
-    hold/<id>/    parked for an administrator
-    shunt/<id>/   poison items + error.txt, for a human
+One queued message is one file, so that committing it costs one file fsync
+and one (shared) directory fsync — the same order of work as Postfix:
 
-``put`` is the commit point: both files are fsynced, then the staging
-directory, then it is renamed into queue/ and queue/ is fsynced. Only after
-``put`` returns may the SMTP edge answer 250. Blocking file work runs in a
-thread so the event loop keeps serving other sessions.
+    tmp/<id>.msg         staging; anything here at start-up was never acknowledged → deleted
+    queue/<id>.msg       line 1: the item's JSON state at acceptance (envelope, plan,
+                         per-recipient state); then the message bytes exactly as
+                         accepted. Never rewritten.
+    queue/<id>.state     the newest JSON state, once it changed (atomic replace)
+    queue/<id>.inflight  present while an attempt runs; left behind only by a crash
+    hold/<id>.*          parked for an administrator
+    shunt/<id>.*         poison items, with <id>.error (the traceback) for a human
+
+``put``: write tmp/<id>.msg, fsync it, rename it into queue/, fsync queue/.
+Only after ``put`` returns may the SMTP edge answer 250. Concurrent puts share
+directory fsyncs (group commit): a put waits for an fsync of queue/ that
+started after its rename, which one syscall can satisfy for many puts.
+Blocking file work runs in worker threads so the event loop keeps serving.
 """
 from __future__ import annotations
 
@@ -16,20 +24,17 @@ import asyncio
 import json
 import os
 import secrets
-import shutil
+import threading
 from pathlib import Path
 
 from gateway.model import Envelope, Plan
 from gateway.queue.item import QueueItem
 from gateway.queue.safeio import atomic_replace, ensure_dir, fsync_dir, write_new
 
-MESSAGE = "message.eml"
-STATE = "state.json"
-IN_FLIGHT = "in-flight"      # present while an attempt runs; left behind by a crash
-ERROR = "error.txt"
-
+MSG, STATE, IN_FLIGHT, ERROR = ".msg", ".state", ".inflight", ".error"
 QUEUE, HOLD, SHUNT = "queue", "hold", "shunt"
 AREAS = (QUEUE, HOLD, SHUNT)
+_SUFFIXES = (MSG, STATE, ERROR)
 
 
 class QueueFull(Exception):
@@ -63,6 +68,37 @@ def _encode(item: QueueItem) -> bytes:
     return json.dumps(item.to_json(), separators=(",", ":")).encode()
 
 
+class DirSync:
+    """Group commit for one directory: ``sync()`` returns once an fsync of the
+    directory that *started after the call* has completed."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._cond = threading.Condition()
+        self._requested = 0
+        self._done = 0
+        self._running = False
+
+    def sync(self) -> None:
+        with self._cond:
+            self._requested += 1
+            ticket = self._requested
+            while self._done < ticket:
+                if self._running:
+                    self._cond.wait()
+                    continue
+                self._running = True
+                covered = self._requested
+                self._cond.release()
+                try:
+                    fsync_dir(self.path)
+                finally:
+                    self._cond.acquire()
+                    self._running = False
+                    self._done = max(self._done, covered)
+                    self._cond.notify_all()
+
+
 class QueueStore:
     """One spool. With several worker processes each worker opens the same
     spool with its own ``shard``: it creates, recovers and counts only the
@@ -74,18 +110,19 @@ class QueueStore:
         self.shard, self.shards = shard, shards
         for area in ("tmp", *AREAS):
             ensure_dir(self.root / area)
+        self._queue_sync = DirSync(self.root / QUEUE)
         self._count = len(self.own_ids(QUEUE))
 
     # ---- paths and listing -------------------------------------------------
-    def path(self, item_id: str, area: str = QUEUE) -> Path:
-        if not item_id or "/" in item_id or item_id.startswith("."):
+    def file(self, item_id: str, area: str, suffix: str) -> Path:
+        if not item_id or not all(c in "0123456789abcdef" for c in item_id):
             raise ItemNotFound(item_id)
-        return self.root / area / item_id
+        return self.root / area / f"{item_id}{suffix}"
 
     def ids(self, area: str = QUEUE) -> list[str]:
         try:
-            return sorted(e.name for e in os.scandir(self.root / area)
-                          if e.is_dir() and not e.name.startswith("."))
+            return sorted(e.name[:-len(MSG)] for e in os.scandir(self.root / area)
+                          if e.name.endswith(MSG))
         except FileNotFoundError:
             return []
 
@@ -98,7 +135,7 @@ class QueueStore:
     def find(self, item_id: str) -> str:
         """The area (queue/hold/shunt) holding ``item_id``."""
         for area in AREAS:
-            if self.path(item_id, area).is_dir():
+            if self.file(item_id, area, MSG).exists():
                 return area
         raise ItemNotFound(item_id)
 
@@ -107,7 +144,8 @@ class QueueStore:
         return self._count
 
     # ---- commit --------------------------------------------------------------
-    async def put(self, envelope: Envelope, raw: bytes, plan: Plan, item_id: str | None = None) -> QueueItem:
+    async def put(self, envelope: Envelope, raw: bytes, plan: Plan,
+                  item_id: str | None = None) -> QueueItem:
         if self._count >= self.max_items:
             raise QueueFull()
         item = QueueItem.new(item_id or self.new_id(), envelope, plan)
@@ -120,71 +158,95 @@ class QueueStore:
         return item
 
     def _put_sync(self, item: QueueItem, raw: bytes) -> None:
-        staging = self.root / "tmp" / item.id
-        os.mkdir(staging, 0o700)
+        staging = self.file(item.id, "tmp", MSG)
         try:
-            write_new(staging / MESSAGE, raw)
-            write_new(staging / STATE, _encode(item))
-            fsync_dir(staging)
-            os.rename(staging, self.path(item.id))
+            write_new(staging, _encode(item) + b"\n" + raw)
+            os.rename(staging, self.file(item.id, QUEUE, MSG))
         except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
+            try:
+                os.unlink(staging)
+            except FileNotFoundError:
+                pass
             raise
-        fsync_dir(self.root / QUEUE)
+        self._queue_sync.sync()
 
     # ---- reading -------------------------------------------------------------
+    def _read_msg(self, item_id: str, area: str) -> tuple[bytes, bytes]:
+        try:
+            data = self.file(item_id, area, MSG).read_bytes()
+        except FileNotFoundError:
+            raise ItemNotFound(item_id) from None
+        header, _, raw = data.partition(b"\n")
+        return header, raw
+
     def load(self, item_id: str, area: str = QUEUE) -> QueueItem:
         try:
-            data = json.loads((self.path(item_id, area) / STATE).read_bytes())
+            state = self.file(item_id, area, STATE).read_bytes()
         except FileNotFoundError:
-            raise ItemNotFound(item_id) from None
-        return QueueItem.from_json(data)
+            state, _ = self._read_msg(item_id, area)
+        return QueueItem.from_json(json.loads(state))
 
     def read_message(self, item_id: str, area: str = QUEUE) -> bytes:
+        return self._read_msg(item_id, area)[1]
+
+    def read_error(self, item_id: str, area: str = SHUNT) -> str:
         try:
-            return (self.path(item_id, area) / MESSAGE).read_bytes()
+            return self.file(item_id, area, ERROR).read_text(errors="replace")
         except FileNotFoundError:
-            raise ItemNotFound(item_id) from None
+            return ""
 
     # ---- state changes ---------------------------------------------------------
     async def save(self, item: QueueItem, area: str = QUEUE) -> None:
         await asyncio.to_thread(self.save_sync, item, area)
 
     def save_sync(self, item: QueueItem, area: str = QUEUE) -> None:
-        atomic_replace(self.path(item.id, area) / STATE, _encode(item))
+        atomic_replace(self.file(item.id, area, STATE), _encode(item))
 
     def mark_in_flight(self, item_id: str) -> None:
         """Note that an attempt started. Not fsynced: it only has to survive a
         process crash (kill -9), which the page cache does."""
-        (self.path(item_id) / IN_FLIGHT).touch()
+        os.close(os.open(self.file(item_id, QUEUE, IN_FLIGHT), os.O_WRONLY | os.O_CREAT, 0o600))
 
     def clear_in_flight(self, item_id: str) -> None:
         try:
-            os.unlink(self.path(item_id) / IN_FLIGHT)
+            os.unlink(self.file(item_id, QUEUE, IN_FLIGHT))
         except FileNotFoundError:
             pass
 
     def was_in_flight(self, item_id: str) -> bool:
-        return (self.path(item_id) / IN_FLIGHT).exists()
+        return self.file(item_id, QUEUE, IN_FLIGHT).exists()
+
+    def _remove(self, item_id: str, area: str) -> None:
+        for suffix in (MSG, STATE, ERROR, IN_FLIGHT):  # .msg first: it defines the item
+            try:
+                os.unlink(self.file(item_id, area, suffix))
+            except FileNotFoundError:
+                pass
 
     async def finish(self, item_id: str) -> None:
         """Every recipient is final: remove the item. A crash before the
         removal only means a retry (at-least-once), so no fsync is needed."""
-        await asyncio.to_thread(shutil.rmtree, self.path(item_id))
+        await asyncio.to_thread(self._remove, item_id, QUEUE)
         self._count -= 1
 
     async def move(self, item_id: str, src: str, dst: str, error_text: str | None = None) -> None:
         await asyncio.to_thread(self.move_sync, item_id, src, dst, error_text)
 
     def move_sync(self, item_id: str, src: str, dst: str, error_text: str | None = None) -> None:
-        source = self.path(item_id, src)
+        if not self.file(item_id, src, MSG).exists():
+            raise ItemNotFound(item_id)
         if error_text is not None:
-            atomic_replace(source / ERROR, error_text.encode())
+            atomic_replace(self.file(item_id, src, ERROR), error_text.encode())
         try:
-            os.unlink(source / IN_FLIGHT)
+            os.unlink(self.file(item_id, src, IN_FLIGHT))
         except FileNotFoundError:
             pass
-        os.rename(source, self.path(item_id, dst))
+        # the .msg moves last: until then the item is still whole in ``src``
+        for suffix in (STATE, ERROR, MSG):
+            try:
+                os.rename(self.file(item_id, src, suffix), self.file(item_id, dst, suffix))
+            except FileNotFoundError:
+                pass
         fsync_dir(self.root / dst)
         fsync_dir(self.root / src)
         if src == QUEUE:
@@ -193,7 +255,9 @@ class QueueStore:
             self._count += 1
 
     async def drop(self, item_id: str, area: str) -> None:
-        await asyncio.to_thread(shutil.rmtree, self.path(item_id, area))
+        if not self.file(item_id, area, MSG).exists():
+            raise ItemNotFound(item_id)
+        await asyncio.to_thread(self._remove, item_id, area)
         if area == QUEUE:
             self._count -= 1
 
@@ -203,6 +267,19 @@ class QueueStore:
         removed = 0
         for entry in os.scandir(self.root / "tmp"):
             if owner(entry.name, self.shards) == self.shard:
-                shutil.rmtree(entry.path, ignore_errors=True)
+                os.unlink(entry.path)
                 removed += 1
+        return removed
+
+    def clean_orphans(self) -> int:
+        """Remove state/marker files whose .msg is gone (a crash mid-removal)."""
+        removed = 0
+        for area in AREAS:
+            for entry in os.scandir(self.root / area):
+                stem, dot, suffix = entry.name.partition(".")
+                if owner(stem, self.shards) != self.shard or f".{suffix}" == MSG:
+                    continue
+                if not (self.root / area / f"{stem}{MSG}").exists():
+                    os.unlink(entry.path)
+                    removed += 1
         return removed

@@ -145,7 +145,7 @@ async def test_handler_crash_counts_then_shunts(store):
         d._due.pop(item.id, None)
         await d._attempt(item.id)
     assert store.find(item.id) == SHUNT
-    assert "RuntimeError" in (store.root / "shunt" / item.id / "error.txt").read_text()
+    assert "RuntimeError" in store.read_error(item.id)
 
 
 async def test_recover_counts_crash_marker_and_shunts_at_limit(store):

@@ -18,10 +18,12 @@ async def test_put_writes_message_and_state_0600(tmp_path):
     store = QueueStore(tmp_path)
     env = envelope("b@partner.test", "c@partner.test")
     item = await store.put(env, b"Subject: x\r\n\r\nbody\r\n", Plan.relay_all(env.rcpt_tos))
-    d = tmp_path / "queue" / item.id
-    assert (d / "message.eml").read_bytes() == b"Subject: x\r\n\r\nbody\r\n"
-    assert stat.S_IMODE(os.stat(d / "message.eml").st_mode) == 0o600
-    state = json.loads((d / "state.json").read_bytes())
+    path = tmp_path / "queue" / f"{item.id}.msg"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    header, _, raw = path.read_bytes().partition(b"\n")
+    assert raw == b"Subject: x\r\n\r\nbody\r\n"
+    assert store.read_message(item.id) == raw
+    state = json.loads(header)
     assert state["schema_version"] == 1
     assert [r["address"] for r in state["recipients"]] == ["b@partner.test", "c@partner.test"]
     assert store.load(item.id).to_json() == item.to_json()
@@ -50,7 +52,7 @@ async def test_move_and_error_text(tmp_path):
     item = await store.put(envelope(), b"x", Plan.relay_all(["b@partner.test"]))
     await store.move(item.id, QUEUE, SHUNT, "Traceback ...\n")
     assert store.find(item.id) == SHUNT
-    assert (tmp_path / "shunt" / item.id / "error.txt").read_text() == "Traceback ...\n"
+    assert store.read_error(item.id) == "Traceback ...\n"
     assert store.size == 0
     await store.move(item.id, SHUNT, HOLD)
     assert store.find(item.id) == HOLD
@@ -58,8 +60,7 @@ async def test_move_and_error_text(tmp_path):
 
 async def test_staging_leftovers_are_cleaned(tmp_path):
     store = QueueStore(tmp_path)
-    (tmp_path / "tmp" / "half").mkdir()
-    (tmp_path / "tmp" / "half" / "message.eml").write_bytes(b"partial")
+    (tmp_path / "tmp" / "abc123.msg").write_bytes(b"partial")
     assert store.clean_tmp() == 1
     assert list((tmp_path / "tmp").iterdir()) == []
 
@@ -89,3 +90,38 @@ async def test_shards_see_only_their_own_items(tmp_path):
         await store.put(envelope(), b"x", Plan.relay_all(["b@partner.test"]))
     assert len(a.own_ids()) == 2 and len(b.own_ids()) == 1 and len(a.ids()) == 3
     assert QueueStore(tmp_path, shard=0, shards=2).size == 2
+
+
+async def test_saved_state_wins_and_orphans_are_cleaned(tmp_path):
+    store = QueueStore(tmp_path)
+    item = await store.put(envelope(), b"x", Plan.relay_all(["b@partner.test"]))
+    item.recipients[0].attempts = 3
+    await store.save(item)
+    assert store.load(item.id).recipients[0].attempts == 3
+    assert store.read_message(item.id) == b"x"
+    await store.finish(item.id)
+    (tmp_path / "queue" / "abcd.state").write_bytes(b"{}")     # .msg gone: an orphan
+    assert store.clean_orphans() == 1
+    assert list((tmp_path / "queue").iterdir()) == []
+
+
+def test_group_commit_syncs_after_each_request(tmp_path):
+    """Concurrent callers all return, and each is covered by an fsync that
+    started after its call (counted through a wrapped fsync)."""
+    import threading
+    from gateway.queue import store as store_module
+    calls = []
+    real = store_module.fsync_dir
+    store_module.fsync_dir = lambda p: (calls.append(p), real(p))
+    try:
+        sync = store_module.DirSync(tmp_path)
+        threads = [threading.Thread(target=sync.sync) for _ in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert all(not t.is_alive() for t in threads)
+        assert 1 <= len(calls) <= 20
+        assert sync._done == sync._requested == 20
+    finally:
+        store_module.fsync_dir = real
