@@ -101,7 +101,6 @@ class Dispatcher:
                 continue
             if self.store.was_in_flight(item_id):
                 item.crashes += 1
-                self.store.clear_in_flight(item_id)
                 if item.crashes >= self.max_crashes:
                     self.store.save_sync(item)
                     self.store.move_sync(item_id, QUEUE, SHUNT,
@@ -162,13 +161,11 @@ class Dispatcher:
                 fresh = self._fresh.pop(item_id, None)
                 if fresh is None:
                     try:
-                        item = await asyncio.to_thread(self.store.load, item_id)
-                        raw = await asyncio.to_thread(self.store.read_message, item_id)
+                        item, raw = await asyncio.to_thread(self.store.load_for_attempt, item_id)
                     except ItemNotFound:
                         return                       # dropped or moved meanwhile
                 else:
-                    item, raw = fresh
-                self.store.mark_in_flight(item_id)
+                    item, raw = fresh                # put() marked it in flight
                 try:
                     await self._deliver(item, raw)
                 except asyncio.CancelledError:
@@ -285,7 +282,6 @@ class Dispatcher:
             await self.store.finish(item.id)
             self._forget(item.id)
             return
-        self.store.clear_in_flight(item.id)
         await self.store.save(item)
         if Status.PENDING in statuses:
             self.schedule(item.id, min(r.next_attempt for r in item.pending()))
@@ -298,7 +294,6 @@ class Dispatcher:
         item.crashes += 1
         log.error("delivery attempt crashed", queue_id=item.id, error=exc.__class__.__name__,
                   crashes=item.crashes)
-        self.store.clear_in_flight(item.id)
         await self.store.save(item)
         if item.crashes >= self.max_crashes:
             text = "".join(traceback.format_exception(exc))
