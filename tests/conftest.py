@@ -3,6 +3,8 @@ Chromium) live in ``tests/peers/`` as fixture plugins listed here."""
 import pytest
 
 pytest_plugins = [
+    "tests.peers.sink",
+    "tests.peers.daemon",
 ]
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 COMMAND_MODULES = [
     "gateway.cli.daemon",      # run, check-config
     "gateway.cli.queue",       # queue list|show|retry|hold|release|drop
+    "gateway.cli.users",       # users add|list|remove
 ]
 
 

@@ -1,0 +1,207 @@
+"""The only wiring place: validated Config → concrete objects → running roles.
+
+``Gateway`` builds the queue store, the dispatcher with its explicit action
+registry, the submission acceptor (classifier + policy), the SMTP listener,
+the health/metrics endpoint and the admin control socket; ``run_daemon``
+runs them under signal handling:
+
+- SIGTERM/SIGINT: stop accepting, finish transactions and attempts in flight,
+  exit 0 (STOPPING=1 to systemd first).
+- SIGHUP: load the config again; if it is bad, log why and keep the running
+  one; else swap in what can change without a restart (policy, users,
+  classifier shadow list).
+
+Everything else in phigate depends on small protocols, never on this module.
+"""
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+from pathlib import Path
+
+from gateway.actions.relay import RelayAction
+from gateway.audit import audit, configure_logging, get_logger
+from gateway.auth.users import UserDirectory
+from gateway.config import Config, ConfigError, load_config
+from gateway.delivery.outbox import OutboxCourier
+from gateway.delivery.smtp import UpstreamCourier
+from gateway.health import HealthServer
+from gateway.ingress.smtp import SubmissionServer
+from gateway.metrics import Metrics
+from gateway.model import Action
+from gateway.queue.control import ControlServer, control_socket
+from gateway.queue.dispatcher import Dispatcher
+from gateway.queue.safeio import ensure_dir
+from gateway.queue.store import QueueStore
+from gateway import sdnotify
+from gateway.submission import Submission, relay_everything
+from gateway.tlsutil import ensure_self_signed, server_tls_context
+
+log = get_logger("app")
+
+
+def hostname_of(config: Config) -> str:
+    return config.smtp.hostname or socket.getfqdn() or "localhost"
+
+
+def build_courier(config: Config, hostname: str):
+    if config.upstream.host:
+        return UpstreamCourier(config.upstream, hostname)
+    outbox = config.effective_outbox
+    log.warning("NO UPSTREAM CONFIGURED: messages are written to the local outbox, not sent",
+                path=str(outbox))
+    return OutboxCourier(outbox)
+
+
+def build_policy(config: Config):
+    """(classify, decide) for the Submission; see gateway.policy."""
+    return None, relay_everything
+
+
+class Gateway:
+    """One complete gateway process. With several workers (``supervisor``),
+    each is a Gateway with its own ``shard`` of the queue and the shared
+    listening socket ``listen_sock``; the supervisor then serves /health."""
+
+    def __init__(self, config: Config, config_path: Path | None = None, *, shard: int = 0,
+                 shards: int = 1, listen_sock=None):
+        self.config = config
+        self.config_path = config_path
+        self.shard, self.shards = shard, shards
+        self.hostname = hostname_of(config)
+        self.metrics = Metrics()
+        ensure_dir(config.state_dir)
+        self.store = QueueStore(config.queue.dir, max_items=max(1, config.queue.max_items // shards),
+                                shard=shard, shards=shards)
+        self.courier = build_courier(config, self.hostname)
+        q = config.queue
+        self.dispatcher = Dispatcher(
+            self.store, self.build_handlers(),
+            retry_min=q.retry.min, retry_max=q.retry.max, jitter=q.retry.jitter,
+            give_up_after=q.give_up_after, concurrency=q.concurrency, max_crashes=q.max_crashes,
+            hostname=self.hostname, dsn_sender=config.dsn.sender, metrics=self.metrics)
+        classify, decide = build_policy(config)
+        self.submission = Submission(self.store, self.dispatcher, hostname=self.hostname,
+                                     classify=classify, decide=decide,
+                                     classifier_timeout=config.classifier.timeout,
+                                     metrics=self.metrics)
+        self.users = UserDirectory.load(config.auth.users_file)
+        self.smtp = SubmissionServer(config, self.submission, self.users, self.tls_context(),
+                                     metrics=self.metrics, sock=listen_sock)
+        self.health = (HealthServer(self.metrics, config.metrics.address)
+                       if config.metrics.address and shards == 1 else None)
+        self.control = ControlServer(self.dispatcher, control_socket(config.state_dir, shard, shards))
+        self._dispatch_task: asyncio.Task | None = None
+
+    def build_handlers(self) -> dict:
+        """The explicit action registry."""
+        return {Action.RELAY: RelayAction(self.courier)}
+
+    def tls_context(self):
+        tls = self.config.listen.submission.tls
+        if tls is not None:
+            return server_tls_context(tls.cert, tls.key)
+        cert, key, fingerprint = ensure_self_signed(self.config.state_dir, self.hostname)
+        log.warning("using a self-signed TLS certificate; configure listen.submission.tls "
+                    "for production", path=str(cert), fingerprint=fingerprint)
+        return server_tls_context(cert, key)
+
+    async def start(self) -> None:
+        recovered = self.dispatcher.recover()
+        self._dispatch_task = asyncio.create_task(self.dispatcher.run())
+        await self.control.start()
+        if self.health is not None:
+            self.health.add_check("dispatcher", lambda: self.dispatcher.alive)
+            self.health.add_check("smtp", lambda: self.smtp.serving)
+            await self.health.start()
+        await self.smtp.start()
+        self.metrics.set_queue_sizes(queue=self.store.size)
+        audit("started", listener=f"{self.smtp.address[0]}:{self.smtp.address[1]}",
+              count=recovered, upstream=self.config.upstream.host or "outbox")
+
+    async def stop(self, grace: float = 30.0) -> None:
+        audit("stopping")
+        await self.smtp.stop(grace)
+        await self.dispatcher.stop(grace)
+        if self._dispatch_task is not None:
+            await self._dispatch_task
+        await self.control.stop()
+        if self.health is not None:
+            await self.health.stop()
+        await self.courier.close()
+
+    def healthy(self) -> bool:
+        return self.dispatcher.alive and self.smtp.serving
+
+    def reload(self) -> bool:
+        """SIGHUP: apply a new config if it is valid; keep the old one if not."""
+        try:
+            new = load_config(self.config_path)
+            users = UserDirectory.load(new.auth.users_file)
+            classify, decide = build_policy(new)
+        except ConfigError as exc:
+            audit("config_rejected", errors=exc.problems)
+            log.error("new configuration rejected; keeping the running one",
+                      problems=exc.problems)
+            return False
+        self.users.replace(users)
+        self.submission.classify, self.submission.decide = classify, decide
+        self.submission.classifier_timeout = new.classifier.timeout
+        self.config = new
+        audit("config_loaded", path=str(self.config_path or "(defaults)"))
+        return True
+
+
+async def run_daemon(config: Config, config_path: Path | None, *, shard: int = 0,
+                     shards: int = 1, listen_sock=None) -> int:
+    gateway = Gateway(config, config_path, shard=shard, shards=shards, listen_sock=listen_sock)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+
+    def on_hup() -> None:
+        sdnotify.notify("RELOADING=1")
+        gateway.reload()
+        sdnotify.notify("READY=1")
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    await gateway.start()
+    host, port = gateway.smtp.address
+    sdnotify.notify(f"READY=1\nSTATUS=accepting mail on {host}:{port}")
+    watchdog = asyncio.create_task(sdnotify.watchdog_loop(gateway.healthy))
+    try:
+        await stop.wait()
+    finally:
+        sdnotify.notify("STOPPING=1")
+        watchdog.cancel()
+        await gateway.stop()
+    return 0
+
+
+def _run(coro) -> int:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def main(config: Config, config_path: Path | None, *, worker: int | None = None,
+         listen_fd: int | None = None) -> int:
+    """``phigate run``: one process, a supervisor of ``workers``, or one worker."""
+    configure_logging(config.logging.level, config.logging.file)
+    if worker is not None:
+        from gateway.supervisor import die_with_parent
+        die_with_parent()
+        sock = socket.socket(fileno=listen_fd)
+        return _run(run_daemon(config, config_path, shard=worker, shards=config.workers,
+                               listen_sock=sock))
+    if config.workers > 1:
+        from gateway.supervisor import Supervisor
+
+        async def supervise() -> int:
+            return await Supervisor(config, config_path, config.workers).run()
+        return _run(supervise())
+    return _run(run_daemon(config, config_path))

@@ -1,0 +1,3 @@
+"""Edges that turn a protocol into (Envelope, bytes) for the core's Acceptor.
+``smtp`` is the staff submission listener. Edges never deliver: they must not
+import ``actions``, ``delivery`` or ``queue`` (a test checks the direction)."""

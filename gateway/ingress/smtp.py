@@ -1,0 +1,283 @@
+"""The submission listener: a thin aiosmtpd edge in front of the Acceptor.
+
+It turns an SMTP session into ``Envelope`` + bytes and hands them to
+``Acceptor.accept`` (classify, decide, commit); it never delivers.
+
+Session rules:
+- STARTTLS (or implicit TLS) before anything else; AUTH PLAIN and LOGIN are
+  offered only after TLS and required before MAIL. Clients in
+  ``auth.trusted_networks`` may submit without TLS and AUTH (off by default).
+- MAIL FROM must be an address the authenticated user may send as (553).
+- Limits: SIZE / ``limits.max_message_size`` (552), ``limits.max_recipients``
+  (452 4.5.3 for the extra recipients), ``limits.max_line_length`` (500 after
+  the final dot), ``limits.max_connections`` (421 at connect), command and
+  DATA timeouts.
+- SMTP smuggling (bare CR/LF): aiosmtpd ≥ 1.4.5 ends DATA only at
+  ``<CRLF>.<CRLF>``, so ``<LF>.<LF>`` cannot end a message early and inject a
+  second one. A bare CR or LF can still appear *inside* the data; with
+  ``smtp.bare_line_endings: normalize`` it becomes CRLF before the message is
+  stored (so downstream servers never see an ambiguous line end), with
+  ``reject`` the message is refused with 550 5.6.2.
+- Replies are generic and never echo message content; any unexpected error
+  answers 451 4.3.0 and the message stays the client's.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import ipaddress
+import re
+import socket
+import time
+
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword
+
+from gateway.audit import get_logger
+from gateway.config.types import split_hostport
+from gateway.model import Accepted, Envelope
+
+log = get_logger("smtp")
+
+_BARE_EOL = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+
+
+class SubmissionHandler:
+    """aiosmtpd hooks: AUTH, MAIL, RCPT and DATA checks, then the Acceptor."""
+
+    def __init__(self, server: SubmissionServer):
+        self.server = server
+
+    # ---- AUTH (async, so argon2 runs in a thread; see libs.md §2.1) --------
+    async def _check(self, smtp, login: bytes, password: bytes) -> AuthResult:
+        try:
+            name, secret = login.decode("utf-8"), password.decode("utf-8")
+        except UnicodeDecodeError:
+            return AuthResult(success=False, handled=False)
+        ok = await self.server.users.verify(name, secret)
+        if not ok:
+            log.warning("authentication failed", peer=_peer(smtp.session))
+            return AuthResult(success=False, handled=False)
+        return AuthResult(success=True, handled=False, auth_data=LoginPassword(login, b""))
+
+    async def auth_PLAIN(self, smtp, args):
+        if len(args) == 1:
+            blob = await smtp.challenge_auth("")
+            if blob is MISSING:
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                blob = base64.b64decode(args[1], validate=True)
+            except (binascii.Error, ValueError):
+                await smtp.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        parts = blob.split(b"\x00")
+        if len(parts) != 3:
+            await smtp.push("501 5.5.2 Can't split auth value")
+            return AuthResult(success=False, handled=True)
+        return await self._check(smtp, parts[1], parts[2])
+
+    async def auth_LOGIN(self, smtp, args):
+        if len(args) == 2:
+            try:
+                login = base64.b64decode(args[1], validate=True)
+            except (binascii.Error, ValueError):
+                await smtp.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        else:
+            login = await smtp.challenge_auth("Username:")
+            if login is MISSING:
+                return AuthResult(success=False, handled=True)
+        password = await smtp.challenge_auth("Password:")
+        if password is MISSING:
+            return AuthResult(success=False, handled=True)
+        return await self._check(smtp, login, password)
+
+    # ---- envelope ------------------------------------------------------------
+    async def handle_MAIL(self, smtp, session, envelope, address, mail_options):
+        user = _user(session)
+        if user is not None and not self.server.users.may_send_as(user, address):
+            return "553 5.7.1 Sender address not allowed for this login"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 Sender OK"
+
+    async def handle_RCPT(self, smtp, session, envelope, address, rcpt_options):
+        if len(envelope.rcpt_tos) >= self.server.limits.max_recipients:
+            return "452 4.5.3 Too many recipients"
+        if not address or "@" not in address:
+            return "553 5.1.3 Recipient address must be user@domain"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 Recipient OK"
+
+    async def handle_DATA(self, smtp, session, envelope):
+        raw = envelope.original_content or b""
+        if _BARE_EOL.search(raw):
+            if self.server.bare_line_endings == "reject":
+                return "550 5.6.2 Bare CR or LF in message data is not allowed"
+            raw = _BARE_EOL.sub(b"\r\n", raw)
+        mail = Envelope(
+            mail_from=envelope.mail_from, rcpt_tos=tuple(envelope.rcpt_tos),
+            auth_user=_user(session), peer=_peer(session), received_at=time.time(),
+            source="smtp", helo=session.host_name or "",
+            mail_options=tuple(envelope.mail_options))
+        try:
+            result = await self.server.acceptor.accept(mail, raw)
+        except Exception as exc:
+            log.error("accept failed", error=exc.__class__.__name__)
+            return "451 4.3.0 Temporary failure, please try again later"
+        if isinstance(result, Accepted):
+            return f"250 2.0.0 Ok: queued as {result.queue_id}"
+        return result.smtp_reply
+
+    async def handle_exception(self, error):
+        log.error("smtp session error", error=error.__class__.__name__)
+        return "451 4.3.0 Temporary failure, please try again later"
+
+
+def _user(session) -> str | None:
+    data = getattr(session, "auth_data", None)
+    login = getattr(data, "login", None)
+    return login.decode("utf-8", "replace") if isinstance(login, bytes) else None
+
+
+def _peer(session) -> str:
+    peer = session.peer if session is not None else None
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer or "")
+
+
+class PhigateSMTP(SMTP):
+    """aiosmtpd's SMTP with connection limits, trusted networks and a DATA timeout."""
+
+    def __init__(self, handler, server: SubmissionServer, **kwargs):
+        self.server = server
+        # aiosmtpd sizes its StreamReader from this attribute during __init__
+        self.line_length_limit = server.limits.max_line_length + 2
+        super().__init__(handler, **kwargs)
+        self._counted = False
+
+    def connection_made(self, transport) -> None:
+        first = self.transport is None
+        super().connection_made(transport)
+        if not first:
+            return                                 # the STARTTLS re-entry
+        self._counted = True
+        self.server.connections.add(self)
+        if self.server.trusts(self.session.peer):
+            self.require_starttls = False
+            self._auth_required = False
+            self._auth_require_tls = False
+
+    def connection_lost(self, error) -> None:
+        if self._counted:
+            self.server.connections.discard(self)
+            self._counted = False
+        super().connection_lost(error)
+
+    async def smtp_DATA(self, arg):
+        self._reset_timeout(self.server.limits.data_timeout)
+        self.server.transactions += 1
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self.server.transactions -= 1
+            self.server.transaction_done.set()
+
+
+class SubmissionServer:
+    """Owns the listening socket and the per-connection PhigateSMTP protocols."""
+
+    def __init__(self, config, acceptor, users, tls_context, *, metrics=None, sock=None):
+        listener = config.listen.submission
+        self.limits = config.limits
+        self.bare_line_endings = config.smtp.bare_line_endings
+        self.hostname = config.smtp.hostname or socket.getfqdn()
+        self.implicit_tls = listener.implicit_tls
+        self.address_text = listener.address
+        self.trusted = [ipaddress.ip_network(n, strict=False) for n in config.auth.trusted_networks]
+        self.acceptor = acceptor
+        self.users = users
+        self.tls_context = tls_context
+        self.metrics = metrics
+        self.sock = sock
+        self.handler = SubmissionHandler(self)
+        self.connections: set[PhigateSMTP] = set()
+        self.transactions = 0
+        self.transaction_done = asyncio.Event()
+        self._server: asyncio.base_events.Server | None = None
+        self.address: tuple[str, int] = ("", 0)
+
+    def trusts(self, peer) -> bool:
+        if not self.trusted or not isinstance(peer, tuple):
+            return False
+        try:
+            ip = ipaddress.ip_address(peer[0])
+        except ValueError:
+            return False
+        return any(ip in net for net in self.trusted)
+
+    def _protocol(self) -> asyncio.Protocol:
+        if len(self.connections) >= self.limits.max_connections:
+            return _Refuse()
+        return PhigateSMTP(
+            self.handler, self,
+            hostname=self.hostname, ident="ESMTP phigate",
+            tls_context=None if self.implicit_tls else self.tls_context,
+            require_starttls=not self.implicit_tls,
+            auth_required=True,
+            auth_require_tls=not self.implicit_tls,
+            data_size_limit=self.limits.max_message_size,
+            enable_SMTPUTF8=True, decode_data=False,
+            timeout=self.limits.command_timeout,
+            command_call_limit={"AUTH": 5, "*": 1000},
+        )
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        ssl = self.tls_context if self.implicit_tls else None
+        if self.sock is not None:
+            self._server = await loop.create_server(self._protocol, sock=self.sock, ssl=ssl)
+        else:
+            host, port = split_hostport(self.address_text)
+            self._server = await loop.create_server(self._protocol, host, port, ssl=ssl,
+                                                    reuse_address=True, backlog=1024)
+        self.address = self._server.sockets[0].getsockname()[:2]
+        log.info("listening", address=f"{self.address[0]}:{self.address[1]}",
+                 tls="implicit" if self.implicit_tls else "starttls")
+
+    @property
+    def serving(self) -> bool:
+        return self._server is not None and self._server.is_serving()
+
+    @property
+    def active_connections(self) -> int:
+        return len(self.connections)
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """Stop accepting; let transactions in DATA finish (within ``grace``);
+        then close every session."""
+        if self._server is None:
+            return
+        self._server.close()
+        deadline = time.monotonic() + grace
+        while self.transactions and time.monotonic() < deadline:
+            self.transaction_done.clear()
+            try:
+                await asyncio.wait_for(self.transaction_done.wait(), deadline - time.monotonic())
+            except TimeoutError:
+                break
+        for protocol in list(self.connections):
+            if protocol.transport is not None:
+                protocol.transport.close()
+        await self._server.wait_closed()
+
+
+class _Refuse(asyncio.Protocol):
+    """Over ``limits.max_connections``: say so and hang up."""
+
+    def connection_made(self, transport) -> None:
+        transport.write(b"421 4.7.0 Too many connections, try again later\r\n")
+        transport.close()
