@@ -1,0 +1,81 @@
+"""PHI classifier: raw message bytes in, an explainable ``Verdict`` out.
+
+Pure, synchronous and deterministic; imports only ``gateway.model`` and libraries.
+``build_classifier(shadow=...)`` returns a ``MessageClassifier`` whose ``classify(raw)``
+walks the message (``extract``), runs one combined RE2 pass per text segment
+(``patterns``), and applies the combination rules (``scoring``). Findings carry
+detector, category, location and count — never matched text.
+
+Detectors named in ``shadow`` are still run and reported (``Finding.shadow=True``)
+but do not count toward ``phi``. Any failure inside the classifier gives
+``Verdict(phi=True, errors=("<detector>: <ExceptionClass>",))``: fail closed.
+
+Detector names: ssn, ssn_last4, dob, mrn, member_id, claim_id, group_id,
+account_number, npi, phone, address, patient_name, recipient_addressed (identifiers);
+cdt_code, icd10_code, tooth_number, tooth_surface, quadrant, procedure, diagnosis,
+medication, perio_charting (clinical); payment; radiograph, dicom (attachment);
+unscannable (error).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+
+import structlog
+
+from gateway.model import Verdict
+from gateway.policy.classifiers import patterns
+from gateway.policy.classifiers.attachments import Budget
+from gateway.policy.classifiers.extract import extract
+from gateway.policy.classifiers.scoring import DetectorError, decide, scan
+
+__all__ = ["MessageClassifier", "build_classifier", "DETECTORS"]
+
+log = structlog.get_logger()
+
+DETECTORS: frozenset[str] = frozenset(
+    {r.detector for r in patterns.RULES if not r.detector.startswith("_")}
+    | {"recipient_addressed", "radiograph", "dicom"})
+
+
+class MessageClassifier:
+    """Classifies raw RFC 5322 messages; safe to share between threads (no mutable state)."""
+
+    def __init__(self, shadow: frozenset[str] = frozenset(), budget: Budget | None = None):
+        self.shadow = shadow
+        self._budget = budget or Budget()
+        patterns.combined()         # compile now, not on the first message
+
+    def classify(self, raw: bytes) -> Verdict:
+        stage = "extract"
+        try:
+            extracted = extract(raw, replace(self._budget))
+            stage = "match"
+            hits = [scan(seg.text, seg.location, extracted.sender_tokens, extracted.domains) for seg in extracted.segments]
+            stage = "scoring"
+            acted = decide(extracted, hits, excluded=self.shadow)
+            findings = list(acted.findings)
+            if self.shadow:
+                full = decide(extracted, hits)
+                findings += [replace(f, shadow=True) for f in full.findings if f.detector in self.shadow]
+            errors = tuple(extracted.errors)
+            phi = acted.phi or bool(errors)
+            reasons = tuple(acted.reasons) + (("classifier error (fail closed)",) if errors else ())
+            return Verdict(phi=phi, findings=tuple(findings), errors=errors, reasons=reasons)
+        except DetectorError as exc:
+            log.warning("classifier_error", detector=exc.detector, error=type(exc.cause).__name__)
+            return Verdict(phi=True, errors=(f"{exc.detector}: {type(exc.cause).__name__}",),
+                           reasons=("classifier error (fail closed)",))
+        except Exception as exc:  # noqa: BLE001 — fail closed, record the type only (no content)
+            log.warning("classifier_error", detector=stage, error=type(exc).__name__)
+            return Verdict(phi=True, errors=(f"{stage}: {type(exc).__name__}",),
+                           reasons=("classifier error (fail closed)",))
+
+
+def build_classifier(shadow: Iterable[str] = ()) -> MessageClassifier:
+    """A classifier; ``shadow`` names detectors to record but not act on (unknown names raise)."""
+    shadow = frozenset(shadow)
+    unknown = shadow - DETECTORS
+    if unknown:
+        raise ValueError(f"unknown detector(s) for shadow mode: {', '.join(sorted(unknown))}")
+    return MessageClassifier(shadow)

@@ -1,0 +1,238 @@
+"""The PHI pattern table and its compiled forms.
+
+Every detector is one or more ``Rule`` rows: a regex fragment, the detector name
+reported in findings, its category and its *role* in scoring (see ``scoring``).
+``combined()`` compiles all rows into ONE google-re2 alternation with a named
+group per row, run over UTF-8 bytes (libs.md §7: ~200 MB/s, against 1-2 MB/s for
+stdlib ``re``). ``separate_stdlib()`` compiles the same rows one by one with
+stdlib ``re``; it exists only so ``bench/classifier.py`` can compare the two.
+
+RE2 has no look-around, so context a pattern cannot express (Luhn, SSN area
+rules, "not the sender's own name") is checked in Python by ``validate()`` on the
+few matched spans. Rows whose detector starts with ``_`` are internal markers
+(second-person words, fiction markers, look-alikes to swallow) and never become
+findings.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import re2
+
+from gateway.policy.classifiers import lexicons
+
+# Roles used by scoring.
+STRONG = "strong"          # identifies a patient on its own (SSN, DOB, chart number...)
+WEAK = "weak"              # a person, counts with health or payment info anywhere in the message
+NEAR = "near"              # a person only when health or payment info is close by
+NEAR_CLINICAL = "near_clinical"  # an account-like number: only close to clinical content
+PROVIDER = "provider"      # identifies a clinician, never a patient: recorded only
+GENERIC = "generic"        # clinical vocabulary also found in fee lists and job ads
+SPECIFIC = "specific"      # clinical content about someone's mouth or health
+PAYMENT = "payment"
+MARKER = "marker"          # internal
+
+IDENTIFIER, CLINICAL, PAYMENT_CAT, INTERNAL = "identifier", "clinical", "payment", "internal"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    detector: str
+    variant: str
+    category: str
+    role: str
+    regex: str
+
+    @property
+    def group(self) -> str:
+        return f"{self.detector}__{self.variant}"
+
+
+def _words(items: tuple[str, ...]) -> str:
+    return r"(?i:\b(?:" + "|".join(items) + r")\b)"
+
+
+_MONTH = r"(?i:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+DATE = (r"(?:\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})\b|\d{4}-\d{2}-\d{2}\b"
+        rf"|{_MONTH}\.? \d{{1,2}}(?:st|nd|rd|th)?,? \d{{4}}\b|\d{{1,2}} {_MONTH}\.?,? \d{{4}}\b)")
+_PHONE = r"(?:\+?1[ .-]?)?(?:\(\d{3}\)|\d{3})[ .-]?\d{3}[ .-]\d{4}\b"
+_NAME_WORD = r"[A-Z][a-zA-Z'\-]+"
+_NAME = rf"{_NAME_WORD}(?:,? {_NAME_WORD}){{0,2}}"
+_TOOTH = r"(?:3[0-2]|[12][0-9]|[1-9])"
+_SURF = r"[MODBLFI]{1,5}"
+
+RULES: tuple[Rule, ...] = (
+    # --- look-alikes swallowed first so their digits cannot become teeth or ids
+    Rule("_skip", "numbered", INTERNAL, MARKER,
+         r"(?i:\b(?:order|invoice|inv|ticket|item|room|suite|ste|unit|apt|box|no|row|section|seat|"
+         r"bay|page|step|line|lot|batch|gate|ext|extension|issue|version|v|po|ref|case|model|serial|sku|tag|"
+         r"agreement|confirmation|tracking|flight|store)\.?)\s?#?\s?[A-Z0-9-]*\d[A-Z0-9-]*"),
+    Rule("_skip", "provider", INTERNAL, MARKER,
+         rf"\b(?:Dr|Doctor|Prof|Professor)\.? {_NAME_WORD}(?: {_NAME_WORD})?"),
+    Rule("_skip", "ip", INTERNAL, MARKER, r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b"),
+    # --- identifiers
+    Rule("ssn", "labelled", IDENTIFIER, STRONG,
+         r"(?i:\b(?:ssn|ss#|ss ?no\.?|soc\.? ?sec\.?(?: no\.?| #)?|social security(?: number| no\.?| #)?))"
+         r"[^0-9\n]{0,8}\d{3}[- ]?\d{2}[- ]?\d{4}\b"),
+    Rule("ssn_last4", "labelled", IDENTIFIER, STRONG,
+         r"(?i:\b(?:(?:ssn|ss#|social security(?: number)?)\W{0,3}(?:last ?(?:4|four)|ending(?: in)?)"
+         r"|last ?(?:4|four)(?: digits)?(?: of)?(?: the)?(?: patient'?s)? (?:ssn|ss#|social(?: security)?)(?: number| no\.?| #)?))"
+         r"\W{0,3}\d{4}\b"),
+    Rule("ssn_last4", "masked", IDENTIFIER, STRONG, r"(?i:\bxxx-?xx-?)\d{4}\b"),
+    Rule("ssn", "plain", IDENTIFIER, STRONG, r"\b\d{3}-\d{2}-\d{4}\b"),
+    Rule("dob", "labelled", IDENTIFIER, STRONG,
+         r"(?i:\b(?:d\.o\.b\.?|dob\b|date of birth|birth ?date|birthday|born\b|b\.d\.))"
+         r"[^0-9\n]{0,15}" + DATE),
+    Rule("npi", "labelled", IDENTIFIER, PROVIDER, r"(?i:\bnpi\b)[^0-9\n]{0,12}\d{10}\b"),
+    Rule("mrn", "labelled", IDENTIFIER, STRONG,
+         r"(?i:\b(?:mrn|medical record(?: number| no\.?| #)?|chart(?: number| no\.?| id| ?#)?|"
+         r"patient (?:number|no\.?|id|#)|pt\.? ?(?:#|id\b|no\.?)|patient account(?: number| no\.?| #)?|"
+         r"record (?:number|no\.?|#)))"
+         r"[\s:#.]{0,4}[A-Z]{0,4}-?\d{3,12}\b"),
+    Rule("member_id", "labelled", IDENTIFIER, STRONG,
+         r"(?i:\b(?:member|subscriber|insured|policy(?:holder)?|medicaid|medicare|insurance|beneficiary)"
+         r"(?: id| number| no\.?| #|#)|\bmbi\b|\bcert(?:ificate)? (?:number|no\.?|#))"
+         r"[\s:#.]{0,4}[A-Za-z0-9][A-Za-z0-9-]{4,19}\b"),
+    Rule("member_id", "bare", IDENTIFIER, STRONG, r"\bID[\s:#]{1,3}[A-Z]{1,4}\d{6,12}\b"),
+    Rule("claim_id", "labelled", IDENTIFIER, NEAR_CLINICAL,
+         r"(?i:\bclaim(?: number| no\.?| id| #|#)?)[\s:#.]{1,4}[A-Z0-9-]*\d[A-Z0-9-]{4,}\b"),
+    Rule("group_id", "labelled", IDENTIFIER, NEAR_CLINICAL,
+         r"(?i:\bgroup(?: number| no\.?| #| id|#)?)[\s:#.]{1,4}[A-Z]{0,5}-?\d[A-Z0-9-]{2,15}\b"),
+    Rule("account_number", "labelled", IDENTIFIER, NEAR_CLINICAL,
+         r"(?i:\b(?:account|acct)\.?(?: number| no\.?| #|#)?)[\s:#.]{0,4}\d{3,12}\b"),
+    Rule("phone", "personal", IDENTIFIER, WEAK,
+         r"(?i:\b(?:cell|cellphone|mobile|mob|home|home phone|cell phone|phone|ph|contact|from|parent|"
+         r"guardian|mom|dad|mother|father|spouse|wife|husband|number is|reach (?:her|him|them) at|"
+         r"call (?:her|him|them|the patient) at|text (?:her|him|them) at))\b"
+         r"[^0-9\n]{0,25}" + _PHONE),
+    Rule("address", "street", IDENTIFIER, WEAK,
+         r"\b\d{1,6} (?:[NSEW]\.? )?(?:[A-Z][a-z]+ ){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|"
+         r"Drive|Dr|Lane|Ln|Way|Court|Ct|Circle|Cir|Place|Pl|Parkway|Pkwy|Terrace|Ter|Trail|Trl|"
+         r"Highway|Hwy|Loop|Square|Sq|Run|Pike)\b\.?"),
+    Rule("address", "po_box", IDENTIFIER, WEAK, r"(?i:\bp\.?o\.? box)\s\d{1,6}\b"),
+    Rule("patient_name", "patient_label", IDENTIFIER, STRONG,
+         r"(?i:\b(?:patient|pt|patient name|pt name|subscriber/patient|patient/subscriber|"
+         r"(?:records?|x-?rays?|images?|radiographs?|films?|chart|referral|summary|treatment plan|"
+         r"narrative|claim|statement|pre-?auth(?:orization)?|predetermination|lab slip|rx) for))"
+         r"[ \t]{0,3}[:\-/]?[ \t]{0,3}" + _NAME),
+    Rule("patient_name", "label", IDENTIFIER, WEAK,
+         r"(?i:\b(?:name|first name|last name|full name|applicant|subscriber|insured|guarantor|"
+         r"parent/guardian|parent|guardian|child|son|daughter|re|regarding))"
+         r"[ \t]{0,3}[:\-][ \t]{0,3}" + _NAME),
+    Rule("patient_name", "title", IDENTIFIER, WEAK, rf"\b(?:Mr|Mrs|Ms|Miss|Mx)\.? {_NAME_WORD}"),
+    Rule("patient_name", "full", IDENTIFIER, NEAR,
+         rf"\b[A-Z][a-z]+(?: [A-Z]\.?)? [A-Z][a-zA-Z'\-]*[a-z](?:-[A-Z][a-z]+)?\b"),
+    Rule("patient_name", "possessive", IDENTIFIER, NEAR, r"\b[A-Z][a-z]+(?:'|\xe2\x80\x99)s\b"),
+    # --- clinical content
+    Rule("tooth_surface", "tooth", CLINICAL, SPECIFIC,
+         rf"(?:#\s?{_TOOTH}|(?i:\btooth) #?{_TOOTH})[ ,-]{{1,2}}{_SURF}\b"),
+    Rule("tooth_surface", "material", CLINICAL, SPECIFIC,
+         rf"\b{_SURF} (?i:amalgam|composite|resin|filling|restoration|onlay|inlay)\b"),
+    Rule("tooth_surface", "labelled", CLINICAL, SPECIFIC, rf"(?i:\bsurfaces?)[\s:]+{_SURF}\b"),
+    Rule("tooth_number", "hash", CLINICAL, SPECIFIC,
+         rf"#\s?{_TOOTH}\b(?:\s?(?:-|,|&|/|(?i:and|to))\s?#?\s?{_TOOTH}\b)*"),
+    Rule("tooth_number", "word", CLINICAL, SPECIFIC,
+         r"(?i:\b(?:tooth|teeth|molars?|premolars?|bicuspids?|incisors?|canines?|cuspids?)"
+         r"(?: no\.?| number| #)?) ?#?(?:" + _TOOTH + r"\b|[A-T]\b)"),
+    Rule("quadrant", "named", CLINICAL, SPECIFIC,
+         r"(?i:\b(?:upper|lower) (?:left|right)(?: quadrant| molars?| premolars?| side| teeth)?\b)"),
+    Rule("quadrant", "code", CLINICAL, SPECIFIC,
+         r"\b(?:UR|UL|LR|LL|Q[1-4])\b ?(?i:quad(?:rant)?s?\b|srp\b)|(?i:\bquad(?:rant)?s?) ?(?:[1-4]|UR|UL|LR|LL)\b"),
+    Rule("perio_charting", "depths", CLINICAL, SPECIFIC,
+         r"(?i:\bpockets?(?: depths?)?\b[^\n.]{0,40}?\b\d{1,2} ?mm\b|\b\d{1,2}(?: ?- ?\d{1,2})? ?mm "
+         r"(?:pockets?|probing|depths?|bone loss|recession|attachment loss)|\bprobing depths?\b|\bbop\b|"
+         r"\bbleeding on probing\b|\bfurcation\b|\bclinical attachment loss\b|\bperio(?:dontal)? chart(?:s|ing)?\b)"),
+    Rule("perio_charting", "site", CLINICAL, SPECIFIC, r"\b\d{1,2} ?mm #" + _TOOTH + r"\b"),
+    Rule("cdt_code", "code", CLINICAL, GENERIC, r"\bD[0-9]{4}\b"),
+    Rule("icd10_code", "labelled", CLINICAL, SPECIFIC,
+         r"(?i:\bicd[- ]?(?:10)?(?:-cm)?)[^A-Za-z0-9\n]{0,12}[A-TV-Z]\d[0-9AB](?:\.?[0-9A-Z]{1,4})?\b"),
+    Rule("icd10_code", "dotted", CLINICAL, SPECIFIC, r"\b[A-TV-Z]\d[0-9AB]\.[0-9A-Z]{1,4}\b"),
+    Rule("medication", "word", CLINICAL, SPECIFIC, _words(lexicons.MEDICATIONS)),
+    Rule("diagnosis", "word", CLINICAL, SPECIFIC, _words(lexicons.DIAGNOSES)),
+    Rule("procedure", "word", CLINICAL, GENERIC, _words(lexicons.PROCEDURES)),
+    Rule("payment", "word", PAYMENT_CAT, PAYMENT, _words(lexicons.PAYMENT)),
+    # --- markers
+    Rule("_your", "word", INTERNAL, MARKER, r"(?i:\byour\b)"),
+    Rule("_you", "word", INTERNAL, MARKER, r"(?i:\byou(?:'re|'ve|'ll|'d)?\b|\bu\b)"),
+    Rule("_fiction", "word", INTERNAL, MARKER,
+         r"(?i:\b(?:hypothetical|fictional|fictitious|invented|made-up|mock|sample patient|example patient|"
+         r"test patient|dummy|teaching cases?|typodont|manikin|mannequin|simulation|no real patient)\b)"),
+)
+
+RULE_BY_GROUP: dict[str, Rule] = {r.group: r for r in RULES}
+GROUP_BY_BYTES: dict[bytes, Rule] = {r.group.encode(): r for r in RULES}
+
+
+def _alternation() -> str:
+    names = [r.group for r in RULES]
+    assert len(names) == len(set(names)), "duplicate rule group"
+    return "|".join(f"(?P<{r.group}>{r.regex})" for r in RULES)
+
+
+@lru_cache(maxsize=1)
+def combined():
+    """One RE2 program for every rule; iterate ``finditer`` over bytes, read ``lastgroup``."""
+    options = re2.Options()
+    options.max_mem = 64 << 20
+    return re2.compile(_alternation().encode(), options)
+
+
+def separate_stdlib() -> list[tuple[Rule, re.Pattern[bytes]]]:
+    """Every rule as its own stdlib pattern (benchmark comparison only)."""
+    return [(r, re.compile(r.regex.encode())) for r in RULES]
+
+
+# ---------------------------------------------------------------- validation
+
+def ssn_is_valid(digits: str) -> bool:
+    """SSA rules: no 000/666/9xx area, no 00 group, no 0000 serial."""
+    if len(digits) != 9:
+        return False
+    area, group, serial = digits[:3], digits[3:5], digits[5:]
+    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+
+
+def ssn_labelled_is_plausible(digits: str) -> bool:
+    """A number labelled SSN counts even in the never-issued 9xx range (test and synthetic
+    SSNs are still meant as SSNs); only all-zero fields are rejected."""
+    return len(digits) == 9 and digits[:3] != "000" and digits[3:5] != "00" and digits[5:] != "0000"
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def npi_is_valid(npi: str) -> bool:
+    """An NPI is 10 digits whose Luhn check runs over the prefix 80840 + the number."""
+    return len(npi) == 10 and npi[0] in "12" and luhn_ok("80840" + npi)
+
+
+_SURFACE_OK = re.compile(r"[MODBLFI]+")
+
+
+def surfaces_ok(letters: str) -> bool:
+    return bool(_SURFACE_OK.fullmatch(letters)) and len(set(letters)) == len(letters)
+
+
+_ICD_CHAPTER_OK = set("ABCDEFGHIJKLMNOPQRSTVWXYZ")
+
+
+def icd10_is_plausible(code: str) -> bool:
+    """ICD-10-CM shape: letter (not U), two digits (or digit + A/B for a few chapters),
+    optional dot and 1-4 characters; a code of 3+ characters after the dot must be
+    alphanumeric and must not look like a version number."""
+    code = code.strip().upper()
+    if len(code) < 3 or code[0] not in _ICD_CHAPTER_OK or not code[1].isdigit():
+        return False
+    head, _, tail = code.partition(".")
+    if len(head) != 3 or not (head[2].isdigit() or head[2] in "AB"):
+        return False
+    return len(tail) <= 4

@@ -1,0 +1,324 @@
+"""From pattern matches to a PHI decision with reasons.
+
+``scan()`` runs the one combined RE2 pass over a segment and keeps the matches
+their validator accepts (checksums, SSN rules, "this capitalised pair is a name,
+not a business or the sender"). ``decide()`` applies HIPAA's combination rule:
+
+* a strong identifier (SSN, labelled DOB, chart/MRN, member id, a name given as
+  "Patient:") identifies a patient of the practice: PHI on its own;
+* a person (personal phone, street address, "Mr./Ms. X", "Name: X") with health
+  content anywhere in the message, or with payment information nearby;
+* a bare name ("Jane Doe", "Bram's") or an account/claim/group number only with
+  health (or, for names, payment) information within ``NEAR_BYTES``;
+* mail to one person that speaks of "your crown" / "you" next to a finding about
+  a mouth: the recipient is the identified person;
+* DICOM files (they carry patient tags), attachments that could not be inspected.
+
+Identifiers in the signature block, next to words like "hypothetical" or
+"typodont", or equal to the sender's own name are not patients. Reasons name
+detectors and places only, never matched text.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable
+
+from gateway.model import Finding
+from gateway.policy.classifiers import lexicons, patterns
+from gateway.policy.classifiers.extract import Extracted
+from gateway.policy.classifiers.patterns import (
+    CLINICAL, IDENTIFIER, NEAR_CLINICAL, PROVIDER, SPECIFIC, STRONG, WEAK, Rule,
+)
+
+NEAR_BYTES = 200          # "close by" for names and numbers with health/payment content
+YOUR_BYTES = 40           # "your <clinical word>"
+YOU_BYTES = 150           # second person near a specific finding, same paragraph
+FICTION_BYTES = 400       # identifiers this close to "hypothetical", "typodont"... are not patients
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    rule: Rule
+    location: str
+    start: int
+    end: int
+
+    @property
+    def detector(self) -> str:
+        return self.rule.detector
+
+    @property
+    def role(self) -> str:
+        return self.rule.role
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    text: bytes
+    sender_tokens: frozenset[str]
+    domains: tuple[str, ...] = ()
+
+
+# ------------------------------------------------------------------ validators
+
+_DIGITS = re.compile(rb"\d")
+_NAME_TOKENS = re.compile(r"[A-Za-z][A-Za-z'\-]*")
+_STATE_AFTER = re.compile(rb", ?[A-Z]{2}\b")
+_WORD_AFTER = re.compile(rb"[ \t]*([A-Za-z]+)")
+LABEL_WORDS = frozenset("""
+patient pt name first last full subscriber insured applicant guarantor parent guardian child son
+daughter re regarding records record x-rays x-ray xrays xray images image radiographs radiograph films
+chart referral summary treatment plan narrative claim statement pre-auth preauth pre-authorization
+preauthorization predetermination lab slip rx for
+""".split())
+_SURFACE_TAIL = re.compile(rb"([MODBLFI]{1,5})$")
+_ICD_TAIL = re.compile(rb"([A-TV-Z]\d[0-9AB](?:\.?[0-9A-Z]{1,4})?)$")
+
+
+def _digits(span: bytes) -> str:
+    return "".join(ch.decode() for ch in _DIGITS.findall(span))
+
+
+def _line_of(text: bytes, start: int, end: int) -> bytes:
+    line_start = text.rfind(b"\n", 0, start) + 1
+    line_end = text.find(b"\n", end)
+    return text[line_start:line_end if line_end >= 0 else len(text)]
+
+
+def _org_line(text: bytes, start: int, end: int) -> bool:
+    line = _line_of(text, start, end).lower().decode("utf-8", "replace")
+    words = set(re.findall(r"[a-z]+", line))
+    return bool(words & lexicons.ORG_WORDS) or line.lstrip().startswith(("location", "organizer"))
+
+
+def _name_ok(tokens: list[str], ctx: Context) -> bool:
+    if not tokens:
+        return False
+    for token in tokens:
+        low = token.lower().strip("'")
+        if low.endswith("'s"):
+            low = low[:-2]
+        if len(low) < 2 or low in lexicons.NOT_NAME_WORDS or low in lexicons.ORG_WORDS:
+            return False
+        if token.strip("'").removesuffix("'s") in ctx.sender_tokens:
+            return False
+    return True
+
+
+def _in_domain(tokens: list[str], ctx: Context) -> bool:
+    """"Riverside Bend" in mail from riversidebend.example is the practice, not a patient."""
+    words = [t.lower().removesuffix("'s") for t in tokens if len(t) >= 4]
+    return any(word in domain for word in words for domain in ctx.domains)
+
+
+def _valid_name(hit: Hit, span: bytes, ctx: Context) -> bool:
+    variant = hit.rule.variant
+    text = span.decode("utf-8", "replace").replace("\u2019", "'")
+    if variant in ("patient_label", "label"):
+        tokens = _NAME_TOKENS.findall(text)
+        while tokens and tokens[0].lower() in LABEL_WORDS:
+            tokens.pop(0)
+        kept = []       # the leading run of name-like tokens ("Jane Doe Thursday" -> "Jane Doe")
+        for token in tokens:
+            if token.lower() in lexicons.NOT_NAME_WORDS or token.lower() in lexicons.ORG_WORDS:
+                break
+            kept.append(token)
+        return _name_ok(kept, ctx)
+    if variant == "title":
+        return _name_ok(_NAME_TOKENS.findall(text)[1:], ctx)
+    tokens = [t for t in _NAME_TOKENS.findall(text) if len(t) > 1 or variant != "full"]
+    if variant == "possessive":
+        tokens = [tokens[0]] if tokens else []
+    if not _name_ok(tokens, ctx) or _in_domain(tokens, ctx):
+        return False
+    if variant == "full":
+        after = ctx.text[hit.end:hit.end + 40]
+        if _STATE_AFTER.match(after):
+            return False
+        word = _WORD_AFTER.match(after)
+        if word and word.group(1).lower().decode() in lexicons.ORG_WORDS:
+            return False
+    return True
+
+
+def _valid_tooth_surface(hit: Hit, span: bytes, ctx: Context) -> bool:
+    if hit.rule.variant == "material":
+        letters = span.split()[0]
+    else:
+        found = _SURFACE_TAIL.search(span)
+        letters = found.group(1) if found else b""
+    return patterns.surfaces_ok(letters.decode())
+
+
+def _valid_icd(hit: Hit, span: bytes, ctx: Context) -> bool:
+    found = _ICD_TAIL.search(span)
+    if not found or not patterns.icd10_is_plausible(found.group(1).decode()):
+        return False
+    after = ctx.text[hit.end:hit.end + 2]
+    return not (len(after) == 2 and after[:1] == b"." and after[1:].isdigit())
+
+
+VALIDATORS: dict[str, Callable[[Hit, bytes, Context], bool]] = {
+    "ssn": lambda hit, span, ctx: (patterns.ssn_is_valid if hit.rule.variant == "plain"
+                                   else patterns.ssn_labelled_is_plausible)(_digits(span)[-9:]),
+    "npi": lambda hit, span, ctx: patterns.npi_is_valid(_digits(span)[-10:]),
+    "cdt_code": lambda hit, span, ctx: int(span[1:]) >= 100,
+    "icd10_code": _valid_icd,
+    "tooth_surface": _valid_tooth_surface,
+    "member_id": lambda hit, span, ctx: bool(_DIGITS.search(span.rsplit(None, 1)[-1])),
+    "patient_name": _valid_name,
+    "address": lambda hit, span, ctx: not _org_line(ctx.text, hit.start, hit.end),
+    "phone": lambda hit, span, ctx: not _org_line(ctx.text, hit.start, hit.end),
+}
+
+
+# ------------------------------------------------------------------ scanning
+
+def scan(text: bytes, location: str, ctx_sender: frozenset[str] = frozenset(),
+         domains: tuple[str, ...] = ()) -> list[Hit]:
+    """Validated hits of one segment (internal markers included, look-alikes dropped)."""
+    ctx = Context(text, ctx_sender, domains)
+    hits: list[Hit] = []
+    for match in patterns.combined().finditer(text):
+        rule = patterns.GROUP_BY_BYTES[match.lastgroup]
+        if rule.detector == "_skip":
+            continue
+        hit = Hit(rule, location, match.start(), match.end())
+        validator = VALIDATORS.get(rule.detector)
+        if validator is not None:
+            try:
+                ok = validator(hit, match.group(), ctx)
+            except Exception as exc:
+                raise DetectorError(rule.detector, exc) from exc
+            if not ok:
+                continue
+        hits.append(hit)
+    return hits
+
+
+class DetectorError(Exception):
+    """A detector failed; carries its name so the verdict can record it (fail closed)."""
+
+    def __init__(self, detector: str, cause: Exception):
+        super().__init__(detector)
+        self.detector = detector
+        self.cause = cause
+
+
+# ------------------------------------------------------------------ deciding
+
+@dataclass
+class Decision:
+    phi: bool
+    findings: list[Finding]
+    reasons: list[str]
+
+
+def _gap(a: Hit, b: Hit) -> int:
+    return max(0, b.start - a.end, a.start - b.end)
+
+
+def _signature_start(text: bytes) -> int:
+    for marker in (b"\n-- \n", b"\n--\n", b"\n-- \r\n", b"\n--\r\n"):
+        found = text.find(marker)
+        if found >= 0:
+            return found
+    return len(text) + 1
+
+
+def _paragraph_break_between(text: bytes, a: Hit, b: Hit) -> bool:
+    lo, hi = min(a.end, b.end), max(a.start, b.start)
+    between = text[lo:hi]
+    return b"\n\n" in between or b"\n \n" in between or b"\r\n\r\n" in between
+
+
+def decide(extracted: Extracted, hits_by_segment: list[list[Hit]], excluded: frozenset[str] = frozenset()
+           ) -> Decision:
+    """Apply the combination rules; detectors in ``excluded`` are ignored (shadow mode)."""
+    reasons: list[str] = []
+    reported: list[Hit] = []
+    extra: Counter[tuple[str, str, str]] = Counter()
+    people_anywhere: list[Hit] = []        # WEAK identifiers, for the message-wide rule
+    health_anywhere: list[tuple[str, str]] = []  # (detector, location) of specific content
+
+    for segment, hits in zip(extracted.segments, hits_by_segment):
+        text = segment.text
+        hits = [h for h in hits if h.detector not in excluded]
+        signature = _signature_start(text)
+        fiction = [h for h in hits if h.detector == "_fiction"]
+        content = [h for h in hits if h.rule.category in (CLINICAL, patterns.PAYMENT_CAT)]
+        clinical = [h for h in content if h.rule.category == CLINICAL]
+        specific = [h for h in clinical if h.role == SPECIFIC]
+        reported.extend(content)
+        health_anywhere.extend((h.detector, h.location) for h in specific)
+
+        for hit in hits:
+            if hit.rule.category != IDENTIFIER:
+                continue
+            if hit.role == PROVIDER:
+                reported.append(hit)
+                continue
+            if any(_gap(hit, f) <= FICTION_BYTES for f in fiction):
+                continue
+            if hit.role != STRONG and hit.start >= signature:
+                continue
+            if hit.role == STRONG:
+                reported.append(hit)
+                reasons.append(f"identifier({hit.detector}) in {hit.location}")
+                continue
+            pool = clinical if hit.role == NEAR_CLINICAL else content
+            near = next((c for c in pool if _gap(hit, c) <= NEAR_BYTES), None)
+            if near is not None:
+                reported.append(hit)
+                reasons.append(f"identifier({hit.detector})+{near.rule.category}({near.detector}) "
+                               f"in {hit.location}")
+            elif hit.role == WEAK:
+                reported.append(hit)
+                people_anywhere.append(hit)
+
+        if extracted.to_one_person and "recipient_addressed" not in excluded:
+            fired = _second_person(text, hits, content, specific)
+            if fired is not None:
+                extra[("recipient_addressed", IDENTIFIER, segment.location)] += 1
+                reasons.append(f"identifier(recipient_addressed)+{fired.rule.category}({fired.detector}) "
+                               f"in {segment.location}")
+
+    for mark, location in extracted.marks:
+        if mark in excluded:
+            continue
+        extra[(mark, "attachment", location)] += 1
+        if mark == "dicom":
+            reasons.append(f"attachment(dicom) in {location}")
+        else:
+            health_anywhere.append((mark, location))
+    for location, why in extracted.failures:
+        extra[("unscannable", "error", location)] += 1
+        reasons.append(f"attachment not inspectable ({why}) in {location}")
+
+    if people_anywhere and health_anywhere:
+        person, (detector, location) = people_anywhere[0], health_anywhere[0]
+        reasons.append(f"identifier({person.detector}) in {person.location} + "
+                       f"{'attachment' if detector in ('radiograph',) else 'clinical'}({detector}) in {location}")
+
+    counts: Counter[tuple[str, str, str]] = Counter(
+        (h.detector, h.rule.category, h.location) for h in reported)
+    counts.update(extra)
+    findings = [Finding(d, c, loc, n) for (d, c, loc), n in counts.items()]
+    unique_reasons = list(dict.fromkeys(reasons))
+    return Decision(bool(unique_reasons), findings, unique_reasons)
+
+
+def _second_person(text: bytes, hits: list[Hit], content: list[Hit], specific: list[Hit]) -> Hit | None:
+    """"your crown", or "you" next to a finding about someone's mouth in the same paragraph."""
+    for hit in hits:
+        if hit.detector == "_your":
+            for c in content:
+                if 0 <= c.start - hit.end <= YOUR_BYTES and not _paragraph_break_between(text, hit, c):
+                    return c
+        if hit.detector in ("_you", "_your"):
+            for c in specific:
+                if _gap(hit, c) <= YOU_BYTES and not _paragraph_break_between(text, hit, c):
+                    return c
+    return None
