@@ -1,0 +1,1 @@
+"""Policy: classify messages and decide per recipient."""
