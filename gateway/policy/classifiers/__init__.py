@@ -51,7 +51,7 @@ class MessageClassifier:
         try:
             extracted = extract(raw, replace(self._budget))
             stage = "match"
-            hits = [scan(seg.text, seg.location, extracted.sender_tokens, extracted.domains) for seg in extracted.segments]
+            hits = [scan(seg.text, seg.location, extracted) for seg in extracted.segments]
             stage = "scoring"
             acted = decide(extracted, hits, excluded=self.shadow)
             findings = list(acted.findings)

@@ -12,6 +12,7 @@ content it could not inspect, i.e. PHI (fail closed). Same for encrypted files.
 """
 from __future__ import annotations
 
+import csv
 import html
 import io
 import re
@@ -81,6 +82,18 @@ def html_to_text(data: bytes) -> bytes:
     return _SPACES.sub(b" ", text.encode())
 
 
+def csv_to_text(data: bytes) -> bytes:
+    """Rows as "column: value" lines, so a "DOB" header labels the dates under it."""
+    text = data.decode("utf-8-sig", "replace")
+    dialect = "excel-tab" if text[:4096].count("\t") > text[:4096].count(",") else "excel"
+    rows = csv.reader(io.StringIO(text), dialect)
+    header = next(rows, [])
+    lines = [" | ".join(header)]
+    for row in rows:
+        lines.append("\n".join(f"{column}: {value}" for column, value in zip(header, row)) + "\n")
+    return "\n".join(lines).encode("utf-8")
+
+
 def is_dicom(payload: bytes) -> bool:
     return payload[DICOM_MAGIC_OFFSET:DICOM_MAGIC_OFFSET + 4] == b"DICM"
 
@@ -111,6 +124,8 @@ def inspect(payload: bytes, content_type: str, filename: str, budget: Budget, de
             result.marks.append("radiograph")
     elif ctype in ("text/html", "application/xhtml+xml") or name.endswith((".html", ".htm")):
         result.texts.append(html_to_text(payload))
+    elif ctype in ("text/csv", "text/tab-separated-values") or name.endswith((".csv", ".tsv")):
+        result.texts.append(csv_to_text(payload))
     elif ctype.startswith("text/") or name.endswith(TEXT_EXTENSIONS):
         result.texts.append(payload)
     else:

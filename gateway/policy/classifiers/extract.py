@@ -4,8 +4,10 @@ Produces ``Segment``s of UTF-8 text labelled ``subject``, ``body`` (text and
 HTML-as-text parts of the top-level message) or ``attachment:<n>`` (n counts the
 non-body leaves in walk order; the file name is never used as a label), plus
 attachment marks (DICOM, radiograph image) and the few header facts scoring
-needs: the sender's own name (not a patient) and whether the mail goes to one
-person (so "your crown" means the recipient's crown) or to a list.
+needs: the names in From/To/Cc (staff and recipients are not "a patient named in the
+text"), the address domains (practice names), and whether the mail goes to one
+person outside the sender's domain (so "your crown" means the recipient's
+crown) rather than to a list or a colleague.
 
 Nested message/rfc822 parts are walked to ``Budget.max_depth``; their text parts
 become attachment segments. Uses the compat32 parser: several times faster than
@@ -41,6 +43,7 @@ class Extracted:
     failures: list[tuple[str, str]] = field(default_factory=list)    # (location, why) — unscannable
     errors: list[str] = field(default_factory=list)                  # "<stage>: <ExceptionClass>"
     sender_tokens: frozenset[str] = frozenset()
+    header_tokens: frozenset[str] = frozenset()
     domains: tuple[str, ...] = ()       # header address domains: names of businesses, not patients
     to_one_person: bool = False
 
@@ -82,13 +85,17 @@ def _audience(msg: email.message.Message) -> bool:
     if len(recipients) != 1:
         return False
     name, addr = recipients[0]
-    name, local = decode_header(name).lower(), addr.split("@", 1)[0].lower()
+    name, (local, _, domain) = decode_header(name).lower(), addr.lower().partition("@")
+    _, sender = email.utils.parseaddr(decode_header(msg.get("From")))
+    if domain and sender.lower().endswith("@" + domain):
+        return False        # a colleague: "you" is not the patient
     return not (any(w in name for w in BULK_WORDS) or local in BULK_LOCALPARTS)
 
 
-def _sender_tokens(msg: email.message.Message) -> frozenset[str]:
-    name, _ = email.utils.parseaddr(decode_header(msg.get("From")))
-    return frozenset(t.strip(".,\"'") for t in name.split() if len(t) > 2)
+def _name_tokens(msg: email.message.Message, headers: tuple[str, ...]) -> frozenset[str]:
+    values = [decode_header(v) for h in headers for v in msg.get_all(h, [])]
+    return frozenset(t.strip(".,\"'") for name, _ in email.utils.getaddresses(values)
+                     for t in name.split() if len(t) > 2)
 
 
 def _domains(msg: email.message.Message) -> tuple[str, ...]:
@@ -100,7 +107,9 @@ def _domains(msg: email.message.Message) -> tuple[str, ...]:
 def extract(raw: bytes, budget: Budget | None = None) -> Extracted:
     budget = budget or Budget()
     msg = email.message_from_bytes(raw)
-    out = Extracted(sender_tokens=_sender_tokens(msg), domains=_domains(msg), to_one_person=_audience(msg))
+    out = Extracted(sender_tokens=_name_tokens(msg, ("From",)),
+                    header_tokens=_name_tokens(msg, ("From", "To", "Cc")),
+                    domains=_domains(msg), to_one_person=_audience(msg))
     subject = decode_header(msg.get("Subject"))
     if subject:
         out.segments.append(Segment("subject", subject.encode("utf-8", "replace")))

@@ -19,7 +19,8 @@ PROCEDURES = (
     r"flipper", r"inlays?", r"onlays?", r"sealants?", r"build-?ups?", r"core build-?up",
     r"post and core", r"night ?guard", r"occlusal guard", r"mouth ?guard", r"splint(?:ed|ing)?",
     r"reimplant(?:ed|ation)?", r"orthodontic treatment", r"braces", r"invisalign",
-    r"aligners", r"retainer", r"frenectomy", r"biopsy", r"incision and drainage",
+    r"aligners", r"retainer", r"brackets", r"archwire", r"expander",
+    r"temp(?:orary)? (?:crown|bridge|filling)", r"frenectomy", r"biopsy", r"incision and drainage",
     r"sedation", r"iv sedation", r"nitrous(?: oxide)?", r"general anesthesia",
     r"general anaesthesia", r"local anesthetic", r"sdf", r"silver diamine fluoride",
     r"fluoride varnish", r"space maintainer", r"stainless steel crown", r"ssc",
@@ -60,6 +61,8 @@ DIAGNOSES = (
     r"clot", r"blood thinners?", r"frankl \d", r"medical history", r"health history",
     r"medical alert", r"latex allergy", r"smoker", r"vaping", r"healing well",
     r"not healing", r"numbness", r"paresthesia", r"came off", r"fell out", r"chipped",
+    r"(?:tooth|teeth|crown|filling|bridge) (?:\w+ ){0,3}?(?:put back in|knocked out|fell out|came out|broke|"
+    r"chipped|cracked|came loose|is loose|feels loose|hurts|aches|is sensitive)",
 )
 
 # Medications, premedication, prescriptions.

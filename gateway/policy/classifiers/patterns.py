@@ -125,6 +125,13 @@ RULES: tuple[Rule, ...] = (
     Rule("patient_name", "full", IDENTIFIER, NEAR,
          rf"\b[A-Z][a-z]+(?: [A-Z]\.?)? [A-Z][a-zA-Z'\-]*[a-z](?:-[A-Z][a-z]+)?\b"),
     Rule("patient_name", "possessive", IDENTIFIER, NEAR, r"\b[A-Z][a-z]+(?:'|\xe2\x80\x99)s\b"),
+    Rule("patient_name", "inverted", IDENTIFIER, NEAR, r"\b[A-Z][a-z]+, [A-Z][a-z]+\b"),
+    Rule("patient_name", "reported", IDENTIFIER, NEAR,
+         r"\b[A-Z][a-z]+ (?:called|texted|emailed|phoned|said|says|mentioned|asked|complained|complains|"
+         r"reported|came in|stopped by|is coming|is complaining|cancel(?:l)?ed|rescheduled|left a (?:voice ?)?message|"
+         r"felt|feels|still has|still feels)\b"),
+    Rule("_salutation", "greeting", INTERNAL, MARKER,
+         r"(?i:\b(?:hi|hello|dear|hey|good (?:morning|afternoon|evening)))[ \t,]+[A-Z][a-z]+"),
     # --- clinical content
     Rule("tooth_surface", "tooth", CLINICAL, SPECIFIC,
          rf"(?:#\s?{_TOOTH}|(?i:\btooth) #?{_TOOTH})[ ,-]{{1,2}}{_SURF}\b"),
@@ -157,8 +164,9 @@ RULES: tuple[Rule, ...] = (
     Rule("_your", "word", INTERNAL, MARKER, r"(?i:\byour\b)"),
     Rule("_you", "word", INTERNAL, MARKER, r"(?i:\byou(?:'re|'ve|'ll|'d)?\b|\bu\b)"),
     Rule("_fiction", "word", INTERNAL, MARKER,
-         r"(?i:\b(?:hypothetical|fictional|fictitious|invented|made-up|mock|sample patient|example patient|"
-         r"test patient|dummy|teaching cases?|typodont|manikin|mannequin|simulation|no real patient)\b)"),
+         r"(?i:\b(?:hypothetical|fictional|fictitious|invented|made-up|sample patient|example patient|"
+         r"test patient|teaching cases?|case (?:study|studies|report|presentation)s?|typodont|manikin|"
+         r"mannequin|no real patient)\b)"),
 )
 
 RULE_BY_GROUP: dict[str, Rule] = {r.group: r for r in RULES}

@@ -29,11 +29,12 @@ from gateway.model import Finding
 from gateway.policy.classifiers import lexicons, patterns
 from gateway.policy.classifiers.extract import Extracted
 from gateway.policy.classifiers.patterns import (
-    CLINICAL, IDENTIFIER, NEAR_CLINICAL, PROVIDER, SPECIFIC, STRONG, WEAK, Rule,
+    CLINICAL, GENERIC, IDENTIFIER, NEAR, NEAR_CLINICAL, PAYMENT_CAT, PROVIDER, STRONG, WEAK, Rule,
 )
 
 NEAR_BYTES = 200          # "close by" for names and numbers with health/payment content
-YOUR_BYTES = 40           # "your <clinical word>"
+GENERIC_NEAR_BYTES = 60   # a bare name with a procedure word or CDT code: same line ("Ann Lee -- D1110")
+YOUR_BYTES = 25           # "your <clinical word>"
 YOU_BYTES = 150           # second person near a specific finding, same paragraph
 FICTION_BYTES = 400       # identifiers this close to "hypothetical", "typodont"... are not patients
 
@@ -57,7 +58,8 @@ class Hit:
 @dataclass(frozen=True, slots=True)
 class Context:
     text: bytes
-    sender_tokens: frozenset[str]
+    sender_tokens: frozenset[str] = frozenset()     # words of the From display name
+    header_tokens: frozenset[str] = frozenset()     # words of every From/To/Cc display name
     domains: tuple[str, ...] = ()
 
 
@@ -93,31 +95,33 @@ def _org_line(text: bytes, start: int, end: int) -> bool:
     return bool(words & lexicons.ORG_WORDS) or line.lstrip().startswith(("location", "organizer"))
 
 
-def _name_ok(tokens: list[str], ctx: Context) -> bool:
+def _bare(token: str) -> str:
+    return token.strip("'").removesuffix("'s")
+
+
+def _name_ok(tokens: list[str], ctx: Context, people: frozenset[str]) -> bool:
+    """Every token looks like part of a person's name and none belongs to ``people``."""
     if not tokens:
         return False
     for token in tokens:
-        low = token.lower().strip("'")
-        if low.endswith("'s"):
-            low = low[:-2]
+        low = _bare(token).lower()
         if len(low) < 2 or low in lexicons.NOT_NAME_WORDS or low in lexicons.ORG_WORDS:
             return False
-        if token.strip("'").removesuffix("'s") in ctx.sender_tokens:
+        if _bare(token) in people:
             return False
     return True
 
 
 def _in_domain(tokens: list[str], ctx: Context) -> bool:
     """"Riverside Bend" in mail from riversidebend.example is the practice, not a patient."""
-    words = [t.lower().removesuffix("'s") for t in tokens if len(t) >= 4]
+    words = [_bare(t).lower() for t in tokens if len(t) >= 4]
     return any(word in domain for word in words for domain in ctx.domains)
 
 
 def _valid_name(hit: Hit, span: bytes, ctx: Context) -> bool:
     variant = hit.rule.variant
-    text = span.decode("utf-8", "replace").replace("\u2019", "'")
+    tokens = _NAME_TOKENS.findall(span.decode("utf-8", "replace").replace("\u2019", "'"))
     if variant in ("patient_label", "label"):
-        tokens = _NAME_TOKENS.findall(text)
         while tokens and tokens[0].lower() in LABEL_WORDS:
             tokens.pop(0)
         kept = []       # the leading run of name-like tokens ("Jane Doe Thursday" -> "Jane Doe")
@@ -125,13 +129,13 @@ def _valid_name(hit: Hit, span: bytes, ctx: Context) -> bool:
             if token.lower() in lexicons.NOT_NAME_WORDS or token.lower() in lexicons.ORG_WORDS:
                 break
             kept.append(token)
-        return _name_ok(kept, ctx)
+        return _name_ok(kept, ctx, ctx.sender_tokens)
     if variant == "title":
-        return _name_ok(_NAME_TOKENS.findall(text)[1:], ctx)
-    tokens = [t for t in _NAME_TOKENS.findall(text) if len(t) > 1 or variant != "full"]
-    if variant == "possessive":
-        tokens = [tokens[0]] if tokens else []
-    if not _name_ok(tokens, ctx) or _in_domain(tokens, ctx):
+        return _name_ok(tokens[1:2], ctx, ctx.sender_tokens)
+    # Unlabelled names: not anyone in the From/To/Cc headers (staff, the recipient), not a business.
+    if variant in ("possessive", "reported"):
+        tokens = tokens[:1]
+    if not _name_ok(tokens, ctx, ctx.header_tokens) or _in_domain(tokens, ctx):
         return False
     if variant == "full":
         after = ctx.text[hit.end:hit.end + 40]
@@ -176,10 +180,10 @@ VALIDATORS: dict[str, Callable[[Hit, bytes, Context], bool]] = {
 
 # ------------------------------------------------------------------ scanning
 
-def scan(text: bytes, location: str, ctx_sender: frozenset[str] = frozenset(),
-         domains: tuple[str, ...] = ()) -> list[Hit]:
+def scan(text: bytes, location: str, extracted: Extracted | None = None) -> list[Hit]:
     """Validated hits of one segment (internal markers included, look-alikes dropped)."""
-    ctx = Context(text, ctx_sender, domains)
+    ctx = Context(text) if extracted is None else Context(
+        text, extracted.sender_tokens, extracted.header_tokens, extracted.domains)
     hits: list[Hit] = []
     for match in patterns.combined().finditer(text):
         rule = patterns.GROUP_BY_BYTES[match.lastgroup]
@@ -234,25 +238,34 @@ def _paragraph_break_between(text: bytes, a: Hit, b: Hit) -> bool:
     return b"\n\n" in between or b"\n \n" in between or b"\r\n\r\n" in between
 
 
+def _near(hit: Hit, generic: list[Hit], specific: list[Hit]) -> Hit | None:
+    """The health/payment hit that makes this identifier a patient's, if one is close enough."""
+    if hit.role == NEAR_CLINICAL:
+        return next((c for c in specific if c.rule.category == CLINICAL and _gap(hit, c) <= NEAR_BYTES), None)
+    reach = GENERIC_NEAR_BYTES if hit.role == NEAR else NEAR_BYTES
+    return next((c for c in specific if _gap(hit, c) <= NEAR_BYTES), None) or \
+        next((c for c in generic if _gap(hit, c) <= reach), None)
+
+
 def decide(extracted: Extracted, hits_by_segment: list[list[Hit]], excluded: frozenset[str] = frozenset()
            ) -> Decision:
     """Apply the combination rules; detectors in ``excluded`` are ignored (shadow mode)."""
     reasons: list[str] = []
     reported: list[Hit] = []
     extra: Counter[tuple[str, str, str]] = Counter()
-    people_anywhere: list[Hit] = []        # WEAK identifiers, for the message-wide rule
-    health_anywhere: list[tuple[str, str]] = []  # (detector, location) of specific content
+    people_anywhere: list[Hit] = []              # WEAK identifiers, for the message-wide rule
+    health_anywhere: list[tuple[str, str]] = []  # (detector, location) of specific clinical content
 
     for segment, hits in zip(extracted.segments, hits_by_segment):
         text = segment.text
         hits = [h for h in hits if h.detector not in excluded]
         signature = _signature_start(text)
         fiction = [h for h in hits if h.detector == "_fiction"]
-        content = [h for h in hits if h.rule.category in (CLINICAL, patterns.PAYMENT_CAT)]
-        clinical = [h for h in content if h.rule.category == CLINICAL]
-        specific = [h for h in clinical if h.role == SPECIFIC]
+        content = [h for h in hits if h.rule.category in (CLINICAL, PAYMENT_CAT)]
+        generic = [h for h in content if h.role == GENERIC]
+        specific = [h for h in content if h.role != GENERIC]          # specific clinical + payment
         reported.extend(content)
-        health_anywhere.extend((h.detector, h.location) for h in specific)
+        health_anywhere.extend((h.detector, h.location) for h in specific if h.rule.category == CLINICAL)
 
         for hit in hits:
             if hit.rule.category != IDENTIFIER:
@@ -268,8 +281,7 @@ def decide(extracted: Extracted, hits_by_segment: list[list[Hit]], excluded: fro
                 reported.append(hit)
                 reasons.append(f"identifier({hit.detector}) in {hit.location}")
                 continue
-            pool = clinical if hit.role == NEAR_CLINICAL else content
-            near = next((c for c in pool if _gap(hit, c) <= NEAR_BYTES), None)
+            near = _near(hit, generic, specific)
             if near is not None:
                 reported.append(hit)
                 reasons.append(f"identifier({hit.detector})+{near.rule.category}({near.detector}) "
@@ -278,8 +290,8 @@ def decide(extracted: Extracted, hits_by_segment: list[list[Hit]], excluded: fro
                 reported.append(hit)
                 people_anywhere.append(hit)
 
-        if extracted.to_one_person and "recipient_addressed" not in excluded:
-            fired = _second_person(text, hits, content, specific)
+        if extracted.to_one_person and "recipient_addressed" not in excluded and not fiction:
+            fired = _addressed(text, hits, content, specific)
             if fired is not None:
                 extra[("recipient_addressed", IDENTIFIER, segment.location)] += 1
                 reasons.append(f"identifier(recipient_addressed)+{fired.rule.category}({fired.detector}) "
@@ -299,8 +311,8 @@ def decide(extracted: Extracted, hits_by_segment: list[list[Hit]], excluded: fro
 
     if people_anywhere and health_anywhere:
         person, (detector, location) = people_anywhere[0], health_anywhere[0]
-        reasons.append(f"identifier({person.detector}) in {person.location} + "
-                       f"{'attachment' if detector in ('radiograph',) else 'clinical'}({detector}) in {location}")
+        kind = "attachment" if detector == "radiograph" else "clinical"
+        reasons.append(f"identifier({person.detector}) in {person.location} + {kind}({detector}) in {location}")
 
     counts: Counter[tuple[str, str, str]] = Counter(
         (h.detector, h.rule.category, h.location) for h in reported)
@@ -310,15 +322,20 @@ def decide(extracted: Extracted, hits_by_segment: list[list[Hit]], excluded: fro
     return Decision(bool(unique_reasons), findings, unique_reasons)
 
 
-def _second_person(text: bytes, hits: list[Hit], content: list[Hit], specific: list[Hit]) -> Hit | None:
-    """"your crown", or "you" next to a finding about someone's mouth in the same paragraph."""
+def _addressed(text: bytes, hits: list[Hit], content: list[Hit], specific: list[Hit]) -> Hit | None:
+    """Mail to one person about that person: "your crown", "you" next to a specific finding in
+    the same paragraph, or a greeting by name in a message with specific clinical content."""
+    clinical_specific = [c for c in specific if c.rule.category == CLINICAL]
     for hit in hits:
         if hit.detector == "_your":
             for c in content:
-                if 0 <= c.start - hit.end <= YOUR_BYTES and not _paragraph_break_between(text, hit, c):
+                plural_generic = c.role == GENERIC and text[c.end - 1:c.end] in (b"s", b"S")
+                if 0 <= c.start - hit.end <= YOUR_BYTES and not plural_generic:
                     return c
         if hit.detector in ("_you", "_your"):
             for c in specific:
                 if _gap(hit, c) <= YOU_BYTES and not _paragraph_break_between(text, hit, c):
                     return c
+        if hit.detector == "_salutation" and clinical_specific:
+            return clinical_specific[0]
     return None
