@@ -114,12 +114,13 @@ def extract(raw: bytes, budget: Budget | None = None) -> Extracted:
     if subject:
         out.segments.append(Segment("subject", subject.encode("utf-8", "replace")))
     counter = [0]
-    _walk(msg, out, budget, counter, depth=0, top=True)
+    _walk(msg, out, budget, counter, depth=0, body_location="body")
     return out
 
 
 def _walk(part: email.message.Message, out: Extracted, budget: Budget, counter: list[int],
-          depth: int, top: bool) -> None:
+          depth: int, body_location: str | None) -> None:
+    """Text parts of a message body go to ``body_location``; every other leaf is a new attachment."""
     ctype = part.get_content_type()
     if ctype == "message/rfc822" or (part.is_multipart() and ctype.startswith("message/")):
         location = _next_location(counter)
@@ -127,26 +128,23 @@ def _walk(part: email.message.Message, out: Extracted, budget: Budget, counter: 
             out.failures.append((location, "nesting limit"))
             return
         for inner in part.get_payload() or []:
+            # The attached message's author and subject are part of what it discloses.
+            author = decode_header(inner.get("From"))
             subject = decode_header(inner.get("Subject"))
-            if subject:
-                out.segments.append(Segment(location, subject.encode("utf-8", "replace")))
-            _walk(inner, out, budget, counter, depth + 1, top=False)
+            heading = f"From: {author}\nSubject: {subject}\n".encode("utf-8", "replace")
+            out.segments.append(Segment(location, heading))
+            _walk(inner, out, budget, counter, depth + 1, body_location=location)
         return
     if part.is_multipart():
         for child in part.get_payload() or []:
-            _walk(child, out, budget, counter, depth, top)
+            _walk(child, out, budget, counter, depth, body_location)
         return
-    if top and ctype in ("text/plain", "text/html") and not _is_attachment(part):
+    if body_location and ctype in ("text/plain", "text/html") and not _is_attachment(part):
         text = _text_of(part)
         budget.spend(len(text))
-        out.segments.append(Segment("body", text))
+        out.segments.append(Segment(body_location, text))
         return
     location = _next_location(counter)
-    if ctype in ("text/plain", "text/html") and not _is_attachment(part):
-        text = _text_of(part)           # body of a nested message
-        budget.spend(len(text))
-        out.segments.append(Segment(location, text))
-        return
     try:
         payload = part.get_payload(decode=True) or b""
         result = inspect(payload, ctype, decode_header(part.get_filename()), budget, depth)

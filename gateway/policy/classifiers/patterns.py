@@ -112,6 +112,8 @@ RULES: tuple[Rule, ...] = (
          r"Drive|Dr|Lane|Ln|Way|Court|Ct|Circle|Cir|Place|Pl|Parkway|Pkwy|Terrace|Ter|Trail|Trl|"
          r"Highway|Hwy|Loop|Square|Sq|Run|Pike)\b\.?"),
     Rule("address", "po_box", IDENTIFIER, WEAK, r"(?i:\bp\.?o\.? box)\s\d{1,6}\b"),
+    Rule("_salutation", "greeting", INTERNAL, MARKER,
+         r"(?i:\b(?:hi|hello|dear|hey|good (?:morning|afternoon|evening)))[ \t,]+[A-Z][a-z]+"),
     Rule("patient_name", "patient_label", IDENTIFIER, STRONG,
          r"(?i:\b(?:patient|pt|patient name|pt name|subscriber/patient|patient/subscriber|"
          r"(?:records?|x-?rays?|images?|radiographs?|films?|chart|referral|summary|treatment plan|"
@@ -119,7 +121,7 @@ RULES: tuple[Rule, ...] = (
          r"[ \t]{0,3}[:\-/]?[ \t]{0,3}" + _NAME),
     Rule("patient_name", "label", IDENTIFIER, WEAK,
          r"(?i:\b(?:name|first name|last name|full name|applicant|subscriber|insured|guarantor|"
-         r"parent/guardian|parent|guardian|child|son|daughter|re|regarding))"
+         r"parent/guardian|parent|guardian|child|son|daughter|re|regarding|from))"
          r"[ \t]{0,3}[:\-][ \t]{0,3}" + _NAME),
     Rule("patient_name", "title", IDENTIFIER, WEAK, rf"\b(?:Mr|Mrs|Ms|Miss|Mx)\.? {_NAME_WORD}"),
     Rule("patient_name", "full", IDENTIFIER, NEAR,
@@ -130,8 +132,6 @@ RULES: tuple[Rule, ...] = (
          r"\b[A-Z][a-z]+ (?:called|texted|emailed|phoned|said|says|mentioned|asked|complained|complains|"
          r"reported|came in|stopped by|is coming|is complaining|cancel(?:l)?ed|rescheduled|left a (?:voice ?)?message|"
          r"felt|feels|still has|still feels)\b"),
-    Rule("_salutation", "greeting", INTERNAL, MARKER,
-         r"(?i:\b(?:hi|hello|dear|hey|good (?:morning|afternoon|evening)))[ \t,]+[A-Z][a-z]+"),
     # --- clinical content
     Rule("tooth_surface", "tooth", CLINICAL, SPECIFIC,
          rf"(?:#\s?{_TOOTH}|(?i:\btooth) #?{_TOOTH})[ ,-]{{1,2}}{_SURF}\b"),

@@ -73,7 +73,7 @@ LABEL_WORDS = frozenset("""
 patient pt name first last full subscriber insured applicant guarantor parent guardian child son
 daughter re regarding records record x-rays x-ray xrays xray images image radiographs radiograph films
 chart referral summary treatment plan narrative claim statement pre-auth preauth pre-authorization
-preauthorization predetermination lab slip rx for
+preauthorization predetermination lab slip rx for from
 """.split())
 _SURFACE_TAIL = re.compile(rb"([MODBLFI]{1,5})$")
 _ICD_TAIL = re.compile(rb"([A-TV-Z]\d[0-9AB](?:\.?[0-9A-Z]{1,4})?)$")
