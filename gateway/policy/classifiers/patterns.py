@@ -81,7 +81,7 @@ RULES: tuple[Rule, ...] = (
          r"|last ?(?:4|four)(?: digits)?(?: of)?(?: the)?(?: patient'?s)? (?:ssn|ss#|social(?: security)?)(?: number| no\.?| #)?))"
          r"\W{0,3}\d{4}\b"),
     Rule("ssn_last4", "masked", IDENTIFIER, STRONG, r"(?i:\bxxx-?xx-?)\d{4}\b"),
-    Rule("ssn", "plain", IDENTIFIER, STRONG, r"\b\d{3}-\d{2}-\d{4}\b"),
+    Rule("ssn", "plain", IDENTIFIER, STRONG, r"\b\d{3}-\d{2}-\d{4}\b|\b\d{3} \d{2} \d{4}\b"),
     Rule("dob", "labelled", IDENTIFIER, STRONG,
          r"(?i:\b(?:d\.o\.b\.?|dob\b|date of birth|birth ?date|birthday|born\b|b\.d\.))"
          r"[^0-9\n]{0,15}" + DATE),
@@ -240,7 +240,9 @@ def icd10_is_plausible(code: str) -> bool:
     code = code.strip().upper()
     if len(code) < 3 or code[0] not in _ICD_CHAPTER_OK or not code[1].isdigit():
         return False
-    head, _, tail = code.partition(".")
+    head, dot, tail = code.partition(".")
+    if not dot:
+        head, tail = code[:3], code[3:]
     if len(head) != 3 or not (head[2].isdigit() or head[2] in "AB"):
         return False
     return len(tail) <= 4
