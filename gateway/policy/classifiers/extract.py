@@ -46,6 +46,7 @@ class Extracted:
     header_tokens: frozenset[str] = frozenset()
     domains: tuple[str, ...] = ()       # header address domains: names of businesses, not patients
     to_one_person: bool = False
+    bulk: bool = False                  # a list, newsletter or a wide distribution
 
 
 def decode_header(value: str | None) -> str:
@@ -75,21 +76,30 @@ def _is_attachment(part: email.message.Message) -> bool:
     return disposition.startswith("attachment") or bool(part.get_filename())
 
 
-def _audience(msg: email.message.Message) -> bool:
-    """True when the message goes to exactly one person (not a list or a group)."""
+def _recipients(msg: email.message.Message) -> list[tuple[str, str]]:
+    pairs = email.utils.getaddresses(msg.get_all("To", []) + msg.get_all("Cc", []))
+    return [(decode_header(name).lower(), addr.lower()) for name, addr in pairs if "@" in addr]
+
+
+def _is_bulk(msg: email.message.Message) -> bool:
+    """Newsletters, lists, wide distributions: nobody in particular is addressed."""
     if msg.get("List-Id") or msg.get("List-Unsubscribe") or \
             (msg.get("Precedence") or "").lower() in ("bulk", "list", "junk"):
+        return True
+    recipients = _recipients(msg)
+    return not recipients or len(recipients) > 5 or any(
+        any(w in name for w in BULK_WORDS) or addr.split("@", 1)[0] in BULK_LOCALPARTS
+        for name, addr in recipients)
+
+
+def _to_one_outsider(msg: email.message.Message, bulk: bool) -> bool:
+    """Exactly one recipient, outside the sender's domain (a colleague's "you" is not a patient)."""
+    recipients = _recipients(msg)
+    if bulk or len(recipients) != 1:
         return False
-    recipients = email.utils.getaddresses(msg.get_all("To", []) + msg.get_all("Cc", []))
-    recipients = [(name, addr) for name, addr in recipients if addr]
-    if len(recipients) != 1:
-        return False
-    name, addr = recipients[0]
-    name, (local, _, domain) = decode_header(name).lower(), addr.lower().partition("@")
+    domain = recipients[0][1].rsplit("@", 1)[1]
     _, sender = email.utils.parseaddr(decode_header(msg.get("From")))
-    if domain and sender.lower().endswith("@" + domain):
-        return False        # a colleague: "you" is not the patient
-    return not (any(w in name for w in BULK_WORDS) or local in BULK_LOCALPARTS)
+    return not sender.lower().endswith("@" + domain)
 
 
 def _name_tokens(msg: email.message.Message, headers: tuple[str, ...]) -> frozenset[str]:
@@ -107,9 +117,10 @@ def _domains(msg: email.message.Message) -> tuple[str, ...]:
 def extract(raw: bytes, budget: Budget | None = None) -> Extracted:
     budget = budget or Budget()
     msg = email.message_from_bytes(raw)
+    bulk = _is_bulk(msg)
     out = Extracted(sender_tokens=_name_tokens(msg, ("From",)),
                     header_tokens=_name_tokens(msg, ("From", "To", "Cc")),
-                    domains=_domains(msg), to_one_person=_audience(msg))
+                    domains=_domains(msg), to_one_person=_to_one_outsider(msg, bulk), bulk=bulk)
     subject = decode_header(msg.get("Subject"))
     if subject:
         out.segments.append(Segment("subject", subject.encode("utf-8", "replace")))

@@ -93,7 +93,8 @@ PAYMENT = (
     r"paid (?:their|its|our|your) share", r"insurance (?:paid|payment|portion|estimate)",
     r"patient portion", r"your (?:portion|share|responsibility)", r"out[- ]of[- ]pocket",
     r"write-?offs?", r"payment plan", r"responsible party", r"guarantor", r"amount due",
-    r"missing tooth clause", r"frequency limitation", r"annual maximum", r"benefits? (?:used|remaining)",
+    r"missing tooth clause", r"payment (?:of \$|received|for (?:your|his|her|the) (?:visit|treatment|crown|account))",
+    r"paid in full", r"amount paid", r"receipt for", r"frequency limitation", r"annual maximum", r"benefits? (?:used|remaining)",
 )
 
 # Words that never start or end a person's name (sentence starters, greetings,
@@ -124,6 +125,12 @@ principal blue cross shield medicaid medicare tricare
 completed still what found numbness date clinician reason findings medical urgency insurance
 hygiene privacy information confidential ecc pa bw bwx fmx cdt icd dds dmd rdh md np pa-c
 new year years happy merry holiday holidays christmas thanksgiving easter
+day days week weeks month months night event events program programs update updates newsletter
+education appreciation financing finance reviews review satisfaction experience experiences survey
+communication communications safety rights instructions information registration intake history
+comfort success stories story testimonials spotlight relations advocate liaison account accounts
+welcome congratulations congrats meet introducing announcing join save book free special offer
+learn read click visit our first last full middle preferred emergency emergencies contact
 """.split())
 
 # Organisation words: a capitalised pair followed by one of these names a business.

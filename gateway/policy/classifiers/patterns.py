@@ -6,6 +6,7 @@ reported in findings, its category and its *role* in scoring (see ``scoring``).
 group per row, run over UTF-8 bytes (libs.md §7: ~200 MB/s, against 1-2 MB/s for
 stdlib ``re``). ``separate_stdlib()`` compiles the same rows one by one with
 stdlib ``re``; it exists only so ``bench/classifier.py`` can compare the two.
+(The rules are written for RE2; stdlib ``re`` accepts the same syntax here.)
 
 RE2 has no look-around, so context a pattern cannot express (Luhn, SSN area
 rules, "not the sender's own name") is checked in Python by ``validate()`` on the
@@ -117,7 +118,8 @@ RULES: tuple[Rule, ...] = (
     Rule("patient_name", "patient_label", IDENTIFIER, STRONG,
          r"(?i:\b(?:patient|pt|patient name|pt name|subscriber/patient|patient/subscriber|"
          r"(?:records?|x-?rays?|images?|radiographs?|films?|chart|referral|summary|treatment plan|"
-         r"narrative|claim|statement|pre-?auth(?:orization)?|predetermination|lab slip|rx) for))"
+         r"narrative|claim|statement|pre-?auth(?:orization)?|predetermination|lab slip|lab case|case|rx|"
+         r"crown|denture|bridge|night ?guard|implant|aligners|retainer|impressions?|models?) for))"
          r"[ \t]{0,3}[:\-/]?[ \t]{0,3}" + _NAME),
     Rule("patient_name", "label", IDENTIFIER, WEAK,
          r"(?i:\b(?:name|first name|last name|full name|applicant|subscriber|insured|guarantor|"
@@ -126,7 +128,8 @@ RULES: tuple[Rule, ...] = (
     Rule("patient_name", "title", IDENTIFIER, WEAK, rf"\b(?:Mr|Mrs|Ms|Miss|Mx)\.? {_NAME_WORD}"),
     Rule("patient_name", "full", IDENTIFIER, NEAR,
          rf"\b[A-Z][a-z]+(?: [A-Z]\.?)? [A-Z][a-zA-Z'\-]*[a-z](?:-[A-Z][a-z]+)?\b"),
-    Rule("patient_name", "possessive", IDENTIFIER, NEAR, r"\b[A-Z][a-z]+(?:'|\xe2\x80\x99)s\b"),
+    Rule("patient_name", "possessive", IDENTIFIER, NEAR,
+         r"\b[A-Z][a-z]+(?:'|\xe2\x80\x99)s\b|\b[A-Z][a-z]+s(?:'|\xe2\x80\x99)(?:\s|$)"),
     Rule("patient_name", "inverted", IDENTIFIER, NEAR, r"\b[A-Z][a-z]+, [A-Z][a-z]+\b"),
     Rule("patient_name", "reported", IDENTIFIER, NEAR,
          r"\b[A-Z][a-z]+ (?:called|texted|emailed|phoned|said|says|mentioned|asked|complained|complains|"
@@ -169,9 +172,6 @@ RULES: tuple[Rule, ...] = (
          r"mannequin|no real patient)\b)"),
 )
 
-RULE_BY_GROUP: dict[str, Rule] = {r.group: r for r in RULES}
-GROUP_BY_BYTES: dict[bytes, Rule] = {r.group.encode(): r for r in RULES}
-
 
 def _alternation() -> str:
     names = [r.group for r in RULES]
@@ -181,10 +181,14 @@ def _alternation() -> str:
 
 @lru_cache(maxsize=1)
 def combined():
-    """One RE2 program for every rule; iterate ``finditer`` over bytes, read ``lastgroup``."""
+    """One RE2 program for every rule; iterate ``finditer`` over bytes. Group i is ``RULES[i-1]``
+    (read ``match.lastindex``: much cheaper than ``lastgroup`` in google-re2)."""
     options = re2.Options()
     options.max_mem = 64 << 20
-    return re2.compile(_alternation().encode(), options)
+    program = re2.compile(_alternation().encode(), options)
+    if program.groups != len(RULES):
+        raise ValueError("a rule regex has a capturing group; use (?:...)")
+    return program
 
 
 def separate_stdlib() -> list[tuple[Rule, re.Pattern[bytes]]]:

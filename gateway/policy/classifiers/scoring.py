@@ -20,6 +20,7 @@ detectors and places only, never matched text.
 """
 from __future__ import annotations
 
+import bisect
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -66,6 +67,11 @@ class Context:
 # ------------------------------------------------------------------ validators
 
 _DIGITS = re.compile(rb"\d")
+_ROLE_BEFORE = re.compile(
+    rb"(?i)\b(?:hygienist|assistant|dentist|receptionist|coordinator|manager|associate|doctor|colleague|"
+    rb"team member|staff|specialist|surgeon|orthodontist|periodontist|endodontist|owner|partner|front desk|"
+    rb"intern|student|rep|representative|tech|technician|welcome|meet|congratulations to|thanks to)[ ,:]*$")
+_CREDENTIAL_AFTER = re.compile(rb",? ?(?:RDH|DDS|DMD|MD|DO|RN|CDA|EFDA|RDA|PA|NP|MSD|PhD|FAGD)\b")
 _NAME_TOKENS = re.compile(r"[A-Za-z][A-Za-z'\-]*")
 _STATE_AFTER = re.compile(rb", ?[A-Z]{2}\b")
 _WORD_AFTER = re.compile(rb"[ \t]*([A-Za-z]+)")
@@ -83,16 +89,19 @@ def _digits(span: bytes) -> str:
     return "".join(ch.decode() for ch in _DIGITS.findall(span))
 
 
-def _line_of(text: bytes, start: int, end: int) -> bytes:
-    line_start = text.rfind(b"\n", 0, start) + 1
-    line_end = text.find(b"\n", end)
-    return text[line_start:line_end if line_end >= 0 else len(text)]
+_ORG_WORD = re.compile(rb"(?i)\b(?:" + b"|".join(w.encode() for w in sorted(lexicons.ORG_WORDS)) + rb")\b")
+
+
+def _line_of(text: bytes, start: int, end: int, reach: int = 160) -> bytes:
+    line_start = text.rfind(b"\n", max(0, start - reach), start) + 1 or max(0, start - reach)
+    line_end = text.find(b"\n", end, end + reach)
+    return text[line_start:line_end if line_end >= 0 else min(len(text), end + reach)]
 
 
 def _org_line(text: bytes, start: int, end: int) -> bool:
-    line = _line_of(text, start, end).lower().decode("utf-8", "replace")
-    words = set(re.findall(r"[a-z]+", line))
-    return bool(words & lexicons.ORG_WORDS) or line.lstrip().startswith(("location", "organizer"))
+    """The line around a phone or street address names a business (or is a calendar LOCATION)."""
+    line = _line_of(text, start, end)
+    return bool(_ORG_WORD.search(line)) or line.lstrip().lower().startswith((b"location", b"organizer"))
 
 
 def _bare(token: str) -> str:
@@ -137,6 +146,9 @@ def _valid_name(hit: Hit, span: bytes, ctx: Context) -> bool:
         tokens = tokens[:1]
     if not _name_ok(tokens, ctx, ctx.header_tokens) or _in_domain(tokens, ctx):
         return False
+    if _ROLE_BEFORE.search(ctx.text[max(0, hit.start - 40):hit.start]) or \
+            _CREDENTIAL_AFTER.match(ctx.text[hit.end:hit.end + 12]):
+        return False        # "our hygienist Sarah Lopez", "Sarah Lopez, RDH": staff, not a patient
     if variant == "full":
         after = ctx.text[hit.end:hit.end + 40]
         if _STATE_AFTER.match(after):
@@ -185,8 +197,9 @@ def scan(text: bytes, location: str, extracted: Extracted | None = None) -> list
     ctx = Context(text) if extracted is None else Context(
         text, extracted.sender_tokens, extracted.header_tokens, extracted.domains)
     hits: list[Hit] = []
+    rules = patterns.RULES
     for match in patterns.combined().finditer(text):
-        rule = patterns.GROUP_BY_BYTES[match.lastgroup]
+        rule = rules[match.lastindex - 1]       # group i is RULES[i-1]; rules have no inner groups
         if rule.detector == "_skip":
             continue
         hit = Hit(rule, location, match.start(), match.end())
@@ -224,6 +237,27 @@ def _gap(a: Hit, b: Hit) -> int:
     return max(0, b.start - a.end, a.start - b.end)
 
 
+class Positioned:
+    """Hits sorted by start, for "which of these lie within N bytes of that hit" in log time."""
+
+    LONGEST = 256     # no pattern matches more than this many bytes before its start is passed
+
+    def __init__(self, hits: list[Hit]):
+        self.hits = sorted(hits, key=lambda h: h.start)
+        self.starts = [h.start for h in self.hits]
+
+    def __bool__(self) -> bool:
+        return bool(self.hits)
+
+    def within(self, hit: Hit, reach: int):
+        lo = bisect.bisect_left(self.starts, hit.start - reach - self.LONGEST)
+        hi = bisect.bisect_right(self.starts, hit.end + reach)
+        return (c for c in self.hits[lo:hi] if _gap(hit, c) <= reach)
+
+    def first_within(self, hit: Hit, reach: int) -> Hit | None:
+        return next(self.within(hit, reach), None)
+
+
 def _signature_start(text: bytes) -> int:
     for marker in (b"\n-- \n", b"\n--\n", b"\n-- \r\n", b"\n--\r\n"):
         found = text.find(marker)
@@ -238,13 +272,12 @@ def _paragraph_break_between(text: bytes, a: Hit, b: Hit) -> bool:
     return b"\n\n" in between or b"\n \n" in between or b"\r\n\r\n" in between
 
 
-def _near(hit: Hit, generic: list[Hit], specific: list[Hit]) -> Hit | None:
+def _near(hit: Hit, generic: Positioned, specific: Positioned) -> Hit | None:
     """The health/payment hit that makes this identifier a patient's, if one is close enough."""
     if hit.role == NEAR_CLINICAL:
-        return next((c for c in specific if c.rule.category == CLINICAL and _gap(hit, c) <= NEAR_BYTES), None)
+        return next((c for c in specific.within(hit, NEAR_BYTES) if c.rule.category == CLINICAL), None)
     reach = GENERIC_NEAR_BYTES if hit.role == NEAR else NEAR_BYTES
-    return next((c for c in specific if _gap(hit, c) <= NEAR_BYTES), None) or \
-        next((c for c in generic if _gap(hit, c) <= reach), None)
+    return specific.first_within(hit, NEAR_BYTES) or generic.first_within(hit, reach)
 
 
 def decide(extracted: Extracted, hits_by_segment: list[list[Hit]], excluded: frozenset[str] = frozenset()
@@ -260,12 +293,12 @@ def decide(extracted: Extracted, hits_by_segment: list[list[Hit]], excluded: fro
         text = segment.text
         hits = [h for h in hits if h.detector not in excluded]
         signature = _signature_start(text)
-        fiction = [h for h in hits if h.detector == "_fiction"]
+        fiction = Positioned([h for h in hits if h.detector == "_fiction"])
         content = [h for h in hits if h.rule.category in (CLINICAL, PAYMENT_CAT)]
-        generic = [h for h in content if h.role == GENERIC]
-        specific = [h for h in content if h.role != GENERIC]          # specific clinical + payment
+        generic = Positioned([h for h in content if h.role == GENERIC])
+        specific = Positioned([h for h in content if h.role != GENERIC])   # specific clinical + payment
         reported.extend(content)
-        health_anywhere.extend((h.detector, h.location) for h in specific if h.rule.category == CLINICAL)
+        health_anywhere.extend((h.detector, h.location) for h in specific.hits if h.rule.category == CLINICAL)
 
         for hit in hits:
             if hit.rule.category != IDENTIFIER:
@@ -273,10 +306,12 @@ def decide(extracted: Extracted, hits_by_segment: list[list[Hit]], excluded: fro
             if hit.role == PROVIDER:
                 reported.append(hit)
                 continue
-            if any(_gap(hit, f) <= FICTION_BYTES for f in fiction):
+            if fiction.first_within(hit, FICTION_BYTES):
                 continue
             if hit.role != STRONG and hit.start >= signature:
                 continue
+            if hit.role == NEAR and extracted.bulk:
+                continue        # a bare name in a newsletter is staff news, not a patient
             if hit.role == STRONG:
                 reported.append(hit)
                 reasons.append(f"identifier({hit.detector}) in {hit.location}")
@@ -291,7 +326,7 @@ def decide(extracted: Extracted, hits_by_segment: list[list[Hit]], excluded: fro
                 people_anywhere.append(hit)
 
         if extracted.to_one_person and "recipient_addressed" not in excluded and not fiction:
-            fired = _addressed(text, hits, content, specific)
+            fired = _addressed(text, hits, Positioned(content), specific)
             if fired is not None:
                 extra[("recipient_addressed", IDENTIFIER, segment.location)] += 1
                 reasons.append(f"identifier(recipient_addressed)+{fired.rule.category}({fired.detector}) "
@@ -322,20 +357,28 @@ def decide(extracted: Extracted, hits_by_segment: list[list[Hit]], excluded: fro
     return Decision(bool(unique_reasons), findings, unique_reasons)
 
 
-def _addressed(text: bytes, hits: list[Hit], content: list[Hit], specific: list[Hit]) -> Hit | None:
+_OFFER_AFTER = re.compile(rb"(?i)s?\b\W{0,3}(?:consult(?:ation)?s?|screenings?|options?|questions?|benefits?|"
+                          rb"coverage|special|offer|financing|and x-?rays)\b")
+
+
+def _offer(text: bytes, hit: Hit) -> bool:
+    """"your implant consultation", "your treatment plans": talk about services, not a finding."""
+    return text[hit.end - 1:hit.end] in (b"s", b"S") or bool(_OFFER_AFTER.match(text, hit.end, hit.end + 20))
+
+
+def _addressed(text: bytes, hits: list[Hit], content: Positioned, specific: Positioned) -> Hit | None:
     """Mail to one person about that person: "your crown", "you" next to a specific finding in
     the same paragraph, or a greeting by name in a message with specific clinical content."""
-    clinical_specific = [c for c in specific if c.rule.category == CLINICAL]
+    clinical_specific = next((c for c in specific.hits if c.rule.category == CLINICAL), None)
     for hit in hits:
         if hit.detector == "_your":
-            for c in content:
-                plural_generic = c.role == GENERIC and text[c.end - 1:c.end] in (b"s", b"S")
-                if 0 <= c.start - hit.end <= YOUR_BYTES and not plural_generic:
+            for c in content.within(hit, YOUR_BYTES):
+                if c.start >= hit.end and not (c.role == GENERIC and _offer(text, c)):
                     return c
         if hit.detector in ("_you", "_your"):
-            for c in specific:
-                if _gap(hit, c) <= YOU_BYTES and not _paragraph_break_between(text, hit, c):
+            for c in specific.within(hit, YOU_BYTES):
+                if not _paragraph_break_between(text, hit, c):
                     return c
-        if hit.detector == "_salutation" and clinical_specific:
-            return clinical_specific[0]
+        if hit.detector == "_salutation" and clinical_specific is not None:
+            return clinical_specific
     return None
