@@ -373,6 +373,91 @@ def corpus() -> list[tuple[str, int, str, str, EmailMessage]]:
             CEDAR, [("Support", "support@itpartners.example")], "phones",
             "Main line (555) 410-2000 should ring the front desk first, then billing ext 204. Fax is "
             "(555) 410-2001.")),
+        # -------------------------------------------------------------- second batch (mixed)
+        ("own-050.eml", P, "appointment_with_clinical", "reminder naming the procedure: root canal", message(
+            CEDAR, [("Wen Zhao", "wzhao@mailbox.example")], "Tomorrow",
+            "Hi Wen, just a reminder that your root canal with Dr. Pell is tomorrow at 8:30. Eat a good "
+            "breakfast beforehand.")),
+        ("own-051.eml", P, "hard_positive", "internal: first name + 'is in pain' + day", message(
+            CEDAR, [("Dr. Anselm Vik", CEDAR_DR[1])], "Marco",
+            "Marco's mom called again, he's in a lot of pain from that lower molar. Can you see him "
+            "Wednesday morning?")),
+        ("own-052.eml", P, "billing_insurance", "payment receipt to patient", message(
+            CEDAR_BILL, [("Tom Ferris", "tferris@mailbox.example")], "Receipt",
+            "Hi Tom,\n\nThanks - we received your payment of $250.00 toward the bridge. Your remaining "
+            "balance is $410.00.\n\nKip")),
+        ("own-053.eml", P, "lab_case", "lab note: case for surname + shade + teeth", message(
+            CEDAR_DR, [("Keystone Dental Lab", "cases@keystonelab.example")], "Case update",
+            "Case for Pemberton: please make #7 and #10 a touch lighter, shade B1. Seat date is the 14th.")),
+        ("own-054.eml", P, "records_transfer", "records request reply: name + DOB + chart", message(
+            CEDAR, [("Records", "records@harborendo.example")], "Records",
+            "Records for Ian Castellano (DOB 11/09/1990) are attached: last FMX and the perio chart.")),
+        ("own-055.eml", P, "referral", "referral: name + age + diagnosis, no codes", message(
+            CEDAR_DR, [("Dr. Imogen Pell", "ipell@harborendo.example")], "Referral",
+            "Imogen,\n\nWould you see Beatrix Olawale, 52, for a second opinion? Lingering pain on the "
+            "upper left after a crown last month, possibly a cracked root.\n\nAnselm")),
+        ("own-056.eml", P, "treatment", "patient e-mail reply quoted below practice answer", message(
+            CEDAR_DR, [("Noor Haddad", "noor.h@mailbox.example")], "Re: swelling",
+            "Noor, warm salt water rinses and keep taking the amoxicillin until it's gone. If the swelling "
+            "spreads, call right away.\n\nOn Mon, Noor Haddad wrote:\n> my cheek is puffy since yesterday\n")),
+        ("own-057.eml", P, "identifiers_only", "insurance card details forwarded internally", message(
+            CEDAR, [("Kip Morrow", CEDAR_BILL[1])], "new insurance",
+            "Walt Kieran switched plans. New card: Aetna, member ID W55410291, group 88120, subscriber is "
+            "his wife Dana Kieran, DOB 06/12/1972.")),
+        ("own-058.eml", P, "xray_attachment", "radiograph attached, surname in body", message(
+            CEDAR_DR, [("Dr. Imogen Pell", "ipell@harborendo.example")], "PA for Thursday",
+            "PA of the lower right for Mr. Abernethy, who sees you Thursday.",
+            attachments=[("PA_LR.jpg", "image", "jpeg", make_png())])),
+        ("own-059.eml", P, "hard_positive", "voicemail transcript: phone + symptom", message(
+            CEDAR, [("Dr. Anselm Vik", CEDAR_DR[1])], "voicemail",
+            "Voicemail 7:42 AM, callback number 555-382-1190: \"my husband's filling fell out and he has a "
+            "sharp edge cutting his tongue\"")),
+        ("own-060.eml", P, "treatment", "post-op check to patient, no codes", message(
+            CEDAR_DR, [("Delphine Okoro", "dokoro@mailbox.example")], "How are you feeling?",
+            "Hi Delphine, checking in after yesterday's extraction. A little oozing is normal, but if you "
+            "still have bleeding tonight, bite on a tea bag for 30 minutes.")),
+        ("own-061.eml", N, "newsletter", "newsletter staff bio with clinical words", message(
+            CEDAR, [("Cedar Hollow Patients", "news@cedarhollowdental.example")], "Meet our team",
+            "Meet our new hygienist, Sarah Lopez! Sarah loves helping anxious patients feel at home and has "
+            "a special interest in periodontal disease and implants.",
+            headers={"List-Unsubscribe": "<mailto:unsubscribe@cedarhollowdental.example>"})),
+        ("own-062.eml", N, "marketing", "implant consultation offer to one recipient", message(
+            CEDAR, [("Lou Baptiste", "lbaptiste@mailbox.example")], "Free implant consultation",
+            "Hi Lou, missing a tooth? Book your implant consultation this month and get a free 3D scan.")),
+        ("own-063.eml", N, "vendor", "CareCredit patient financing vendor mail", message(
+            CEDAR, [("CareCredit rep", "rep@carecredit.example")], "Patient Financing brochures",
+            "Please send 50 more Patient Financing brochures; patients ask about them for crowns and "
+            "implants.")),
+        ("own-064.eml", N, "staff_internal_nonphi", "staff schedule with colleague names and procedures", message(
+            CEDAR, [("Team", "team@cedarhollowdental.example")], "Next week",
+            "Next week: Maria covers hygiene Tuesday, so the SRP block moves to Thursday. Dr. Vik is out "
+            "Friday; crown seats go to Monday.")),
+        ("own-065.eml", N, "hard_negative", "quiz with an example patient", message(
+            CEDAR_DR, [("Team", "team@cedarhollowdental.example")], "Coding quiz",
+            "Quiz: an example patient needs a crown on #30 after a root canal. Which codes apply: D2740, "
+            "D2950, D3330? Answers Friday.")),
+        ("own-066.eml", N, "scheduling_no_clinical", "ICS invite to patient with address only", message(
+            CEDAR, [("Omar Reyes", "oreyes@mailbox.example")], "Your visit",
+            "Hi Omar, the invite for your visit is attached.",
+            attachments=[("visit.ics", "text", "calendar",
+                          b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nSUMMARY:Cedar Hollow visit\r\n"
+                          b"LOCATION:412 Cedar Hollow Rd\r\nDTSTART:20250312T150000Z\r\n"
+                          b"END:VEVENT\r\nEND:VCALENDAR\r\n")])),
+        ("own-067.eml", N, "it_support", "backup failure on the imaging server", message(
+            CEDAR, [("Support", "support@itpartners.example")], "Backup failed",
+            "Last night's backup of the imaging server failed again (error 0x80070005). Patient x-rays "
+            "are on that drive, so please look today.")),
+        ("own-068.eml", N, "personal", "staff personal mail mentioning dentist family", message(
+            ("Lucy Tran", "lucy.tran@mailbox.example"), [("Mom", "mom.tran@mailbox.example")], "Sunday",
+            "Mom, Sunday dinner works. I'll bring the pie. Tell Dad his tooth can wait until Monday!")),
+        ("own-069.eml", N, "vendor", "lab invoice without patient names", message(
+            CEDAR_BILL, [("Keystone billing", "billing@keystonelab.example")], "Statement question",
+            "Our February statement from you shows 14 zirconia crowns and 3 dentures; we count 13 crowns. "
+            "Can you check invoice 5521?")),
+        ("own-070.eml", N, "marketing", "review request to a patient, no clinical content", message(
+            CEDAR, [("Ines Dubois", "ines.d@mailbox.example")], "How did we do?",
+            "Hi Ines, thanks for visiting Cedar Hollow! Would you leave us a quick review? It helps other "
+            "families find us.")),
     ]
     return items
 

@@ -44,6 +44,7 @@ class Extracted:
     errors: list[str] = field(default_factory=list)                  # "<stage>: <ExceptionClass>"
     sender_tokens: frozenset[str] = frozenset()
     header_tokens: frozenset[str] = frozenset()
+    recipient_tokens: frozenset[str] = frozenset()
     domains: tuple[str, ...] = ()       # header address domains: names of businesses, not patients
     to_one_person: bool = False
     bulk: bool = False                  # a list, newsletter or a wide distribution
@@ -120,6 +121,7 @@ def extract(raw: bytes, budget: Budget | None = None) -> Extracted:
     bulk = _is_bulk(msg)
     out = Extracted(sender_tokens=_name_tokens(msg, ("From",)),
                     header_tokens=_name_tokens(msg, ("From", "To", "Cc")),
+                    recipient_tokens=_name_tokens(msg, ("To",)),
                     domains=_domains(msg), to_one_person=_to_one_outsider(msg, bulk), bulk=bulk)
     subject = decode_header(msg.get("Subject"))
     if subject:

@@ -40,7 +40,7 @@ DIAGNOSES = (
     r"fistula", r"fractured?", r"cracked(?: tooth| cusp)?", r"cracked", r"broken tooth",
     r"infection", r"infected", r"toothache", r"pain(?:ful)?", r"throbbing", r"aching",
     r"aches", r"sensitivity", r"sensitive to (?:cold|heat|hot|sweets|biting|pressure)",
-    r"really sensitive", r"swelling", r"swollen", r"bleeding gums", r"bone loss",
+    r"really sensitive", r"swelling", r"swollen", r"bleeding", r"oozing", r"bleeding gums", r"bone loss",
     r"impacted", r"dry socket", r"alveolar osteitis", r"pulpitis",
     r"necrotic", r"non-?vital", r"lesion", r"radiolucency", r"widened pdl",
     r"percussion tender", r"tender to (?:percussion|biting)", r"mobility", r"mobile tooth",

@@ -105,6 +105,7 @@ RULES: tuple[Rule, ...] = (
          r"(?i:\b(?:account|acct)\.?(?: number| no\.?| #|#)?)[\s:#.]{0,4}\d{3,12}\b"),
     Rule("phone", "personal", IDENTIFIER, WEAK,
          r"(?i:\b(?:cell|cellphone|mobile|mob|home|home phone|cell phone|phone|ph|contact|from|parent|"
+         r"call ?back|call-back|callback number|(?:phone|cell|mobile|home|contact) (?:number|no\.?|#)|"
          r"guardian|mom|dad|mother|father|spouse|wife|husband|number is|reach (?:her|him|them) at|"
          r"call (?:her|him|them|the patient) at|text (?:her|him|them) at))\b"
          r"[^0-9\n]{0,25}" + _PHONE),
@@ -135,6 +136,7 @@ RULES: tuple[Rule, ...] = (
          r"\b[A-Z][a-z]+ (?:called|texted|emailed|phoned|said|says|mentioned|asked|complained|complains|"
          r"reported|came in|stopped by|is coming|is complaining|cancel(?:l)?ed|rescheduled|left a (?:voice ?)?message|"
          r"felt|feels|still has|still feels)\b"),
+    Rule("_salutation", "line", INTERNAL, MARKER, r"(?m:^)[A-Z][a-z]+(?:,|[ \t]?-{1,2}|:)"),
     # --- clinical content
     Rule("tooth_surface", "tooth", CLINICAL, SPECIFIC,
          rf"(?:#\s?{_TOOTH}|(?i:\btooth) #?{_TOOTH})[ ,-]{{1,2}}{_SURF}\b"),

@@ -61,6 +61,7 @@ class Context:
     text: bytes
     sender_tokens: frozenset[str] = frozenset()     # words of the From display name
     header_tokens: frozenset[str] = frozenset()     # words of every From/To/Cc display name
+    recipient_tokens: frozenset[str] = frozenset()  # words of the To display names
     domains: tuple[str, ...] = ()
 
 
@@ -79,7 +80,8 @@ LABEL_WORDS = frozenset("""
 patient pt name first last full subscriber insured applicant guarantor parent guardian child son
 daughter re regarding records record x-rays x-ray xrays xray images image radiographs radiograph films
 chart referral summary treatment plan narrative claim statement pre-auth preauth pre-authorization
-preauthorization predetermination lab slip rx for from
+preauthorization predetermination lab slip rx for from case crown denture bridge implant aligners retainer
+impressions impression models model night guard nightguard
 """.split())
 _SURFACE_TAIL = re.compile(rb"([MODBLFI]{1,5})$")
 _ICD_TAIL = re.compile(rb"([A-TV-Z]\d[0-9AB](?:\.?[0-9A-Z]{1,4})?)$")
@@ -176,7 +178,14 @@ def _valid_icd(hit: Hit, span: bytes, ctx: Context) -> bool:
     return not (len(after) == 2 and after[:1] == b"." and after[1:].isdigit())
 
 
+def _valid_salutation(hit: Hit, span: bytes, ctx: Context) -> bool:
+    """A greeting counts only if it names the recipient ("Hi Sam" in mail to Sam Whitcombe)."""
+    name = _NAME_TOKENS.findall(span.decode("utf-8", "replace"))[-1:]
+    return bool(name) and name[0] in ctx.recipient_tokens
+
+
 VALIDATORS: dict[str, Callable[[Hit, bytes, Context], bool]] = {
+    "_salutation": _valid_salutation,
     "ssn": lambda hit, span, ctx: (patterns.ssn_is_valid if hit.rule.variant == "plain"
                                    else patterns.ssn_labelled_is_plausible)(_digits(span)[-9:]),
     "npi": lambda hit, span, ctx: patterns.npi_is_valid(_digits(span)[-10:]),
@@ -195,7 +204,7 @@ VALIDATORS: dict[str, Callable[[Hit, bytes, Context], bool]] = {
 def scan(text: bytes, location: str, extracted: Extracted | None = None) -> list[Hit]:
     """Validated hits of one segment (internal markers included, look-alikes dropped)."""
     ctx = Context(text) if extracted is None else Context(
-        text, extracted.sender_tokens, extracted.header_tokens, extracted.domains)
+        text, extracted.sender_tokens, extracted.header_tokens, extracted.recipient_tokens, extracted.domains)
     hits: list[Hit] = []
     rules = patterns.RULES
     for match in patterns.combined().finditer(text):
