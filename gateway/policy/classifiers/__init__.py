@@ -11,7 +11,8 @@ but do not count toward ``phi``. Any failure inside the classifier gives
 ``Verdict(phi=True, errors=("<detector>: <ExceptionClass>",))``: fail closed.
 
 Detector names: ssn, ssn_last4, dob, mrn, member_id, claim_id, group_id,
-account_number, npi, phone, address, patient_name, recipient_addressed (identifiers);
+account_number, npi, phone, email_address, address, patient_name, recipient_addressed
+(identifiers);
 cdt_code, icd10_code, tooth_number, tooth_surface, quadrant, procedure, diagnosis,
 medication, perio_charting (clinical); payment; radiograph, dicom (attachment);
 unscannable (error).

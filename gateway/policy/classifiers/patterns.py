@@ -58,8 +58,11 @@ def _words(items: tuple[str, ...]) -> str:
 _MONTH = r"(?i:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
 DATE = (r"(?:\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})\b|\d{4}-\d{2}-\d{2}\b"
         rf"|{_MONTH}\.? \d{{1,2}}(?:st|nd|rd|th)?,? \d{{4}}\b|\d{{1,2}} {_MONTH}\.?,? \d{{4}}\b)")
-_PHONE = r"(?:\+?1[ .-]?)?(?:\(\d{3}\)|\d{3})[ .-]?\d{3}[ .-]\d{4}\b"
-_NAME_WORD = r"[A-Z][a-zA-Z'\-]+"
+_PHONE = r"(?:\+?1[ .-]?)?(?:\(\d{3}\)|\d{3})[ .-]?\d{3}[ .-]?\d{4}\b"
+# Name letters: ASCII plus Latin-1 accented letters (José Núñez); RE2 runs in UTF-8 mode.
+_UP, _LO = "A-ZÀ-ÖØ-Þ", "a-zß-öø-ÿ"
+_APOSTROPHE = "(?:'|\u2019)"
+_NAME_WORD = rf"[{_UP}][{_UP}{_LO}'\-]+"
 _NAME = rf"{_NAME_WORD}(?:,? {_NAME_WORD}){{0,2}}"
 _TOOTH = r"(?:3[0-2]|[12][0-9]|[1-9])"
 _SURF = r"[MODBLFI]{1,5}"
@@ -113,9 +116,11 @@ RULES: tuple[Rule, ...] = (
          r"\b\d{1,6} (?:[NSEW]\.? )?(?:[A-Z][a-z]+ ){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|"
          r"Drive|Dr|Lane|Ln|Way|Court|Ct|Circle|Cir|Place|Pl|Parkway|Pkwy|Terrace|Ter|Trail|Trl|"
          r"Highway|Hwy|Loop|Square|Sq|Run|Pike)\b\.?"),
+    Rule("email_address", "labelled", IDENTIFIER, WEAK,
+         r"(?i:\b(?:e-?mail|email address)\b)[^@\n]{0,20}?\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"),
     Rule("address", "po_box", IDENTIFIER, WEAK, r"(?i:\bp\.?o\.? box)\s\d{1,6}\b"),
     Rule("_salutation", "greeting", INTERNAL, MARKER,
-         r"(?i:\b(?:hi|hello|dear|hey|good (?:morning|afternoon|evening)))[ \t,]+[A-Z][a-z]+"),
+         rf"(?i:\b(?:hi|hello|dear|hey|good (?:morning|afternoon|evening)))[ \t,]+[{_UP}][{_LO}]+"),
     Rule("patient_name", "patient_label", IDENTIFIER, STRONG,
          r"(?i:\b(?:patient|pt|patient name|pt name|subscriber/patient|patient/subscriber|"
          r"(?:records?|x-?rays?|images?|radiographs?|films?|chart|referral|summary|treatment plan|"
@@ -128,15 +133,17 @@ RULES: tuple[Rule, ...] = (
          r"[ \t]{0,3}[:\-][ \t]{0,3}" + _NAME),
     Rule("patient_name", "title", IDENTIFIER, WEAK, rf"\b(?:Mr|Mrs|Ms|Miss|Mx)\.? {_NAME_WORD}"),
     Rule("patient_name", "full", IDENTIFIER, NEAR,
-         rf"\b[A-Z][a-z]+(?: [A-Z]\.?)? [A-Z][a-zA-Z'\-]*[a-z](?:-[A-Z][a-z]+)?\b"),
+         rf"\b[{_UP}][{_LO}]+(?: [A-Z]\.?)? [{_UP}][{_UP}{_LO}'\-]*[{_LO}](?:-[{_UP}][{_LO}]+)?\b"),
     Rule("patient_name", "possessive", IDENTIFIER, NEAR,
-         r"\b[A-Z][a-z]+(?:'|\xe2\x80\x99)s\b|\b[A-Z][a-z]+s(?:'|\xe2\x80\x99)(?:\s|$)"),
-    Rule("patient_name", "inverted", IDENTIFIER, NEAR, r"\b[A-Z][a-z]+, [A-Z][a-z]+\b"),
+         rf"\b[{_UP}][{_LO}]+{_APOSTROPHE}s\b|\b[{_UP}][{_LO}]+s{_APOSTROPHE}(?:\s|$)"),
+    Rule("patient_name", "inverted", IDENTIFIER, NEAR, rf"\b[{_UP}][{_LO}]+, [{_UP}][{_LO}]+\b"),
+    Rule("patient_name", "scheduled", IDENTIFIER, NEAR,
+         rf"(?m:^)[ \t*•-]*\d{{1,2}}(?::\d{{2}})?[ \t]?(?i:am|pm|a\.m\.|p\.m\.)?[ \t]*[-–:|]?[ \t]*[{_UP}][{_LO}]+\b"),
     Rule("patient_name", "reported", IDENTIFIER, NEAR,
-         r"\b[A-Z][a-z]+ (?:called|texted|emailed|phoned|said|says|mentioned|asked|complained|complains|"
+         rf"\b[{_UP}][{_LO}]+ (?:called|texted|emailed|phoned|said|says|mentioned|asked|complained|complains|"
          r"reported|came in|stopped by|is coming|is complaining|cancel(?:l)?ed|rescheduled|left a (?:voice ?)?message|"
          r"felt|feels|still has|still feels)\b"),
-    Rule("_salutation", "line", INTERNAL, MARKER, r"(?m:^)[A-Z][a-z]+(?:,|[ \t]?-{1,2}|:)"),
+    Rule("_salutation", "line", INTERNAL, MARKER, rf"(?m:^)[{_UP}][{_LO}]+(?:,|[ \t]?-{{1,2}}|:)"),
     # --- clinical content
     Rule("tooth_surface", "tooth", CLINICAL, SPECIFIC,
          rf"(?:#\s?{_TOOTH}|(?i:\btooth) #?{_TOOTH})[ ,-]{{1,2}}{_SURF}\b"),

@@ -72,8 +72,9 @@ _ROLE_BEFORE = re.compile(
     rb"(?i)\b(?:hygienist|assistant|dentist|receptionist|coordinator|manager|associate|doctor|colleague|"
     rb"team member|staff|specialist|surgeon|orthodontist|periodontist|endodontist|owner|partner|front desk|"
     rb"intern|student|rep|representative|tech|technician|welcome|meet|congratulations to|thanks to)[ ,:]*$")
+_AFFILIATION_AFTER = re.compile(rb",? (?:from|at|with|of|representing) (?:the )?[A-Z]")
 _CREDENTIAL_AFTER = re.compile(rb",? ?(?:RDH|DDS|DMD|MD|DO|RN|CDA|EFDA|RDA|PA|NP|MSD|PhD|FAGD)\b")
-_NAME_TOKENS = re.compile(r"[A-Za-z][A-Za-z'\-]*")
+_NAME_TOKENS = re.compile(r"[^\W\d_][\w'\-]*")
 _STATE_AFTER = re.compile(rb", ?[A-Z]{2}\b")
 _WORD_AFTER = re.compile(rb"[ \t]*([A-Za-z]+)")
 LABEL_WORDS = frozenset("""
@@ -141,11 +142,14 @@ def _valid_name(hit: Hit, span: bytes, ctx: Context) -> bool:
                 break
             kept.append(token)
         return _name_ok(kept, ctx, ctx.sender_tokens)
-    if variant == "title":
-        return _name_ok(tokens[1:2], ctx, ctx.sender_tokens)
+    if variant == "title":       # "Mr. Lopez from Henry Schein" is a sales rep
+        return _name_ok(tokens[1:2], ctx, ctx.sender_tokens) and \
+            not _AFFILIATION_AFTER.match(ctx.text, hit.end, hit.end + 40)
     # Unlabelled names: not anyone in the From/To/Cc headers (staff, the recipient), not a business.
     if variant in ("possessive", "reported"):
         tokens = tokens[:1]
+    elif variant == "scheduled":
+        tokens = tokens[-1:]
     if not _name_ok(tokens, ctx, ctx.header_tokens) or _in_domain(tokens, ctx):
         return False
     if _ROLE_BEFORE.search(ctx.text[max(0, hit.start - 40):hit.start]) or \
@@ -184,7 +188,14 @@ def _valid_salutation(hit: Hit, span: bytes, ctx: Context) -> bool:
     return bool(name) and name[0] in ctx.recipient_tokens
 
 
+def _valid_email(hit: Hit, span: bytes, ctx: Context) -> bool:
+    """A person's address: not at a domain in the headers (the practice, a lab) nor on a business line."""
+    domain = span.rsplit(b"@", 1)[1].decode("ascii", "replace").lower()
+    return domain not in ctx.domains and not _org_line(ctx.text, hit.start, hit.end)
+
+
 VALIDATORS: dict[str, Callable[[Hit, bytes, Context], bool]] = {
+    "email_address": _valid_email,
     "_salutation": _valid_salutation,
     "ssn": lambda hit, span, ctx: (patterns.ssn_is_valid if hit.rule.variant == "plain"
                                    else patterns.ssn_labelled_is_plausible)(_digits(span)[-9:]),
