@@ -458,6 +458,56 @@ def corpus() -> list[tuple[str, int, str, str, EmailMessage]]:
             CEDAR, [("Ines Dubois", "ines.d@mailbox.example")], "How did we do?",
             "Hi Ines, thanks for visiting Cedar Hollow! Would you leave us a quick review? It helps other "
             "families find us.")),
+        # -------------------------------------------------------------- third batch (mixed)
+        ("own-071.eml", P, "appointment_with_clinical", "internal schedule lines: time, first name, procedure", message(
+            CEDAR, [("Dr. Anselm Vik", CEDAR_DR[1])], "Tomorrow",
+            "Tomorrow:\n8:00 Rosalind - crown prep #14\n9:30 Pieter - extraction #1, #16\n11:00 open\n")),
+        ("own-072.eml", P, "billing_insurance", "EOB question to insurer: patient + claim + DOS", message(
+            CEDAR_BILL, [("Provider services", "provider@unitedbenefit.example")], "EOB question",
+            "The EOB for Francesca Milano, claim 7781002341, DOS 01/22/2025 shows D4341 denied as "
+            "frequency. Her last SRP was in 2021. Please reprocess.")),
+        ("own-073.eml", P, "treatment", "to patient: night guard for grinding", message(
+            CEDAR_DR, [("Yusuf Amari", "yamari@mailbox.example")], "Night guard",
+            "Yusuf, the wear on your lower front teeth is from grinding at night. Your night guard will be "
+            "ready next Tuesday.")),
+        ("own-074.eml", P, "identifiers_only", "portal account: name, DOB, email, phone", message(
+            CEDAR, [("Portal support", "help@portalvendor.example")], "account merge",
+            "Please merge the duplicate portal accounts for Rhea Castellanos, date of birth 5/30/1988, "
+            "email rhea.castellanos@mailbox.example, mobile 555-710-4432.")),
+        ("own-075.eml", P, "hard_positive", "subject-only name, body only clinical", message(
+            CEDAR_RDH, [("Dr. Anselm Vik", CEDAR_DR[1])], "Ottoline Frey",
+            "Heavy calculus lower anterior, 4-5 mm pockets, BOP throughout. Recommend full mouth "
+            "debridement first.")),
+        ("own-076.eml", P, "records_transfer", "PDF chart notes from a bigger record, nothing in body", message(
+            CEDAR, [("Records", "records@harborendo.example")], "as requested",
+            "",
+            attachments=[("notes.pdf", "application", "pdf", make_pdf([
+                "Progress notes", "Pt: Vasquez, Teodoro   Chart 00482",
+                "03/02/2025 #19 MOD composite, pt tolerated well", "Rx ibuprofen 600 mg"]))])),
+        ("own-077.eml", N, "vendor", "sales rep by title with equipment words", message(
+            CEDAR, [("Dr. Anselm Vik", CEDAR_DR[1])], "oven demo",
+            "Mr. Lopez from Henry Schein will bring the new crown oven and the implant motor for a demo "
+            "on Friday at noon.")),
+        ("own-078.eml", N, "vendor", "insurance rep conversation about policy, no patient", message(
+            CEDAR_BILL, [("Office manager", "manager@cedarhollowmgmt.example")], "Delta call",
+            "Spoke with Mrs. Grant at Delta about their downgrade policy on posterior composites; it "
+            "applies to all PPO plans from July.")),
+        ("own-079.eml", N, "marketing", "birthday greeting with an offer", message(
+            CEDAR, [("Jade Morin", "jade.morin@mailbox.example")], "Happy birthday!",
+            "Happy birthday, Jade! Enjoy a free electric toothbrush at your next cleaning - offer valid "
+            "until 3/31/2025.")),
+        ("own-080.eml", N, "it_support", "practice software question mentions patient record screen", message(
+            CEDAR, [("Support", "support@itpartners.example")], "Dentrix",
+            "When we open a patient's perio chart in Dentrix the screen freezes for 30 seconds. Started "
+            "after Tuesday's update.")),
+        ("own-081.eml", N, "staff_internal_nonphi", "staff welcome with role and clinical duties", message(
+            CEDAR, [("Team", "team@cedarhollowdental.example")], "Welcome Maria",
+            "Please welcome Maria Lopez, our new dental assistant! Maria will assist Dr. Vik with implants "
+            "and extractions on Tuesdays.")),
+        ("own-082.eml", N, "hard_negative", "CE lecture notes with anonymous cases", message(
+            CEDAR_DR, [("Dr. Imogen Pell", "ipell@harborendo.example")], "Lecture notes",
+            "Notes from Saturday's lecture: a 30-year-old patient with a cracked #19 had pain on release; "
+            "a 65-year-old on bisphosphonates needed #30 extracted. Speaker recommended CBCT before both.")),
     ]
     return items
 

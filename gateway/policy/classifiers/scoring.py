@@ -72,6 +72,7 @@ _ROLE_BEFORE = re.compile(
     rb"(?i)\b(?:hygienist|assistant|dentist|receptionist|coordinator|manager|associate|doctor|colleague|"
     rb"team member|staff|specialist|surgeon|orthodontist|periodontist|endodontist|owner|partner|front desk|"
     rb"intern|student|rep|representative|tech|technician|welcome|meet|congratulations to|thanks to)[ ,:]*$")
+_AFFILIATION_BEFORE = re.compile(rb"(?i)\b(?:from|at|with|representing|rep for|sponsored by)\s$")
 _AFFILIATION_AFTER = re.compile(rb",? (?:from|at|with|of|representing) (?:the )?[A-Z]")
 _CREDENTIAL_AFTER = re.compile(rb",? ?(?:RDH|DDS|DMD|MD|DO|RN|CDA|EFDA|RDA|PA|NP|MSD|PhD|FAGD)\b")
 _NAME_TOKENS = re.compile(r"[^\W\d_][\w'\-]*")
@@ -152,7 +153,10 @@ def _valid_name(hit: Hit, span: bytes, ctx: Context) -> bool:
         tokens = tokens[-1:]
     if not _name_ok(tokens, ctx, ctx.header_tokens) or _in_domain(tokens, ctx):
         return False
-    if _ROLE_BEFORE.search(ctx.text[max(0, hit.start - 40):hit.start]) or \
+    before = ctx.text[max(0, hit.start - 40):hit.start]
+    if variant == "full" and _AFFILIATION_BEFORE.search(before):
+        return False        # "from Henry Schein", "at Delta Dental"
+    if _ROLE_BEFORE.search(before) or \
             _CREDENTIAL_AFTER.match(ctx.text[hit.end:hit.end + 12]):
         return False        # "our hygienist Sarah Lopez", "Sarah Lopez, RDH": staff, not a patient
     if variant == "full":
@@ -341,7 +345,8 @@ def decide(extracted: Extracted, hits_by_segment: list[list[Hit]], excluded: fro
                 reported.append(hit)
                 reasons.append(f"identifier({hit.detector})+{near.rule.category}({near.detector}) "
                                f"in {hit.location}")
-            elif hit.role == WEAK:
+            elif hit.role == WEAK or segment.location == "subject":
+                # a name standing in the Subject is about someone, wherever the health content sits
                 reported.append(hit)
                 people_anywhere.append(hit)
 
