@@ -9,6 +9,7 @@ Prints, in one run on the same input:
 * median ``classify()`` time for a ~1 MB message with a PDF attachment.
 Goal from issue 3: >= 50 MB/s and < 1 ms median for 5 KB.
 """
+
 from __future__ import annotations
 
 import random
@@ -26,14 +27,26 @@ from tests.corpus.build import make_pdf  # noqa: E402
 
 FILLER = (
     "The hygiene team reviewed home care with the family and talked about brushing twice a day. "
-    "We went over the schedule for the spring, the new parking arrangements and the front desk hours. "
+    "We went over the schedule for the spring, the new parking arrangements and the front desk "
+    "hours. "
     "Please remember that the office closes early on Fridays during the summer months. "
     "Our sterilization logs were reviewed and the autoclave spore test passed this week. "
 )
 PHI_TOKENS = (
-    "Patient: Jane Doe, DOB 03/14/1979", "SSN 219-09-9999", "Member ID: XJ4471920", "D2740 on #14",
-    "K02.52", "her cell is (555) 201-3344", "abscess on #31", "amoxicillin 500 mg", "5 mm pockets UL",
-    "Mrs. Okafor's crown", "4656 Birchbark Ct", "chart PT28830", "NPI 1234567893", "balance of $88.40",
+    "Patient: Jane Doe, DOB 03/14/1979",
+    "SSN 219-09-9999",
+    "Member ID: XJ4471920",
+    "D2740 on #14",
+    "K02.52",
+    "her cell is (555) 201-3344",
+    "abscess on #31",
+    "amoxicillin 500 mg",
+    "5 mm pockets UL",
+    "Mrs. Okafor's crown",
+    "4656 Birchbark Ct",
+    "chart PT28830",
+    "NPI 1234567893",
+    "balance of $88.40",
 )
 
 
@@ -92,18 +105,30 @@ def main() -> None:
 
     t_combined = best_of(3, combined_pass)
     t_scan = best_of(3, lambda: scan(text, "body"))
-    sample = text[: 1 << 20]      # stdlib is slow: time 1 MB and scale
+    sample = text[: 1 << 20]  # stdlib is slow: time 1 MB and scale
     t_separate = best_of(1, lambda: sum(1 for _, rx in separate for _ in rx.finditer(sample)))
-    print(f"input: {mb:.1f} MB clinical prose, PHI-like token every 1-3 KB, {len(patterns.RULES)} rules")
-    print(f"  one combined re2 pass (bytes):          {mb / t_combined:8.1f} MB/s  ({combined_pass()} matches)")
+    print(
+        f"input: {mb:.1f} MB clinical prose, PHI-like token every 1-3 KB, "
+        f"{len(patterns.RULES)} rules"
+    )
+    print(
+        f"  one combined re2 pass (bytes):          {mb / t_combined:8.1f} MB/s  "
+        f"({combined_pass()} matches)"
+    )
     print(f"  combined pass + validation (scan()):    {mb / t_scan:8.1f} MB/s")
-    print(f"  {len(separate)} separate stdlib re patterns:       {len(sample) / 1e6 / t_separate:8.1f} MB/s  "
-          f"(1 MB sample)")
+    print(
+        f"  {len(separate)} separate stdlib re patterns:       "
+        f"{len(sample) / 1e6 / t_separate:8.1f} MB/s  "
+        f"(1 MB sample)"
+    )
 
     classifier = build_classifier()
     big = message(text)
     t_big = best_of(3, lambda: classifier.classify(big))
-    print(f"classify() on a {len(big) / 1e6:.1f} MB plain-text message: {len(big) / 1e6 / t_big:8.1f} MB/s")
+    print(
+        f"classify() on a {len(big) / 1e6:.1f} MB plain-text message: "
+        f"{len(big) / 1e6 / t_big:8.1f} MB/s"
+    )
 
     small = message(prose(5 * 1024, seed=11))
     classifier.classify(small)
@@ -114,8 +139,11 @@ def main() -> None:
     pdf = make_pdf(lines)
     with_pdf = message(prose(2 * 1024, seed=17), pdf)
     t_pdf = median_of(5, lambda: classifier.classify(with_pdf))
-    print(f"classify() median, {len(with_pdf) / 1e6:.2f} MB message with a {len(pdf) / 1e6:.2f} MB PDF: "
-          f"{t_pdf * 1e3:8.1f} ms")
+    print(
+        f"classify() median, {len(with_pdf) / 1e6:.2f} MB message with a {len(pdf) / 1e6:.2f} "
+        f"MB PDF: "
+        f"{t_pdf * 1e3:8.1f} ms"
+    )
 
 
 if __name__ == "__main__":

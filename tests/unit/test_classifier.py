@@ -1,5 +1,6 @@
 """PHI classifier: each detector (valid / invalid forms), the combination rule, shadow mode,
 fail-closed behaviour and the promise that no matched text leaves the classifier."""
+
 from email.message import EmailMessage
 
 import pytest
@@ -10,8 +11,12 @@ from gateway.policy.classifiers.patterns import icd10_is_plausible, npi_is_valid
 PRACTICE = "Front Desk <desk@cedarhollowdental.example>"
 
 
-def mail(body: str, subject: str = "note", to: str = "Dr. Ann Vik <avik@cedarhollowdental.example>",
-         sender: str = PRACTICE) -> bytes:
+def mail(
+    body: str,
+    subject: str = "note",
+    to: str = "Dr. Ann Vik <avik@cedarhollowdental.example>",
+    sender: str = PRACTICE,
+) -> bytes:
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = sender, to, subject
     msg.set_content(body)
@@ -29,13 +34,16 @@ def detectors(verdict, location=None):
 
 # ---------------------------------------------------------------- identifiers
 
+
 @pytest.mark.parametrize("ssn", ["219-09-9999", "078-05-1120", "123 45 6789"])
 def test_valid_ssn_alone_is_phi(classifier, ssn):
     verdict = classifier.classify(mail(f"Card on file shows {ssn} for the guarantor."))
     assert verdict.phi and "ssn" in detectors(verdict)
 
 
-@pytest.mark.parametrize("ssn", ["000-12-3456", "666-12-3456", "912-12-3456", "123-00-4567", "123-45-0000"])
+@pytest.mark.parametrize(
+    "ssn", ["000-12-3456", "666-12-3456", "912-12-3456", "123-00-4567", "123-45-0000"]
+)
 def test_unlabelled_ssn_breaking_ssa_rules_is_ignored(classifier, ssn):
     verdict = classifier.classify(mail(f"Reference {ssn} on the pallet."))
     assert "ssn" not in detectors(verdict) and not verdict.phi
@@ -48,7 +56,9 @@ def test_labelled_ssn_counts_even_in_never_issued_9xx_range(classifier):
 
 def test_ssn_rules():
     assert ssn_is_valid("219099999")
-    assert not any(ssn_is_valid(s) for s in ("000123456", "666123456", "900123456", "123004567", "123450000"))
+    assert not any(
+        ssn_is_valid(s) for s in ("000123456", "666123456", "900123456", "123004567", "123450000")
+    )
 
 
 def test_npi_luhn_with_80840_prefix():
@@ -64,8 +74,16 @@ def test_npi_is_recorded_but_identifies_a_provider_not_a_patient(classifier):
     assert "npi" not in detectors(bad)
 
 
-@pytest.mark.parametrize("text", ["DOB 2/15/1970", "born 2012-07-23", "Date of birth: March 3, 1981",
-                                  "d.o.b. 23 April 2015", "Birth date: 08-06-1984"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "DOB 2/15/1970",
+        "born 2012-07-23",
+        "Date of birth: March 3, 1981",
+        "d.o.b. 23 April 2015",
+        "Birth date: 08-06-1984",
+    ],
+)
 def test_date_of_birth_with_label(classifier, text):
     verdict = classifier.classify(mail(f"Please add {text} to the file."))
     assert verdict.phi and "dob" in detectors(verdict)
@@ -76,107 +94,169 @@ def test_date_without_label_is_not_a_birth_date(classifier):
     assert "dob" not in detectors(verdict) and not verdict.phi
 
 
-@pytest.mark.parametrize("text, detector", [
-    ("Chart #: 44821", "mrn"), ("MRN PT-28830", "mrn"), ("patient ID 99812", "mrn"),
-    ("Member ID: 160304898", "member_id"), ("Subscriber ID XJ4471920", "member_id"),
-    ("Medicaid ID 88231904A", "member_id"),
-])
+@pytest.mark.parametrize(
+    "text, detector",
+    [
+        ("Chart #: 44821", "mrn"),
+        ("MRN PT-28830", "mrn"),
+        ("patient ID 99812", "mrn"),
+        ("Member ID: 160304898", "member_id"),
+        ("Subscriber ID XJ4471920", "member_id"),
+        ("Medicaid ID 88231904A", "member_id"),
+    ],
+)
 def test_record_and_insurance_numbers_are_strong_identifiers(classifier, text, detector):
     verdict = classifier.classify(mail(f"{text} - please check eligibility."))
     assert verdict.phi and detector in detectors(verdict)
 
 
 def test_account_number_needs_clinical_content_nearby(classifier):
-    vendor = classifier.classify(mail("Invoice for account 4471, balance due $1,204.50 for gloves."))
+    vendor = classifier.classify(
+        mail("Invoice for account 4471, balance due $1,204.50 for gloves.")
+    )
     patient = classifier.classify(mail("Acct 9835: bridge #3-#5, pontic #4, heavy bruxer."))
     assert not vendor.phi
     assert patient.phi and "account_number" in detectors(patient)
 
 
 def test_personal_phone_with_symptom_is_phi_office_phone_is_not(classifier):
-    personal = classifier.classify(mail("Her cell is (555) 201-3344, she has swelling near the implant."))
-    office = classifier.classify(mail("Call the office at (555) 410-2000 about swelling after surgery."))
+    personal = classifier.classify(
+        mail("Her cell is (555) 201-3344, she has swelling near the implant.")
+    )
+    office = classifier.classify(
+        mail("Call the office at (555) 410-2000 about swelling after surgery.")
+    )
     assert personal.phi and "phone" in detectors(personal)
     assert "phone" not in detectors(office) and not office.phi
 
 
 def test_street_address_with_treatment(classifier):
-    verdict = classifier.classify(mail("Refund for the crown on #14 goes to 4656 Birchbark Ct Apt 2B."))
+    verdict = classifier.classify(
+        mail("Refund for the crown on #14 goes to 4656 Birchbark Ct Apt 2B.")
+    )
     assert verdict.phi and "address" in detectors(verdict)
 
 
-@pytest.mark.parametrize("body", [
-    "Patient: Jane Doe",                                   # a patient of the practice, by label
-    "Mrs. Okafor's crown on #19 is loose again.",          # title + surname + tooth
-    "Zeke Alcott's bone graft is Monday; he is nervous.",  # possessive name + procedure
-    "Delia Renfro -- D1110 + 4BWX",                        # schedule line
-    "Jasmine called - her front tooth broke at lunch.",    # first name + complaint
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Patient: Jane Doe",  # a patient of the practice, by label
+        "Mrs. Okafor's crown on #19 is loose again.",  # title + surname + tooth
+        "Zeke Alcott's bone graft is Monday; he is nervous.",  # possessive name + procedure
+        "Delia Renfro -- D1110 + 4BWX",  # schedule line
+        "Jasmine called - her front tooth broke at lunch.",  # first name + complaint
+    ],
+)
 def test_patient_name_in_clinical_context(classifier, body):
     verdict = classifier.classify(mail(body))
     assert verdict.phi and "patient_name" in detectors(verdict)
 
 
 def test_names_of_staff_businesses_and_providers_are_not_patients(classifier):
-    body = ("Dr. Lena Park joins Cedar Hollow Dental in May and will do implants and crowns.\n"
-            "Ambrose Nakashima, Riverside Bend, MN")
+    body = (
+        "Dr. Lena Park joins Cedar Hollow Dental in May and will do implants and crowns.\n"
+        "Ambrose Nakashima, Riverside Bend, MN"
+    )
     verdict = classifier.classify(mail(body, sender="Ambrose Nakashima <an@riversidebend.example>"))
     assert not verdict.phi and "patient_name" not in detectors(verdict)
 
 
 def test_recipient_addressed_about_their_treatment(classifier):
     to_patient = "Otto Inoue <otto@mailbox.example>"
-    treatment = classifier.classify(mail("Otto, your bridge on #19-#21 was denied under the missing tooth "
-                                         "clause.", to=to_patient))
-    reminder = classifier.classify(mail("Hi Otto, see you Monday at 9:50 AM. Parking moved to the east side.",
-                                        to=to_patient))
+    treatment = classifier.classify(
+        mail(
+            "Otto, your bridge on #19-#21 was denied under the missing tooth clause.", to=to_patient
+        )
+    )
+    reminder = classifier.classify(
+        mail("Hi Otto, see you Monday at 9:50 AM. Parking moved to the east side.", to=to_patient)
+    )
     assert treatment.phi and "recipient_addressed" in detectors(treatment)
     assert not reminder.phi
 
 
 def test_second_person_to_a_mailing_list_is_not_a_person(classifier):
-    verdict = classifier.classify(mail("If your gums bleed or you have tooth pain, book a visit.",
-                                       to="Patients <news@cedarhollowdental.example>"))
+    verdict = classifier.classify(
+        mail(
+            "If your gums bleed or you have tooth pain, book a visit.",
+            to="Patients <news@cedarhollowdental.example>",
+        )
+    )
     assert not verdict.phi
 
 
 # ---------------------------------------------------------------- clinical content
 
-@pytest.mark.parametrize("text, detector", [
-    ("D2740", "cdt_code"), ("K02.52", "icd10_code"), ("ICD-10 K0252", "icd10_code"),
-    ("#14", "tooth_number"), ("tooth 3", "tooth_number"), ("teeth E", "tooth_number"),
-    ("#30 MOD", "tooth_surface"), ("DO amalgam", "tooth_surface"), ("UR quadrant", "quadrant"),
-    ("upper left molars", "quadrant"), ("5 mm pockets", "perio_charting"), ("BOP", "perio_charting"),
-    ("root canal", "procedure"), ("SRP", "procedure"), ("periodontitis", "diagnosis"),
-    ("abscess", "diagnosis"), ("clindamycin", "medication"), ("premedication", "medication"),
-])
+
+@pytest.mark.parametrize(
+    "text, detector",
+    [
+        ("D2740", "cdt_code"),
+        ("K02.52", "icd10_code"),
+        ("ICD-10 K0252", "icd10_code"),
+        ("#14", "tooth_number"),
+        ("tooth 3", "tooth_number"),
+        ("teeth E", "tooth_number"),
+        ("#30 MOD", "tooth_surface"),
+        ("DO amalgam", "tooth_surface"),
+        ("UR quadrant", "quadrant"),
+        ("upper left molars", "quadrant"),
+        ("5 mm pockets", "perio_charting"),
+        ("BOP", "perio_charting"),
+        ("root canal", "procedure"),
+        ("SRP", "procedure"),
+        ("periodontitis", "diagnosis"),
+        ("abscess", "diagnosis"),
+        ("clindamycin", "medication"),
+        ("premedication", "medication"),
+    ],
+)
 def test_clinical_detectors(classifier, text, detector):
     verdict = classifier.classify(mail(f"Patient: Jane Doe. Noted: {text}."))
     assert detector in detectors(verdict)
 
 
-@pytest.mark.parametrize("text, detector", [
-    ("D0099", "cdt_code"), ("V12.3.4", "icd10_code"), ("U07.1", "icd10_code"), ("#33", "tooth_number"),
-    ("Order #14", "tooth_number"), ("#30 MM", "tooth_surface"),
-])
+@pytest.mark.parametrize(
+    "text, detector",
+    [
+        ("D0099", "cdt_code"),
+        ("V12.3.4", "icd10_code"),
+        ("U07.1", "icd10_code"),
+        ("#33", "tooth_number"),
+        ("Order #14", "tooth_number"),
+        ("#30 MM", "tooth_surface"),
+    ],
+)
 def test_clinical_lookalikes_are_rejected(classifier, text, detector):
     verdict = classifier.classify(mail(f"Noted: {text}."))
     assert detector not in detectors(verdict)
 
 
 def test_icd10_plausibility():
-    assert icd10_is_plausible("K02.52") and icd10_is_plausible("S02.5") and icd10_is_plausible("K05")
-    assert not icd10_is_plausible("U07.1") and not icd10_is_plausible("KA2.1") and not icd10_is_plausible("K0")
+    assert (
+        icd10_is_plausible("K02.52") and icd10_is_plausible("S02.5") and icd10_is_plausible("K05")
+    )
+    assert (
+        not icd10_is_plausible("U07.1")
+        and not icd10_is_plausible("KA2.1")
+        and not icd10_is_plausible("K0")
+    )
 
 
 def test_fee_schedule_without_a_person_is_not_phi(classifier):
-    body = "Self-pay fees:\nD0150 comprehensive evaluation $126\nD2740 crown $1,352\nD7140 extraction $228\n"
+    body = (
+        "Self-pay fees:\nD0150 comprehensive evaluation $126\nD2740 crown $1,352\n"
+        "D7140 extraction $228\n"
+    )
     verdict = classifier.classify(mail(body, to="Boris <boris@mailbox.example>"))
     assert not verdict.phi and "cdt_code" in detectors(verdict)
 
 
 def test_teaching_case_is_not_phi(classifier):
-    body = "Hypothetical patient: Jane Roe, DOB 01/01/1970, with caries on #30. Invented teaching case."
+    body = (
+        "Hypothetical patient: Jane Roe, DOB 01/01/1970, with caries on #30. "
+        "Invented teaching case."
+    )
     assert not classifier.classify(mail(body)).phi
 
 
@@ -187,6 +267,7 @@ def test_phi_only_in_subject_is_located_there(classifier):
 
 
 # ---------------------------------------------------------------- shadow mode and failure
+
 
 def test_shadow_detector_is_recorded_but_not_acted_on():
     body = "Card holder SSN 219-09-9999."
@@ -205,6 +286,7 @@ def test_unknown_shadow_detector_is_refused():
 def test_detector_exception_fails_closed(monkeypatch, classifier):
     def broken(hit, span, ctx):
         raise RuntimeError("boom 219-09-9999")
+
     monkeypatch.setitem(scoring.VALIDATORS, "ssn", broken)
     verdict = classifier.classify(mail("Guarantor SSN 219-09-9999, nothing else."))
     assert verdict.phi
@@ -217,6 +299,7 @@ def test_scoring_exception_fails_closed(monkeypatch, classifier):
 
     def broken(*args, **kwargs):
         raise KeyError("x")
+
     monkeypatch.setattr(classifiers, "decide", broken)
     verdict = classifier.classify(mail("Staff potluck Friday."))
     assert verdict.phi and verdict.errors == ("scoring: KeyError",)
@@ -228,10 +311,26 @@ def test_garbage_input_does_not_raise(classifier):
 
 
 def test_no_matched_text_in_verdict(classifier):
-    sensitive = ["Delia", "Renfro", "219-09-9999", "03/14/1979", "XJ4471920", "D2740", "#3", "555",
-                 "201-3344", "Birchbark", "K02.52", "clindamycin", "abscess"]
-    body = ("Patient: Delia Renfro, SSN 219-09-9999, DOB 03/14/1979, Subscriber ID XJ4471920.\n"
-            "Her cell is (555) 201-3344; 4656 Birchbark Ct. D2740 on #3, K02.52, abscess, on clindamycin.")
+    sensitive = [
+        "Delia",
+        "Renfro",
+        "219-09-9999",
+        "03/14/1979",
+        "XJ4471920",
+        "D2740",
+        "#3",
+        "555",
+        "201-3344",
+        "Birchbark",
+        "K02.52",
+        "clindamycin",
+        "abscess",
+    ]
+    body = (
+        "Patient: Delia Renfro, SSN 219-09-9999, DOB 03/14/1979, Subscriber ID XJ4471920.\n"
+        "Her cell is (555) 201-3344; 4656 Birchbark Ct. D2740 on #3, K02.52, abscess, on "
+        "clindamycin."
+    )
     verdict = classifier.classify(mail(body, subject="Delia Renfro"))
     assert verdict.phi
     text = repr(verdict)

@@ -1,5 +1,6 @@
 """PHI classifier on attachments: real PDF/DOCX/XLSX/CSV/ICS files, images by name, DICOM by
 magic bytes, nested messages and archives, and the bounds that stop a zip bomb."""
+
 import io
 import zipfile
 from email.message import EmailMessage
@@ -8,12 +9,26 @@ import pytest
 
 from gateway.policy.classifiers import MessageClassifier, build_classifier
 from gateway.policy.classifiers.attachments import Budget
-from tests.corpus.build import make_csv, make_dicom, make_docx, make_pdf, make_png, make_xlsx, make_zip
+from tests.corpus.build import (
+    make_csv,
+    make_dicom,
+    make_docx,
+    make_pdf,
+    make_png,
+    make_xlsx,
+    make_zip,
+)
 
-REFERRAL = ["Patient name: Lorraine Bisset", "DOB: 12/01/1958", "Reason: #2 root fracture, extraction"]
+REFERRAL = [
+    "Patient name: Lorraine Bisset",
+    "DOB: 12/01/1958",
+    "Reason: #2 root fracture, extraction",
+]
 
 
-def mail_with(filename: str, maintype: str, subtype: str, data: bytes, body: str = "Attached.") -> bytes:
+def mail_with(
+    filename: str, maintype: str, subtype: str, data: bytes, body: str = "Attached."
+) -> bytes:
     msg = EmailMessage()
     msg["From"] = "Desk <desk@cedarhollowdental.example>"
     msg["To"] = "Surgeon <referrals@brightwateros.example>"
@@ -33,14 +48,18 @@ def located(verdict):
 
 
 def test_pdf_text_is_extracted(classifier):
-    verdict = classifier.classify(mail_with("referral_bisset.pdf", "application", "pdf", make_pdf(REFERRAL)))
+    verdict = classifier.classify(
+        mail_with("referral_bisset.pdf", "application", "pdf", make_pdf(REFERRAL))
+    )
     assert verdict.phi
     assert {("dob", "attachment:0"), ("patient_name", "attachment:0")} <= located(verdict)
-    assert "bisset" not in repr(verdict).lower()       # the filename is never a location
+    assert "bisset" not in repr(verdict).lower()  # the filename is never a location
 
 
 def test_pdf_declared_as_octet_stream_is_sniffed(classifier):
-    verdict = classifier.classify(mail_with("file.bin", "application", "octet-stream", make_pdf(REFERRAL)))
+    verdict = classifier.classify(
+        mail_with("file.bin", "application", "octet-stream", make_pdf(REFERRAL))
+    )
     assert ("dob", "attachment:0") in located(verdict)
 
 
@@ -68,22 +87,32 @@ def test_csv_supply_order_is_not_phi(classifier):
 
 
 def test_ics_text_is_scanned(classifier):
-    ics = b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nSUMMARY:Extraction #30 - Henry Vo\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    ics = (
+        b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nSUMMARY:Extraction #30 - Henry Vo\r\n"
+        b"END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
     verdict = classifier.classify(mail_with("block.ics", "text", "calendar", ics))
     assert verdict.phi and ("tooth_number", "attachment:0") in located(verdict)
 
 
 def test_dicom_is_recognised_by_magic_bytes_whatever_its_name(classifier):
-    verdict = classifier.classify(mail_with("export.bin", "application", "octet-stream", make_dicom()))
+    verdict = classifier.classify(
+        mail_with("export.bin", "application", "octet-stream", make_dicom())
+    )
     assert verdict.phi and ("dicom", "attachment:0") in located(verdict)
 
 
 def test_radiograph_image_by_name_needs_a_person(classifier):
     png = make_png()
-    with_person = classifier.classify(mail_with("bitewing_left.png", "image", "png", png,
-                                                body="Mrs. Jones, as discussed."))
-    anonymous = classifier.classify(mail_with("bitewing_left.png", "image", "png", png, body="Nice contrast."))
-    logo = classifier.classify(mail_with("logo.png", "image", "png", png, body="Mrs. Jones, as discussed."))
+    with_person = classifier.classify(
+        mail_with("bitewing_left.png", "image", "png", png, body="Mrs. Jones, as discussed.")
+    )
+    anonymous = classifier.classify(
+        mail_with("bitewing_left.png", "image", "png", png, body="Nice contrast.")
+    )
+    logo = classifier.classify(
+        mail_with("logo.png", "image", "png", png, body="Mrs. Jones, as discussed.")
+    )
     assert with_person.phi and ("radiograph", "attachment:0") in located(with_person)
     assert not anonymous.phi and ("radiograph", "attachment:0") in located(anonymous)
     assert not logo.phi and "radiograph" not in {d for d, _ in located(logo)}
@@ -95,7 +124,11 @@ def test_nested_message_is_walked(classifier):
     inner["Subject"] = "question"
     inner.set_content("Since the filling my lower left molar is sensitive to cold.")
     outer = EmailMessage()
-    outer["From"], outer["To"], outer["Subject"] = "Desk <d@cedar.example>", "Dr <dr@cedar.example>", "Fwd"
+    outer["From"], outer["To"], outer["Subject"] = (
+        "Desk <d@cedar.example>",
+        "Dr <dr@cedar.example>",
+        "Fwd",
+    )
     outer.set_content("See below.")
     outer.add_attachment(inner)
     verdict = classifier.classify(bytes(outer))
@@ -105,7 +138,9 @@ def test_nested_message_is_walked(classifier):
 
 def test_nested_archives_are_opened_to_the_depth_limit(classifier):
     inner = make_zip({"referral.pdf": make_pdf(REFERRAL)})
-    verdict = classifier.classify(mail_with("docs.zip", "application", "zip", make_zip({"inner.zip": inner})))
+    verdict = classifier.classify(
+        mail_with("docs.zip", "application", "zip", make_zip({"inner.zip": inner}))
+    )
     assert verdict.phi and ("dob", "attachment:0") in located(verdict)
 
     deep = make_zip({"a.txt": b"nothing here"})
@@ -136,8 +171,14 @@ def test_corrupt_pdf_fails_closed_with_the_error_type(classifier):
 
 def test_html_only_body_is_scanned_as_text(classifier):
     msg = EmailMessage()
-    msg["From"], msg["To"], msg["Subject"] = "Dr <dr@cedar.example>", "Priya <p@mailbox.example>", "x"
-    msg.set_content("<p>Priya, the crack in <b>your upper right molar</b> needs a crown.</p>", subtype="html")
+    msg["From"], msg["To"], msg["Subject"] = (
+        "Dr <dr@cedar.example>",
+        "Priya <p@mailbox.example>",
+        "x",
+    )
+    msg.set_content(
+        "<p>Priya, the crack in <b>your upper right molar</b> needs a crown.</p>", subtype="html"
+    )
     verdict = classifier.classify(bytes(msg))
     assert verdict.phi and ("quadrant", "body") in located(verdict)
 

@@ -1,5 +1,6 @@
 """The classifier against labelled sets: the shared development corpus and phigate's own
 (tests/corpus, written separately). Thresholds from issue 3: recall >= 0.99, precision >= 0.95."""
+
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ def check_thresholds(result: EvalResult) -> None:
 def test_own_corpus_meets_thresholds(classifier):
     result = evaluate(OWN, classifier)
     assert result.total >= 40
-    assert result.true_positive + result.false_negative >= 20       # both kinds well represented
+    assert result.true_positive + result.false_negative >= 20  # both kinds well represented
     assert result.true_negative + result.false_positive >= 20
     check_thresholds(result)
 
@@ -49,11 +50,18 @@ CLEAN = b"From: a@b.example\nTo: c@d.example\nSubject: x\n\nPotluck on Friday.\n
 
 
 def test_confusion_matrix_and_wrong_files(tmp_path, classifier):
-    write_set(tmp_path, ["a.eml,1,x", "b.eml,0,x", "c.eml,0,x", "d.eml,1,x"],
-              {"a.eml": PHI, "b.eml": CLEAN, "c.eml": PHI, "d.eml": CLEAN})
+    write_set(
+        tmp_path,
+        ["a.eml,1,x", "b.eml,0,x", "c.eml,0,x", "d.eml,1,x"],
+        {"a.eml": PHI, "b.eml": CLEAN, "c.eml": PHI, "d.eml": CLEAN},
+    )
     result = evaluate(tmp_path, classifier)
-    assert (result.true_positive, result.false_positive, result.true_negative, result.false_negative) == \
-        (1, 1, 1, 1)
+    assert (
+        result.true_positive,
+        result.false_positive,
+        result.true_negative,
+        result.false_negative,
+    ) == (1, 1, 1, 1)
     assert result.wrong == ["c.eml", "d.eml"]
     assert result.precision == 0.5 and result.recall == 0.5
     data = result.to_json()

@@ -17,6 +17,7 @@ cdt_code, icd10_code, tooth_number, tooth_surface, quadrant, procedure, diagnosi
 medication, perio_charting (clinical); payment; radiograph, dicom (attachment);
 unscannable (error).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -36,7 +37,8 @@ log = structlog.get_logger()
 
 DETECTORS: frozenset[str] = frozenset(
     {r.detector for r in patterns.RULES if not r.detector.startswith("_")}
-    | {"recipient_addressed", "radiograph", "dicom"})
+    | {"recipient_addressed", "radiograph", "dicom"}
+)
 
 
 class MessageClassifier:
@@ -45,7 +47,7 @@ class MessageClassifier:
     def __init__(self, shadow: frozenset[str] = frozenset(), budget: Budget | None = None):
         self.shadow = shadow
         self._budget = budget or Budget()
-        patterns.combined()         # compile now, not on the first message
+        patterns.combined()  # compile now, not on the first message
 
     def classify(self, raw: bytes) -> Verdict:
         stage = "extract"
@@ -58,19 +60,27 @@ class MessageClassifier:
             findings = list(acted.findings)
             if self.shadow:
                 full = decide(extracted, hits)
-                findings += [replace(f, shadow=True) for f in full.findings if f.detector in self.shadow]
+                findings += [
+                    replace(f, shadow=True) for f in full.findings if f.detector in self.shadow
+                ]
             errors = tuple(extracted.errors)
             phi = acted.phi or bool(errors)
             reasons = tuple(acted.reasons) + (("classifier error (fail closed)",) if errors else ())
             return Verdict(phi=phi, findings=tuple(findings), errors=errors, reasons=reasons)
         except DetectorError as exc:
             log.warning("classifier_error", detector=exc.detector, error=type(exc.cause).__name__)
-            return Verdict(phi=True, errors=(f"{exc.detector}: {type(exc.cause).__name__}",),
-                           reasons=("classifier error (fail closed)",))
+            return Verdict(
+                phi=True,
+                errors=(f"{exc.detector}: {type(exc.cause).__name__}",),
+                reasons=("classifier error (fail closed)",),
+            )
         except Exception as exc:  # noqa: BLE001 — fail closed, record the type only (no content)
             log.warning("classifier_error", detector=stage, error=type(exc).__name__)
-            return Verdict(phi=True, errors=(f"{stage}: {type(exc).__name__}",),
-                           reasons=("classifier error (fail closed)",))
+            return Verdict(
+                phi=True,
+                errors=(f"{stage}: {type(exc).__name__}",),
+                reasons=("classifier error (fail closed)",),
+            )
 
 
 def build_classifier(shadow: Iterable[str] = ()) -> MessageClassifier:

@@ -10,6 +10,7 @@ Everything is bounded by a shared ``Budget`` (bytes extracted, archive depth,
 members); crossing it raises ``Unscannable``, which the classifier reports as
 content it could not inspect, i.e. PHI (fail closed). Same for encrypted files.
 """
+
 from __future__ import annotations
 
 import csv
@@ -30,9 +31,9 @@ class Unscannable(Exception):
 
 @dataclass
 class Budget:
-    max_bytes: int = 32 << 20          # text + decompressed bytes over the whole message
-    max_depth: int = 3                 # nesting of archives / attached messages
-    max_members: int = 500             # archive members over the whole message
+    max_bytes: int = 32 << 20  # text + decompressed bytes over the whole message
+    max_depth: int = 3  # nesting of archives / attached messages
+    max_members: int = 500  # archive members over the whole message
     max_pdf_pages: int = 100
     used_bytes: int = 0
     used_members: int = 0
@@ -50,17 +51,35 @@ class Budget:
 
 @dataclass
 class AttachmentResult:
-    texts: list[bytes] = field(default_factory=list)      # UTF-8 text to scan
-    marks: list[str] = field(default_factory=list)        # "dicom", "radiograph"
+    texts: list[bytes] = field(default_factory=list)  # UTF-8 text to scan
+    marks: list[str] = field(default_factory=list)  # "dicom", "radiograph"
 
 
-TEXT_EXTENSIONS = (".txt", ".csv", ".tsv", ".ics", ".vcs", ".vcf", ".xml", ".json", ".md",
-                   ".html", ".htm", ".rtf", ".log", ".eml", ".hl7")
+TEXT_EXTENSIONS = (
+    ".txt",
+    ".csv",
+    ".tsv",
+    ".ics",
+    ".vcs",
+    ".vcf",
+    ".xml",
+    ".json",
+    ".md",
+    ".html",
+    ".htm",
+    ".rtf",
+    ".log",
+    ".eml",
+    ".hl7",
+)
 _OFFICE_PARTS = re.compile(
     r"^(?:word/(?:document|header\d*|footer\d*|footnotes|endnotes|comments)\.xml"
     r"|xl/(?:sharedStrings|worksheets/sheet\d+|comments\d*)\.xml"
-    r"|ppt/(?:slides/slide\d+|notesSlides/notesSlide\d+)\.xml|content\.xml|docProps/core\.xml)$")
-_XML_BREAK = re.compile(rb"</(?:w:p|a:p|text:p|text:h|row|si|table:table-row)>|<(?:w:br|w:tab|c |c>)[^>]*>")
+    r"|ppt/(?:slides/slide\d+|notesSlides/notesSlide\d+)\.xml|content\.xml|docProps/core\.xml)$"
+)
+_XML_BREAK = re.compile(
+    rb"</(?:w:p|a:p|text:p|text:h|row|si|table:table-row)>|<(?:w:br|w:tab|c |c>)[^>]*>"
+)
 _TAG = re.compile(rb"<[^>]*>")
 _HTML_DROP = re.compile(rb"(?is)<(script|style|head)\b.*?</\1\s*>")
 _HTML_BREAK = re.compile(rb"(?i)<(?:br|/p|/div|/tr|/li|/h\d|/td|/th)\b[^>]*>")
@@ -90,22 +109,27 @@ def csv_to_text(data: bytes) -> bytes:
     header = next(rows, [])
     lines = [" | ".join(header)]
     for row in rows:
-        lines.append("\n".join(f"{column}: {value}" for column, value in zip(header, row)) + "\n")
+        lines.append(
+            "\n".join(f"{column}: {value}" for column, value in zip(header, row, strict=False))
+            + "\n"
+        )
     return "\n".join(lines).encode("utf-8")
 
 
 def is_dicom(payload: bytes) -> bool:
-    return payload[DICOM_MAGIC_OFFSET:DICOM_MAGIC_OFFSET + 4] == b"DICM"
+    return payload[DICOM_MAGIC_OFFSET : DICOM_MAGIC_OFFSET + 4] == b"DICM"
 
 
 def looks_like_dental_image(filename: str) -> bool:
     name = filename.lower()
     return any(word in name for word in lexicons.IMAGE_NAME_WORDS) or bool(
-        re.search(r"(?:^|[^a-z])(?:pa|bw|ct)\d*(?:[^a-z]|$)", name))
+        re.search(r"(?:^|[^a-z])(?:pa|bw|ct)\d*(?:[^a-z]|$)", name)
+    )
 
 
-def inspect(payload: bytes, content_type: str, filename: str, budget: Budget, depth: int = 0
-            ) -> AttachmentResult:
+def inspect(
+    payload: bytes, content_type: str, filename: str, budget: Budget, depth: int = 0
+) -> AttachmentResult:
     """Text and marks for one attachment (recursing into archives up to the budget)."""
     budget.spend(len(payload))
     result = AttachmentResult()
@@ -118,8 +142,9 @@ def inspect(payload: bytes, content_type: str, filename: str, budget: Budget, de
         result.texts.append(_pdf_text(payload, budget))
     elif payload[:4] == b"PK\x03\x04":
         _zip(payload, budget, depth, result)
-    elif ctype.startswith("image/") or name.endswith((".png", ".jpg", ".jpeg", ".gif", ".tif", ".tiff",
-                                                      ".bmp", ".heic", ".webp")):
+    elif ctype.startswith("image/") or name.endswith(
+        (".png", ".jpg", ".jpeg", ".gif", ".tif", ".tiff", ".bmp", ".heic", ".webp")
+    ):
         if looks_like_dental_image(name):
             result.marks.append("radiograph")
     elif ctype in ("text/html", "application/xhtml+xml") or name.endswith((".html", ".htm")):

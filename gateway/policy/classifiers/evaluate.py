@@ -4,6 +4,7 @@ Used by ``phigate policy eval DIR`` and by the corpus tests. The result holds th
 confusion matrix, precision, recall and the names of the files classified wrongly
 (file names only; the messages themselves are never printed).
 """
+
 from __future__ import annotations
 
 import csv
@@ -26,7 +27,7 @@ class EvalResult:
     false_negative: int = 0
     false_positives: list[str] = field(default_factory=list)
     false_negatives: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)        # files whose verdict carried errors
+    errors: list[str] = field(default_factory=list)  # files whose verdict carried errors
 
     @property
     def total(self) -> int:
@@ -49,8 +50,12 @@ class EvalResult:
     def to_json(self) -> dict:
         return {
             "total": self.total,
-            "confusion": {"tp": self.true_positive, "fp": self.false_positive,
-                          "tn": self.true_negative, "fn": self.false_negative},
+            "confusion": {
+                "tp": self.true_positive,
+                "fp": self.false_positive,
+                "tn": self.true_negative,
+                "fn": self.false_negative,
+            },
             "precision": round(self.precision, 4),
             "recall": round(self.recall, 4),
             "false_positives": sorted(self.false_positives),
@@ -67,9 +72,13 @@ class EvalResult:
             f"precision: {self.precision:.3f}   recall: {self.recall:.3f}",
         ]
         if self.false_negatives:
-            lines.append("missed (labelled phi, not flagged): " + ", ".join(sorted(self.false_negatives)))
+            lines.append(
+                "missed (labelled phi, not flagged): " + ", ".join(sorted(self.false_negatives))
+            )
         if self.false_positives:
-            lines.append("over-flagged (labelled not phi): " + ", ".join(sorted(self.false_positives)))
+            lines.append(
+                "over-flagged (labelled not phi): " + ", ".join(sorted(self.false_positives))
+            )
         if self.errors:
             lines.append("classifier errors on: " + ", ".join(sorted(self.errors)))
         return "\n".join(lines)

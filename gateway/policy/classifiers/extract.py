@@ -13,6 +13,7 @@ Nested message/rfc822 parts are walked to ``Budget.max_depth``; their text parts
 become attachment segments. Uses the compat32 parser: several times faster than
 ``policy.default`` and enough for decoding payloads.
 """
+
 from __future__ import annotations
 
 import email
@@ -24,10 +25,32 @@ from dataclasses import dataclass, field
 
 from gateway.policy.classifiers.attachments import Budget, Unscannable, html_to_text, inspect
 
-BULK_WORDS = ("list", "members", "subscribers", "newsletter", "all staff", "everyone", "patients",
-              "undisclosed")
-BULK_LOCALPARTS = ("news", "newsletter", "members", "list", "marketing", "info", "noreply", "no-reply",
-                   "all", "staff", "team", "announce", "updates", "mailer")
+BULK_WORDS = (
+    "list",
+    "members",
+    "subscribers",
+    "newsletter",
+    "all staff",
+    "everyone",
+    "patients",
+    "undisclosed",
+)
+BULK_LOCALPARTS = (
+    "news",
+    "newsletter",
+    "members",
+    "list",
+    "marketing",
+    "info",
+    "noreply",
+    "no-reply",
+    "all",
+    "staff",
+    "team",
+    "announce",
+    "updates",
+    "mailer",
+)
 
 
 @dataclass
@@ -39,15 +62,15 @@ class Segment:
 @dataclass
 class Extracted:
     segments: list[Segment] = field(default_factory=list)
-    marks: list[tuple[str, str]] = field(default_factory=list)       # (mark, location)
-    failures: list[tuple[str, str]] = field(default_factory=list)    # (location, why) — unscannable
-    errors: list[str] = field(default_factory=list)                  # "<stage>: <ExceptionClass>"
+    marks: list[tuple[str, str]] = field(default_factory=list)  # (mark, location)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (location, why) — unscannable
+    errors: list[str] = field(default_factory=list)  # "<stage>: <ExceptionClass>"
     sender_tokens: frozenset[str] = frozenset()
     header_tokens: frozenset[str] = frozenset()
     recipient_tokens: frozenset[str] = frozenset()
-    domains: tuple[str, ...] = ()       # header address domains: names of businesses, not patients
+    domains: tuple[str, ...] = ()  # header address domains: names of businesses, not patients
     to_one_person: bool = False
-    bulk: bool = False                  # a list, newsletter or a wide distribution
+    bulk: bool = False  # a list, newsletter or a wide distribution
 
 
 def decode_header(value: str | None) -> str:
@@ -84,13 +107,21 @@ def _recipients(msg: email.message.Message) -> list[tuple[str, str]]:
 
 def _is_bulk(msg: email.message.Message) -> bool:
     """Newsletters, lists, wide distributions: nobody in particular is addressed."""
-    if msg.get("List-Id") or msg.get("List-Unsubscribe") or \
-            (msg.get("Precedence") or "").lower() in ("bulk", "list", "junk"):
+    if (
+        msg.get("List-Id")
+        or msg.get("List-Unsubscribe")
+        or (msg.get("Precedence") or "").lower() in ("bulk", "list", "junk")
+    ):
         return True
     recipients = _recipients(msg)
-    return not recipients or len(recipients) > 5 or any(
-        any(w in name for w in BULK_WORDS) or addr.split("@", 1)[0] in BULK_LOCALPARTS
-        for name, addr in recipients)
+    return (
+        not recipients
+        or len(recipients) > 5
+        or any(
+            any(w in name for w in BULK_WORDS) or addr.split("@", 1)[0] in BULK_LOCALPARTS
+            for name, addr in recipients
+        )
+    )
 
 
 def _to_one_outsider(msg: email.message.Message, bulk: bool) -> bool:
@@ -105,24 +136,39 @@ def _to_one_outsider(msg: email.message.Message, bulk: bool) -> bool:
 
 def _name_tokens(msg: email.message.Message, headers: tuple[str, ...]) -> frozenset[str]:
     values = [decode_header(v) for h in headers for v in msg.get_all(h, [])]
-    return frozenset(t.strip(".,\"'") for name, _ in email.utils.getaddresses(values)
-                     for t in name.split() if len(t) > 2)
+    return frozenset(
+        t.strip(".,\"'")
+        for name, _ in email.utils.getaddresses(values)
+        for t in name.split()
+        if len(t) > 2
+    )
 
 
 def _domains(msg: email.message.Message) -> tuple[str, ...]:
     headers = [v for h in ("From", "To", "Cc", "Reply-To", "Sender") for v in msg.get_all(h, [])]
-    return tuple(sorted({addr.rsplit("@", 1)[1].lower()
-                         for _, addr in email.utils.getaddresses(headers) if "@" in addr}))
+    return tuple(
+        sorted(
+            {
+                addr.rsplit("@", 1)[1].lower()
+                for _, addr in email.utils.getaddresses(headers)
+                if "@" in addr
+            }
+        )
+    )
 
 
 def extract(raw: bytes, budget: Budget | None = None) -> Extracted:
     budget = budget or Budget()
     msg = email.message_from_bytes(raw)
     bulk = _is_bulk(msg)
-    out = Extracted(sender_tokens=_name_tokens(msg, ("From",)),
-                    header_tokens=_name_tokens(msg, ("From", "To", "Cc")),
-                    recipient_tokens=_name_tokens(msg, ("To",)),
-                    domains=_domains(msg), to_one_person=_to_one_outsider(msg, bulk), bulk=bulk)
+    out = Extracted(
+        sender_tokens=_name_tokens(msg, ("From",)),
+        header_tokens=_name_tokens(msg, ("From", "To", "Cc")),
+        recipient_tokens=_name_tokens(msg, ("To",)),
+        domains=_domains(msg),
+        to_one_person=_to_one_outsider(msg, bulk),
+        bulk=bulk,
+    )
     subject = decode_header(msg.get("Subject"))
     if subject:
         out.segments.append(Segment("subject", subject.encode("utf-8", "replace")))
@@ -131,9 +177,16 @@ def extract(raw: bytes, budget: Budget | None = None) -> Extracted:
     return out
 
 
-def _walk(part: email.message.Message, out: Extracted, budget: Budget, counter: list[int],
-          depth: int, body_location: str | None) -> None:
-    """Text parts of a message body go to ``body_location``; every other leaf is a new attachment."""
+def _walk(
+    part: email.message.Message,
+    out: Extracted,
+    budget: Budget,
+    counter: list[int],
+    depth: int,
+    body_location: str | None,
+) -> None:
+    """Text parts of a message body go to ``body_location``; every other leaf is a new "
+    "attachment."""
     ctype = part.get_content_type()
     if ctype == "message/rfc822" or (part.is_multipart() and ctype.startswith("message/")):
         location = _next_location(counter)

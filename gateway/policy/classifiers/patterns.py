@@ -14,6 +14,7 @@ few matched spans. Rows whose detector starts with ``_`` are internal markers
 (second-person words, fiction markers, look-alikes to swallow) and never become
 findings.
 """
+
 from __future__ import annotations
 
 import re
@@ -25,15 +26,15 @@ import re2
 from gateway.policy.classifiers import lexicons
 
 # Roles used by scoring.
-STRONG = "strong"          # identifies a patient on its own (SSN, DOB, chart number...)
-WEAK = "weak"              # a person, counts with health or payment info anywhere in the message
-NEAR = "near"              # a person only when health or payment info is close by
+STRONG = "strong"  # identifies a patient on its own (SSN, DOB, chart number...)
+WEAK = "weak"  # a person, counts with health or payment info anywhere in the message
+NEAR = "near"  # a person only when health or payment info is close by
 NEAR_CLINICAL = "near_clinical"  # an account-like number: only close to clinical content
-PROVIDER = "provider"      # identifies a clinician, never a patient: recorded only
-GENERIC = "generic"        # clinical vocabulary also found in fee lists and job ads
-SPECIFIC = "specific"      # clinical content about someone's mouth or health
+PROVIDER = "provider"  # identifies a clinician, never a patient: recorded only
+GENERIC = "generic"  # clinical vocabulary also found in fee lists and job ads
+SPECIFIC = "specific"  # clinical content about someone's mouth or health
 PAYMENT = "payment"
-MARKER = "marker"          # internal
+MARKER = "marker"  # internal
 
 IDENTIFIER, CLINICAL, PAYMENT_CAT, INTERNAL = "identifier", "clinical", "payment", "internal"
 
@@ -55,9 +56,14 @@ def _words(items: tuple[str, ...]) -> str:
     return r"(?i:\b(?:" + "|".join(items) + r")\b)"
 
 
-_MONTH = r"(?i:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
-DATE = (r"(?:\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})\b|\d{4}-\d{2}-\d{2}\b"
-        rf"|{_MONTH}\.? \d{{1,2}}(?:st|nd|rd|th)?,? \d{{4}}\b|\d{{1,2}} {_MONTH}\.?,? \d{{4}}\b)")
+_MONTH = (
+    r"(?i:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
+DATE = (
+    r"(?:\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})\b|\d{4}-\d{2}-\d{2}\b"
+    rf"|{_MONTH}\.? \d{{1,2}}(?:st|nd|rd|th)?,? \d{{4}}\b|\d{{1,2}} {_MONTH}\.?,? \d{{4}}\b)"
+)
 _PHONE = r"(?:\+?1[ .-]?)?(?:\(\d{3}\)|\d{3})[ .-]?\d{3}[ .-]?\d{4}\b"
 # Name letters: ASCII plus Latin-1 accented letters (José Núñez); RE2 runs in UTF-8 mode.
 _UP, _LO = "A-ZÀ-ÖØ-Þ", "a-zß-öø-ÿ"
@@ -69,104 +75,260 @@ _SURF = r"[MODBLFI]{1,5}"
 
 RULES: tuple[Rule, ...] = (
     # --- look-alikes swallowed first so their digits cannot become teeth or ids
-    Rule("_skip", "numbered", INTERNAL, MARKER,
-         r"(?i:\b(?:order|invoice|inv|ticket|item|room|suite|ste|unit|apt|box|no|row|section|seat|"
-         r"bay|page|step|line|lot|batch|gate|ext|extension|issue|version|v|po|ref|case|model|serial|sku|tag|"
-         r"agreement|confirmation|tracking|flight|store)\.?)\s?#?\s?[A-Z0-9-]*\d[A-Z0-9-]*"),
-    Rule("_skip", "provider", INTERNAL, MARKER,
-         rf"\b(?:Dr|Doctor|Prof|Professor)\.? {_NAME_WORD}(?: {_NAME_WORD})?"),
+    Rule(
+        "_skip",
+        "numbered",
+        INTERNAL,
+        MARKER,
+        r"(?i:\b(?:order|invoice|inv|ticket|item|room|suite|ste|unit|apt|box|no|row|section|seat|"
+        r"bay|page|step|line|lot|batch|gate|ext|extension|issue|version|v|po|ref|case|model|serial|sku|tag|"
+        r"agreement|confirmation|tracking|flight|store)\.?)\s?#?\s?[A-Z0-9-]*\d[A-Z0-9-]*",
+    ),
+    Rule(
+        "_skip",
+        "provider",
+        INTERNAL,
+        MARKER,
+        rf"\b(?:Dr|Doctor|Prof|Professor)\.? {_NAME_WORD}(?: {_NAME_WORD})?",
+    ),
     Rule("_skip", "ip", INTERNAL, MARKER, r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b"),
     # --- identifiers
-    Rule("ssn", "labelled", IDENTIFIER, STRONG,
-         r"(?i:\b(?:ssn|ss#|ss ?no\.?|soc\.? ?sec\.?(?: no\.?| #)?|social security(?: number| no\.?| #)?))"
-         r"[^0-9\n]{0,8}\d{3}[- ]?\d{2}[- ]?\d{4}\b"),
-    Rule("ssn_last4", "labelled", IDENTIFIER, STRONG,
-         r"(?i:\b(?:(?:ssn|ss#|social security(?: number)?)\W{0,3}(?:last ?(?:4|four)|ending(?: in)?)"
-         r"|last ?(?:4|four)(?: digits)?(?: of)?(?: the)?(?: patient'?s)? (?:ssn|ss#|social(?: security)?)(?: number| no\.?| #)?))"
-         r"\W{0,3}\d{4}\b"),
+    Rule(
+        "ssn",
+        "labelled",
+        IDENTIFIER,
+        STRONG,
+        r"(?i:\b(?:ssn|ss#|ss ?no\.?|soc\.? ?sec\.?(?: no\.?| #)?|social security(?: number| "
+        r"no\.?| #)?))"
+        r"[^0-9\n]{0,8}\d{3}[- ]?\d{2}[- ]?\d{4}\b",
+    ),
+    Rule(
+        "ssn_last4",
+        "labelled",
+        IDENTIFIER,
+        STRONG,
+        r"(?i:\b(?:(?:ssn|ss#|social security(?: number)?)\W{0,3}(?:last ?(?:4|four)|ending(?: "
+        r"in)?)"
+        r"|last ?(?:4|four)(?: digits)?(?: of)?(?: the)?(?: patient'?s)? (?:ssn|ss#|social(?: "
+        r"security)?)(?: number| no\.?| #)?))"
+        r"\W{0,3}\d{4}\b",
+    ),
     Rule("ssn_last4", "masked", IDENTIFIER, STRONG, r"(?i:\bxxx-?xx-?)\d{4}\b"),
     Rule("ssn", "plain", IDENTIFIER, STRONG, r"\b\d{3}-\d{2}-\d{4}\b|\b\d{3} \d{2} \d{4}\b"),
-    Rule("dob", "labelled", IDENTIFIER, STRONG,
-         r"(?i:\b(?:d\.o\.b\.?|dob\b|date of birth|birth ?date|birthday|born\b|b\.d\.))"
-         r"[^0-9\n]{0,15}" + DATE),
+    Rule(
+        "dob",
+        "labelled",
+        IDENTIFIER,
+        STRONG,
+        r"(?i:\b(?:d\.o\.b\.?|dob\b|date of birth|birth ?date|birthday|born\b|b\.d\.))"
+        r"[^0-9\n]{0,15}" + DATE,
+    ),
     Rule("npi", "labelled", IDENTIFIER, PROVIDER, r"(?i:\bnpi\b)[^0-9\n]{0,12}\d{10}\b"),
-    Rule("mrn", "labelled", IDENTIFIER, STRONG,
-         r"(?i:\b(?:mrn|medical record(?: number| no\.?| #)?|chart(?: number| no\.?| id| ?#)?|"
-         r"patient (?:number|no\.?|id|#)|pt\.? ?(?:#|id\b|no\.?)|patient account(?: number| no\.?| #)?|"
-         r"record (?:number|no\.?|#)))"
-         r"[\s:#.]{0,4}[A-Z]{0,4}-?\d{3,12}\b"),
-    Rule("member_id", "labelled", IDENTIFIER, STRONG,
-         r"(?i:\b(?:member|subscriber|insured|policy(?:holder)?|medicaid|medicare|insurance|beneficiary)"
-         r"(?: id| number| no\.?| #|#)|\bmbi\b|\bcert(?:ificate)? (?:number|no\.?|#))"
-         r"[\s:#.]{0,4}[A-Za-z0-9][A-Za-z0-9-]{4,19}\b"),
+    Rule(
+        "mrn",
+        "labelled",
+        IDENTIFIER,
+        STRONG,
+        r"(?i:\b(?:mrn|medical record(?: number| no\.?| #)?|chart(?: number| no\.?| id| ?#)?|"
+        r"patient (?:number|no\.?|id|#)|pt\.? ?(?:#|id\b|no\.?)|patient account(?: number| "
+        r"no\.?| #)?|"
+        r"record (?:number|no\.?|#)))"
+        r"[\s:#.]{0,4}[A-Z]{0,4}-?\d{3,12}\b",
+    ),
+    Rule(
+        "member_id",
+        "labelled",
+        IDENTIFIER,
+        STRONG,
+        r"(?i:\b(?:member|subscriber|insured|policy(?:holder)?|medicaid|medicare|insurance|beneficiary)"
+        r"(?: id| number| no\.?| #|#)|\bmbi\b|\bcert(?:ificate)? (?:number|no\.?|#))"
+        r"[\s:#.]{0,4}[A-Za-z0-9][A-Za-z0-9-]{4,19}\b",
+    ),
     Rule("member_id", "bare", IDENTIFIER, STRONG, r"\bID[\s:#]{1,3}[A-Z]{1,4}\d{6,12}\b"),
-    Rule("claim_id", "labelled", IDENTIFIER, NEAR_CLINICAL,
-         r"(?i:\bclaim(?: number| no\.?| id| #|#)?)[\s:#.]{1,4}[A-Z0-9-]*\d[A-Z0-9-]{4,}\b"),
-    Rule("group_id", "labelled", IDENTIFIER, NEAR_CLINICAL,
-         r"(?i:\bgroup(?: number| no\.?| #| id|#)?)[\s:#.]{1,4}[A-Z]{0,5}-?\d[A-Z0-9-]{2,15}\b"),
-    Rule("account_number", "labelled", IDENTIFIER, NEAR_CLINICAL,
-         r"(?i:\b(?:account|acct)\.?(?: number| no\.?| #|#)?)[\s:#.]{0,4}\d{3,12}\b"),
-    Rule("phone", "personal", IDENTIFIER, WEAK,
-         r"(?i:\b(?:cell|cellphone|mobile|mob|home|home phone|cell phone|phone|ph|contact|from|parent|"
-         r"call ?back|call-back|callback number|(?:phone|cell|mobile|home|contact) (?:number|no\.?|#)|"
-         r"guardian|mom|dad|mother|father|spouse|wife|husband|number is|reach (?:her|him|them) at|"
-         r"call (?:her|him|them|the patient) at|text (?:her|him|them) at))\b"
-         r"[^0-9\n]{0,25}" + _PHONE),
-    Rule("address", "street", IDENTIFIER, WEAK,
-         r"\b\d{1,6} (?:[NSEW]\.? )?(?:[A-Z][a-z]+ ){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|"
-         r"Drive|Dr|Lane|Ln|Way|Court|Ct|Circle|Cir|Place|Pl|Parkway|Pkwy|Terrace|Ter|Trail|Trl|"
-         r"Highway|Hwy|Loop|Square|Sq|Run|Pike)\b\.?"),
-    Rule("email_address", "labelled", IDENTIFIER, WEAK,
-         r"(?i:\b(?:e-?mail|email address)\b)[^@\n]{0,20}?\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"),
+    Rule(
+        "claim_id",
+        "labelled",
+        IDENTIFIER,
+        NEAR_CLINICAL,
+        r"(?i:\bclaim(?: number| no\.?| id| #|#)?)[\s:#.]{1,4}[A-Z0-9-]*\d[A-Z0-9-]{4,}\b",
+    ),
+    Rule(
+        "group_id",
+        "labelled",
+        IDENTIFIER,
+        NEAR_CLINICAL,
+        r"(?i:\bgroup(?: number| no\.?| #| id|#)?)[\s:#.]{1,4}[A-Z]{0,5}-?\d[A-Z0-9-]{2,15}\b",
+    ),
+    Rule(
+        "account_number",
+        "labelled",
+        IDENTIFIER,
+        NEAR_CLINICAL,
+        r"(?i:\b(?:account|acct)\.?(?: number| no\.?| #|#)?)[\s:#.]{0,4}\d{3,12}\b",
+    ),
+    Rule(
+        "phone",
+        "personal",
+        IDENTIFIER,
+        WEAK,
+        r"(?i:\b(?:cell|cellphone|mobile|mob|home|home phone|cell phone|phone|ph|contact|from|"
+        r"parent|"
+        r"call ?back|call-back|callback number|(?:phone|cell|mobile|home|contact) (?:number|"
+        r"no\.?|#)|"
+        r"guardian|mom|dad|mother|father|spouse|wife|husband|number is|reach (?:her|him|them) at|"
+        r"call (?:her|him|them|the patient) at|text (?:her|him|them) at))\b"
+        r"[^0-9\n]{0,25}" + _PHONE,
+    ),
+    Rule(
+        "address",
+        "street",
+        IDENTIFIER,
+        WEAK,
+        r"\b\d{1,6} (?:[NSEW]\.? )?(?:[A-Z][a-z]+ ){1,3}(?:Street|St|Avenue|Ave|Road|Rd|"
+        r"Boulevard|Blvd|"
+        r"Drive|Dr|Lane|Ln|Way|Court|Ct|Circle|Cir|Place|Pl|Parkway|Pkwy|Terrace|Ter|Trail|Trl|"
+        r"Highway|Hwy|Loop|Square|Sq|Run|Pike)\b\.?",
+    ),
+    Rule(
+        "email_address",
+        "labelled",
+        IDENTIFIER,
+        WEAK,
+        r"(?i:\b(?:e-?mail|email "
+        r"address)\b)[^@\n]{0,20}?\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b",
+    ),
     Rule("address", "po_box", IDENTIFIER, WEAK, r"(?i:\bp\.?o\.? box)\s\d{1,6}\b"),
-    Rule("_salutation", "greeting", INTERNAL, MARKER,
-         rf"(?i:\b(?:hi|hello|dear|hey|good (?:morning|afternoon|evening)))[ \t,]+[{_UP}][{_LO}]+"),
-    Rule("patient_name", "patient_label", IDENTIFIER, STRONG,
-         r"(?i:\b(?:patient|pt|patient name|pt name|subscriber/patient|patient/subscriber|"
-         r"(?:records?|x-?rays?|images?|radiographs?|films?|chart|referral|summary|treatment plan|"
-         r"narrative|claim|statement|pre-?auth(?:orization)?|predetermination|lab slip|lab case|case|rx|"
-         r"crown|denture|bridge|night ?guard|implant|aligners|retainer|impressions?|models?) for))"
-         r"[ \t]{0,3}[:\-/]?[ \t]{0,3}" + _NAME),
-    Rule("patient_name", "label", IDENTIFIER, WEAK,
-         r"(?i:\b(?:name|first name|last name|full name|applicant|subscriber|insured|guarantor|"
-         r"parent/guardian|parent|guardian|child|son|daughter|re|regarding|from))"
-         r"[ \t]{0,3}[:\-][ \t]{0,3}" + _NAME),
+    Rule(
+        "_salutation",
+        "greeting",
+        INTERNAL,
+        MARKER,
+        rf"(?i:\b(?:hi|hello|dear|hey|good (?:morning|afternoon|evening)))[ \t,]+[{_UP}][{_LO}]+",
+    ),
+    Rule(
+        "patient_name",
+        "patient_label",
+        IDENTIFIER,
+        STRONG,
+        r"(?i:\b(?:patient|pt|patient name|pt name|subscriber/patient|patient/subscriber|"
+        r"(?:records?|x-?rays?|images?|radiographs?|films?|chart|referral|summary|treatment plan|"
+        r"narrative|claim|statement|pre-?auth(?:orization)?|predetermination|lab slip|lab case|"
+        r"case|rx|"
+        r"crown|denture|bridge|night ?guard|implant|aligners|retainer|impressions?|models?) for))"
+        r"[ \t]{0,3}[:\-/]?[ \t]{0,3}" + _NAME,
+    ),
+    Rule(
+        "patient_name",
+        "label",
+        IDENTIFIER,
+        WEAK,
+        r"(?i:\b(?:name|first name|last name|full name|applicant|subscriber|insured|guarantor|"
+        r"parent/guardian|parent|guardian|child|son|daughter|re|regarding|from))"
+        r"[ \t]{0,3}[:\-][ \t]{0,3}" + _NAME,
+    ),
     Rule("patient_name", "title", IDENTIFIER, WEAK, rf"\b(?:Mr|Mrs|Ms|Miss|Mx)\.? {_NAME_WORD}"),
-    Rule("patient_name", "full", IDENTIFIER, NEAR,
-         rf"\b[{_UP}][{_LO}]+(?: [A-Z]\.?)? [{_UP}][{_UP}{_LO}'\-]*[{_LO}](?:-[{_UP}][{_LO}]+)?\b"),
-    Rule("patient_name", "possessive", IDENTIFIER, NEAR,
-         rf"\b[{_UP}][{_LO}]+{_APOSTROPHE}s\b|\b[{_UP}][{_LO}]+s{_APOSTROPHE}(?:\s|$)"),
+    Rule(
+        "patient_name",
+        "full",
+        IDENTIFIER,
+        NEAR,
+        rf"\b[{_UP}][{_LO}]+(?: [A-Z]\.?)? [{_UP}][{_UP}{_LO}'\-]*[{_LO}](?:-[{_UP}][{_LO}]+)?\b",
+    ),
+    Rule(
+        "patient_name",
+        "possessive",
+        IDENTIFIER,
+        NEAR,
+        rf"\b[{_UP}][{_LO}]+{_APOSTROPHE}s\b|\b[{_UP}][{_LO}]+s{_APOSTROPHE}(?:\s|$)",
+    ),
     Rule("patient_name", "inverted", IDENTIFIER, NEAR, rf"\b[{_UP}][{_LO}]+, [{_UP}][{_LO}]+\b"),
-    Rule("patient_name", "scheduled", IDENTIFIER, NEAR,
-         rf"(?m:^)[ \t*•-]*\d{{1,2}}(?::\d{{2}})?[ \t]?(?i:am|pm|a\.m\.|p\.m\.)?[ \t]*[-–:|]?[ \t]*[{_UP}][{_LO}]+\b"),
-    Rule("patient_name", "reported", IDENTIFIER, NEAR,
-         rf"\b[{_UP}][{_LO}]+ (?:called|texted|emailed|phoned|said|says|mentioned|asked|complained|complains|"
-         r"reported|came in|stopped by|is coming|is complaining|cancel(?:l)?ed|rescheduled|left a (?:voice ?)?message|"
-         r"felt|feels|still has|still feels)\b"),
+    Rule(
+        "patient_name",
+        "scheduled",
+        IDENTIFIER,
+        NEAR,
+        rf"(?m:^)[ \t*•-]*\d{{1,2}}(?::\d{{2}})?[ \t]?(?i:am|pm|a\.m\.|p\.m\.)?[ \t]*[-–:|]?[ "
+        rf"\t]*[{_UP}][{_LO}]+\b",
+    ),
+    Rule(
+        "patient_name",
+        "reported",
+        IDENTIFIER,
+        NEAR,
+        rf"\b[{_UP}][{_LO}]+ (?:called|texted|emailed|phoned|said|says|mentioned|asked|"
+        rf"complained|complains|"
+        r"reported|came in|stopped by|is coming|is complaining|cancel(?:l)?ed|rescheduled|left "
+        r"a (?:voice ?)?message|"
+        r"felt|feels|still has|still feels)\b",
+    ),
     Rule("_salutation", "line", INTERNAL, MARKER, rf"(?m:^)[{_UP}][{_LO}]+(?:,|[ \t]?-{{1,2}}|:)"),
     # --- clinical content
-    Rule("tooth_surface", "tooth", CLINICAL, SPECIFIC,
-         rf"(?:#\s?{_TOOTH}|(?i:\btooth) #?{_TOOTH})[ ,-]{{1,2}}{_SURF}\b"),
-    Rule("tooth_surface", "material", CLINICAL, SPECIFIC,
-         rf"\b{_SURF} (?i:amalgam|composite|resin|filling|restoration|onlay|inlay)\b"),
+    Rule(
+        "tooth_surface",
+        "tooth",
+        CLINICAL,
+        SPECIFIC,
+        rf"(?:#\s?{_TOOTH}|(?i:\btooth) #?{_TOOTH})[ ,-]{{1,2}}{_SURF}\b",
+    ),
+    Rule(
+        "tooth_surface",
+        "material",
+        CLINICAL,
+        SPECIFIC,
+        rf"\b{_SURF} (?i:amalgam|composite|resin|filling|restoration|onlay|inlay)\b",
+    ),
     Rule("tooth_surface", "labelled", CLINICAL, SPECIFIC, rf"(?i:\bsurfaces?)[\s:]+{_SURF}\b"),
-    Rule("tooth_number", "hash", CLINICAL, SPECIFIC,
-         rf"#\s?{_TOOTH}\b(?:\s?(?:-|,|&|/|(?i:and|to))\s?#?\s?{_TOOTH}\b)*"),
-    Rule("tooth_number", "word", CLINICAL, SPECIFIC,
-         r"(?i:\b(?:tooth|teeth|molars?|premolars?|bicuspids?|incisors?|canines?|cuspids?)"
-         r"(?: no\.?| number| #)?) ?#?(?:" + _TOOTH + r"\b|[A-T]\b)"),
-    Rule("quadrant", "named", CLINICAL, SPECIFIC,
-         r"(?i:\b(?:upper|lower) (?:left|right)(?: quadrant| molars?| premolars?| side| teeth)?\b)"),
-    Rule("quadrant", "code", CLINICAL, SPECIFIC,
-         r"\b(?:UR|UL|LR|LL|Q[1-4])\b ?(?i:quad(?:rant)?s?\b|srp\b)|(?i:\bquad(?:rant)?s?) ?(?:[1-4]|UR|UL|LR|LL)\b"),
-    Rule("perio_charting", "depths", CLINICAL, SPECIFIC,
-         r"(?i:\bpockets?(?: depths?)?\b[^\n.]{0,40}?\b\d{1,2} ?mm\b|\b\d{1,2}(?: ?- ?\d{1,2})? ?mm "
-         r"(?:pockets?|probing|depths?|bone loss|recession|attachment loss)|\bprobing depths?\b|\bbop\b|"
-         r"\bbleeding on probing\b|\bfurcation\b|\bclinical attachment loss\b|\bperio(?:dontal)? chart(?:s|ing)?\b)"),
+    Rule(
+        "tooth_number",
+        "hash",
+        CLINICAL,
+        SPECIFIC,
+        rf"#\s?{_TOOTH}\b(?:\s?(?:-|,|&|/|(?i:and|to))\s?#?\s?{_TOOTH}\b)*",
+    ),
+    Rule(
+        "tooth_number",
+        "word",
+        CLINICAL,
+        SPECIFIC,
+        r"(?i:\b(?:tooth|teeth|molars?|premolars?|bicuspids?|incisors?|canines?|cuspids?)"
+        r"(?: no\.?| number| #)?) ?#?(?:" + _TOOTH + r"\b|[A-T]\b)",
+    ),
+    Rule(
+        "quadrant",
+        "named",
+        CLINICAL,
+        SPECIFIC,
+        r"(?i:\b(?:upper|lower) (?:left|right)(?: quadrant| molars?| premolars?| side| teeth)?\b)",
+    ),
+    Rule(
+        "quadrant",
+        "code",
+        CLINICAL,
+        SPECIFIC,
+        r"\b(?:UR|UL|LR|LL|Q[1-4])\b ?(?i:quad(?:rant)?s?\b|srp\b)|(?i:\bquad(?:rant)?s?) "
+        r"?(?:[1-4]|UR|UL|LR|LL)\b",
+    ),
+    Rule(
+        "perio_charting",
+        "depths",
+        CLINICAL,
+        SPECIFIC,
+        r"(?i:\bpockets?(?: depths?)?\b[^\n.]{0,40}?\b\d{1,2} ?mm\b|\b\d{1,2}(?: ?- ?\d{1,2})? ?mm "
+        r"(?:pockets?|probing|depths?|bone loss|recession|attachment loss)|\bprobing depths?\b|"
+        r"\bbop\b|"
+        r"\bbleeding on probing\b|\bfurcation\b|\bclinical attachment loss\b|"
+        r"\bperio(?:dontal)? chart(?:s|ing)?\b)",
+    ),
     Rule("perio_charting", "site", CLINICAL, SPECIFIC, r"\b\d{1,2} ?mm #" + _TOOTH + r"\b"),
     Rule("cdt_code", "code", CLINICAL, GENERIC, r"\bD[0-9]{4}\b"),
-    Rule("icd10_code", "labelled", CLINICAL, SPECIFIC,
-         r"(?i:\bicd[- ]?(?:10)?(?:-cm)?)[^A-Za-z0-9\n]{0,12}[A-TV-Z]\d[0-9AB](?:\.?[0-9A-Z]{1,4})?\b"),
+    Rule(
+        "icd10_code",
+        "labelled",
+        CLINICAL,
+        SPECIFIC,
+        r"(?i:\bicd[- ]?(?:10)?(?:-cm)?)[^A-Za-z0-9\n]{0,12}"
+        r"[A-TV-Z]\d[0-9AB](?:\.?[0-9A-Z]{1,4})?\b",
+    ),
     Rule("icd10_code", "dotted", CLINICAL, SPECIFIC, r"\b[A-TV-Z]\d[0-9AB]\.[0-9A-Z]{1,4}\b"),
     Rule("medication", "word", CLINICAL, SPECIFIC, _words(lexicons.MEDICATIONS)),
     Rule("diagnosis", "word", CLINICAL, SPECIFIC, _words(lexicons.DIAGNOSES)),
@@ -175,10 +337,17 @@ RULES: tuple[Rule, ...] = (
     # --- markers
     Rule("_your", "word", INTERNAL, MARKER, r"(?i:\byour\b)"),
     Rule("_you", "word", INTERNAL, MARKER, r"(?i:\byou(?:'re|'ve|'ll|'d)?\b|\bu\b)"),
-    Rule("_fiction", "word", INTERNAL, MARKER,
-         r"(?i:\b(?:hypothetical|fictional|fictitious|invented|made-up|sample patient|example patient|"
-         r"test patient|teaching cases?|case (?:study|studies|report|presentation)s?|typodont|manikin|"
-         r"mannequin|no real patient)\b)"),
+    Rule(
+        "_fiction",
+        "word",
+        INTERNAL,
+        MARKER,
+        r"(?i:\b(?:hypothetical|fictional|fictitious|invented|made-up|sample patient|example "
+        r"patient|"
+        r"test patient|teaching cases?|case (?:study|studies|report|presentation)s?|typodont|"
+        r"manikin|"
+        r"mannequin|no real patient)\b)",
+    ),
 )
 
 
@@ -206,6 +375,7 @@ def separate_stdlib() -> list[tuple[Rule, re.Pattern[bytes]]]:
 
 
 # ---------------------------------------------------------------- validation
+
 
 def ssn_is_valid(digits: str) -> bool:
     """SSA rules: no 000/666/9xx area, no 00 group, no 0000 serial."""

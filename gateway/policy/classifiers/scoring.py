@@ -18,26 +18,38 @@ Identifiers in the signature block, next to words like "hypothetical" or
 "typodont", or equal to the sender's own name are not patients. Reasons name
 detectors and places only, never matched text.
 """
+
 from __future__ import annotations
 
 import bisect
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from gateway.model import Finding
 from gateway.policy.classifiers import lexicons, patterns
 from gateway.policy.classifiers.extract import Extracted
 from gateway.policy.classifiers.patterns import (
-    CLINICAL, GENERIC, IDENTIFIER, NEAR, NEAR_CLINICAL, PAYMENT_CAT, PROVIDER, STRONG, WEAK, Rule,
+    CLINICAL,
+    GENERIC,
+    IDENTIFIER,
+    NEAR,
+    NEAR_CLINICAL,
+    PAYMENT_CAT,
+    PROVIDER,
+    STRONG,
+    WEAK,
+    Rule,
 )
 
-NEAR_BYTES = 200          # "close by" for names and numbers with health/payment content
-GENERIC_NEAR_BYTES = 60   # a bare name with a procedure word or CDT code: same line ("Ann Lee -- D1110")
-YOUR_BYTES = 25           # "your <clinical word>"
-YOU_BYTES = 150           # second person near a specific finding, same paragraph
-FICTION_BYTES = 400       # identifiers this close to "hypothetical", "typodont"... are not patients
+NEAR_BYTES = 200  # "close by" for names and numbers with health/payment content
+GENERIC_NEAR_BYTES = (
+    60  # a bare name with a procedure word or CDT code: same line ("Ann Lee -- D1110")
+)
+YOUR_BYTES = 25  # "your <clinical word>"
+YOU_BYTES = 150  # second person near a specific finding, same paragraph
+FICTION_BYTES = 400  # identifiers this close to "hypothetical", "typodont"... are not patients
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +71,8 @@ class Hit:
 @dataclass(frozen=True, slots=True)
 class Context:
     text: bytes
-    sender_tokens: frozenset[str] = frozenset()     # words of the From display name
-    header_tokens: frozenset[str] = frozenset()     # words of every From/To/Cc display name
+    sender_tokens: frozenset[str] = frozenset()  # words of the From display name
+    header_tokens: frozenset[str] = frozenset()  # words of every From/To/Cc display name
     recipient_tokens: frozenset[str] = frozenset()  # words of the To display names
     domains: tuple[str, ...] = ()
 
@@ -70,21 +82,26 @@ class Context:
 _DIGITS = re.compile(rb"\d")
 _ROLE_BEFORE = re.compile(
     rb"(?i)\b(?:hygienist|assistant|dentist|receptionist|coordinator|manager|associate|doctor|colleague|"
-    rb"team member|staff|specialist|surgeon|orthodontist|periodontist|endodontist|owner|partner|front desk|"
-    rb"intern|student|rep|representative|tech|technician|welcome|meet|congratulations to|thanks to)[ ,:]*$")
+    rb"team member|staff|specialist|surgeon|orthodontist|periodontist|endodontist|owner|"
+    rb"partner|front desk|"
+    rb"intern|student|rep|representative|tech|technician|welcome|meet|congratulations to|"
+    rb"thanks to)[ ,:]*$"
+)
 _AFFILIATION_BEFORE = re.compile(rb"(?i)\b(?:from|at|with|representing|rep for|sponsored by)\s$")
 _AFFILIATION_AFTER = re.compile(rb",? (?:from|at|with|of|representing) (?:the )?[A-Z]")
 _CREDENTIAL_AFTER = re.compile(rb",? ?(?:RDH|DDS|DMD|MD|DO|RN|CDA|EFDA|RDA|PA|NP|MSD|PhD|FAGD)\b")
 _NAME_TOKENS = re.compile(r"[^\W\d_][\w'\-]*")
 _STATE_AFTER = re.compile(rb", ?[A-Z]{2}\b")
 _WORD_AFTER = re.compile(rb"[ \t]*([A-Za-z]+)")
-LABEL_WORDS = frozenset("""
+LABEL_WORDS = frozenset(
+    """
 patient pt name first last full subscriber insured applicant guarantor parent guardian child son
-daughter re regarding records record x-rays x-ray xrays xray images image radiographs radiograph films
-chart referral summary treatment plan narrative claim statement pre-auth preauth pre-authorization
-preauthorization predetermination lab slip rx for from case crown denture bridge implant aligners retainer
-impressions impression models model night guard nightguard
-""".split())
+daughter re regarding records record x-rays x-ray xrays xray images image radiographs radiograph
+films chart referral summary treatment plan narrative claim statement pre-auth preauth
+pre-authorization preauthorization predetermination lab slip rx for from case crown denture bridge
+implant aligners retainer impressions impression models model night guard nightguard
+""".split()
+)
 _SURFACE_TAIL = re.compile(rb"([MODBLFI]{1,5})$")
 _ICD_TAIL = re.compile(rb"([A-TV-Z]\d[0-9AB](?:\.?[0-9A-Z]{1,4})?)$")
 
@@ -93,19 +110,23 @@ def _digits(span: bytes) -> str:
     return "".join(ch.decode() for ch in _DIGITS.findall(span))
 
 
-_ORG_WORD = re.compile(rb"(?i)\b(?:" + b"|".join(w.encode() for w in sorted(lexicons.ORG_WORDS)) + rb")\b")
+_ORG_WORD = re.compile(
+    rb"(?i)\b(?:" + b"|".join(w.encode() for w in sorted(lexicons.ORG_WORDS)) + rb")\b"
+)
 
 
 def _line_of(text: bytes, start: int, end: int, reach: int = 160) -> bytes:
     line_start = text.rfind(b"\n", max(0, start - reach), start) + 1 or max(0, start - reach)
     line_end = text.find(b"\n", end, end + reach)
-    return text[line_start:line_end if line_end >= 0 else min(len(text), end + reach)]
+    return text[line_start : line_end if line_end >= 0 else min(len(text), end + reach)]
 
 
 def _org_line(text: bytes, start: int, end: int) -> bool:
     """The line around a phone or street address names a business (or is a calendar LOCATION)."""
     line = _line_of(text, start, end)
-    return bool(_ORG_WORD.search(line)) or line.lstrip().lower().startswith((b"location", b"organizer"))
+    return bool(_ORG_WORD.search(line)) or line.lstrip().lower().startswith(
+        (b"location", b"organizer")
+    )
 
 
 def _bare(token: str) -> str:
@@ -126,7 +147,7 @@ def _name_ok(tokens: list[str], ctx: Context, people: frozenset[str]) -> bool:
 
 
 def _in_domain(tokens: list[str], ctx: Context) -> bool:
-    """"Riverside Bend" in mail from riversidebend.example is the practice, not a patient."""
+    """ "Riverside Bend" in mail from riversidebend.example is the practice, not a patient."""
     words = [_bare(t).lower() for t in tokens if len(t) >= 4]
     return any(word in domain for word in words for domain in ctx.domains)
 
@@ -137,15 +158,16 @@ def _valid_name(hit: Hit, span: bytes, ctx: Context) -> bool:
     if variant in ("patient_label", "label"):
         while tokens and tokens[0].lower() in LABEL_WORDS:
             tokens.pop(0)
-        kept = []       # the leading run of name-like tokens ("Jane Doe Thursday" -> "Jane Doe")
+        kept = []  # the leading run of name-like tokens ("Jane Doe Thursday" -> "Jane Doe")
         for token in tokens:
             if token.lower() in lexicons.NOT_NAME_WORDS or token.lower() in lexicons.ORG_WORDS:
                 break
             kept.append(token)
         return _name_ok(kept, ctx, ctx.sender_tokens)
-    if variant == "title":       # "Mr. Lopez from Henry Schein" is a sales rep
-        return _name_ok(tokens[1:2], ctx, ctx.sender_tokens) and \
-            not _AFFILIATION_AFTER.match(ctx.text, hit.end, hit.end + 40)
+    if variant == "title":  # "Mr. Lopez from Henry Schein" is a sales rep
+        return _name_ok(tokens[1:2], ctx, ctx.sender_tokens) and not _AFFILIATION_AFTER.match(
+            ctx.text, hit.end, hit.end + 40
+        )
     # Unlabelled names: not anyone in the From/To/Cc headers (staff, the recipient), not a business.
     if variant in ("possessive", "reported"):
         tokens = tokens[:1]
@@ -153,14 +175,13 @@ def _valid_name(hit: Hit, span: bytes, ctx: Context) -> bool:
         tokens = tokens[-1:]
     if not _name_ok(tokens, ctx, ctx.header_tokens) or _in_domain(tokens, ctx):
         return False
-    before = ctx.text[max(0, hit.start - 40):hit.start]
+    before = ctx.text[max(0, hit.start - 40) : hit.start]
     if variant == "full" and _AFFILIATION_BEFORE.search(before):
-        return False        # "from Henry Schein", "at Delta Dental"
-    if _ROLE_BEFORE.search(before) or \
-            _CREDENTIAL_AFTER.match(ctx.text[hit.end:hit.end + 12]):
-        return False        # "our hygienist Sarah Lopez", "Sarah Lopez, RDH": staff, not a patient
+        return False  # "from Henry Schein", "at Delta Dental"
+    if _ROLE_BEFORE.search(before) or _CREDENTIAL_AFTER.match(ctx.text[hit.end : hit.end + 12]):
+        return False  # "our hygienist Sarah Lopez", "Sarah Lopez, RDH": staff, not a patient
     if variant == "full":
-        after = ctx.text[hit.end:hit.end + 40]
+        after = ctx.text[hit.end : hit.end + 40]
         if _STATE_AFTER.match(after):
             return False
         word = _WORD_AFTER.match(after)
@@ -182,7 +203,7 @@ def _valid_icd(hit: Hit, span: bytes, ctx: Context) -> bool:
     found = _ICD_TAIL.search(span)
     if not found or not patterns.icd10_is_plausible(found.group(1).decode()):
         return False
-    after = ctx.text[hit.end:hit.end + 2]
+    after = ctx.text[hit.end : hit.end + 2]
     return not (len(after) == 2 and after[:1] == b"." and after[1:].isdigit())
 
 
@@ -193,7 +214,8 @@ def _valid_salutation(hit: Hit, span: bytes, ctx: Context) -> bool:
 
 
 def _valid_email(hit: Hit, span: bytes, ctx: Context) -> bool:
-    """A person's address: not at a domain in the headers (the practice, a lab) nor on a business line."""
+    """A person's address: not at a domain in the headers (the practice, a lab) nor on a "
+    "business line."""
     domain = span.rsplit(b"@", 1)[1].decode("ascii", "replace").lower()
     return domain not in ctx.domains and not _org_line(ctx.text, hit.start, hit.end)
 
@@ -201,8 +223,9 @@ def _valid_email(hit: Hit, span: bytes, ctx: Context) -> bool:
 VALIDATORS: dict[str, Callable[[Hit, bytes, Context], bool]] = {
     "email_address": _valid_email,
     "_salutation": _valid_salutation,
-    "ssn": lambda hit, span, ctx: (patterns.ssn_is_valid if hit.rule.variant == "plain"
-                                   else patterns.ssn_labelled_is_plausible)(_digits(span)[-9:]),
+    "ssn": lambda hit, span, ctx: (
+        patterns.ssn_is_valid if hit.rule.variant == "plain" else patterns.ssn_labelled_is_plausible
+    )(_digits(span)[-9:]),
     "npi": lambda hit, span, ctx: patterns.npi_is_valid(_digits(span)[-10:]),
     "cdt_code": lambda hit, span, ctx: int(span[1:]) >= 100,
     "icd10_code": _valid_icd,
@@ -216,14 +239,24 @@ VALIDATORS: dict[str, Callable[[Hit, bytes, Context], bool]] = {
 
 # ------------------------------------------------------------------ scanning
 
+
 def scan(text: bytes, location: str, extracted: Extracted | None = None) -> list[Hit]:
     """Validated hits of one segment (internal markers included, look-alikes dropped)."""
-    ctx = Context(text) if extracted is None else Context(
-        text, extracted.sender_tokens, extracted.header_tokens, extracted.recipient_tokens, extracted.domains)
+    ctx = (
+        Context(text)
+        if extracted is None
+        else Context(
+            text,
+            extracted.sender_tokens,
+            extracted.header_tokens,
+            extracted.recipient_tokens,
+            extracted.domains,
+        )
+    )
     hits: list[Hit] = []
     rules = patterns.RULES
     for match in patterns.combined().finditer(text):
-        rule = rules[match.lastindex - 1]       # group i is RULES[i-1]; rules have no inner groups
+        rule = rules[match.lastindex - 1]  # group i is RULES[i-1]; rules have no inner groups
         if rule.detector == "_skip":
             continue
         hit = Hit(rule, location, match.start(), match.end())
@@ -250,6 +283,7 @@ class DetectorError(Exception):
 
 # ------------------------------------------------------------------ deciding
 
+
 @dataclass
 class Decision:
     phi: bool
@@ -264,7 +298,7 @@ def _gap(a: Hit, b: Hit) -> int:
 class Positioned:
     """Hits sorted by start, for "which of these lie within N bytes of that hit" in log time."""
 
-    LONGEST = 256     # no pattern matches more than this many bytes before its start is passed
+    LONGEST = 256  # no pattern matches more than this many bytes before its start is passed
 
     def __init__(self, hits: list[Hit]):
         self.hits = sorted(hits, key=lambda h: h.start)
@@ -299,30 +333,37 @@ def _paragraph_break_between(text: bytes, a: Hit, b: Hit) -> bool:
 def _near(hit: Hit, generic: Positioned, specific: Positioned) -> Hit | None:
     """The health/payment hit that makes this identifier a patient's, if one is close enough."""
     if hit.role == NEAR_CLINICAL:
-        return next((c for c in specific.within(hit, NEAR_BYTES) if c.rule.category == CLINICAL), None)
+        return next(
+            (c for c in specific.within(hit, NEAR_BYTES) if c.rule.category == CLINICAL), None
+        )
     reach = GENERIC_NEAR_BYTES if hit.role == NEAR else NEAR_BYTES
     return specific.first_within(hit, NEAR_BYTES) or generic.first_within(hit, reach)
 
 
-def decide(extracted: Extracted, hits_by_segment: list[list[Hit]], excluded: frozenset[str] = frozenset()
-           ) -> Decision:
+def decide(
+    extracted: Extracted, hits_by_segment: list[list[Hit]], excluded: frozenset[str] = frozenset()
+) -> Decision:
     """Apply the combination rules; detectors in ``excluded`` are ignored (shadow mode)."""
     reasons: list[str] = []
     reported: list[Hit] = []
     extra: Counter[tuple[str, str, str]] = Counter()
-    people_anywhere: list[Hit] = []              # WEAK identifiers, for the message-wide rule
+    people_anywhere: list[Hit] = []  # WEAK identifiers, for the message-wide rule
     health_anywhere: list[tuple[str, str]] = []  # (detector, location) of specific clinical content
 
-    for segment, hits in zip(extracted.segments, hits_by_segment):
+    for segment, hits in zip(extracted.segments, hits_by_segment, strict=True):
         text = segment.text
         hits = [h for h in hits if h.detector not in excluded]
         signature = _signature_start(text)
         fiction = Positioned([h for h in hits if h.detector == "_fiction"])
         content = [h for h in hits if h.rule.category in (CLINICAL, PAYMENT_CAT)]
         generic = Positioned([h for h in content if h.role == GENERIC])
-        specific = Positioned([h for h in content if h.role != GENERIC])   # specific clinical + payment
+        specific = Positioned(
+            [h for h in content if h.role != GENERIC]
+        )  # specific clinical + payment
         reported.extend(content)
-        health_anywhere.extend((h.detector, h.location) for h in specific.hits if h.rule.category == CLINICAL)
+        health_anywhere.extend(
+            (h.detector, h.location) for h in specific.hits if h.rule.category == CLINICAL
+        )
 
         for hit in hits:
             if hit.rule.category != IDENTIFIER:
@@ -335,7 +376,7 @@ def decide(extracted: Extracted, hits_by_segment: list[list[Hit]], excluded: fro
             if hit.role != STRONG and hit.start >= signature:
                 continue
             if hit.role == NEAR and extracted.bulk:
-                continue        # a bare name in a newsletter is staff news, not a patient
+                continue  # a bare name in a newsletter is staff news, not a patient
             if hit.role == STRONG:
                 reported.append(hit)
                 reasons.append(f"identifier({hit.detector}) in {hit.location}")
@@ -343,8 +384,10 @@ def decide(extracted: Extracted, hits_by_segment: list[list[Hit]], excluded: fro
             near = _near(hit, generic, specific)
             if near is not None:
                 reported.append(hit)
-                reasons.append(f"identifier({hit.detector})+{near.rule.category}({near.detector}) "
-                               f"in {hit.location}")
+                reasons.append(
+                    f"identifier({hit.detector})+{near.rule.category}({near.detector}) "
+                    f"in {hit.location}"
+                )
             elif hit.role == WEAK or segment.location == "subject":
                 # a name standing in the Subject is about someone, wherever the health content sits
                 reported.append(hit)
@@ -354,8 +397,10 @@ def decide(extracted: Extracted, hits_by_segment: list[list[Hit]], excluded: fro
             fired = _addressed(text, hits, Positioned(content), specific)
             if fired is not None:
                 extra[("recipient_addressed", IDENTIFIER, segment.location)] += 1
-                reasons.append(f"identifier(recipient_addressed)+{fired.rule.category}({fired.detector}) "
-                               f"in {segment.location}")
+                reasons.append(
+                    f"identifier(recipient_addressed)+{fired.rule.category}({fired.detector}) "
+                    f"in {segment.location}"
+                )
 
     for mark, location in extracted.marks:
         if mark in excluded:
@@ -372,26 +417,35 @@ def decide(extracted: Extracted, hits_by_segment: list[list[Hit]], excluded: fro
     if people_anywhere and health_anywhere:
         person, (detector, location) = people_anywhere[0], health_anywhere[0]
         kind = "attachment" if detector == "radiograph" else "clinical"
-        reasons.append(f"identifier({person.detector}) in {person.location} + {kind}({detector}) in {location}")
+        reasons.append(
+            f"identifier({person.detector}) in {person.location} + {kind}({detector}) in {location}"
+        )
 
     counts: Counter[tuple[str, str, str]] = Counter(
-        (h.detector, h.rule.category, h.location) for h in reported)
+        (h.detector, h.rule.category, h.location) for h in reported
+    )
     counts.update(extra)
     findings = [Finding(d, c, loc, n) for (d, c, loc), n in counts.items()]
     unique_reasons = list(dict.fromkeys(reasons))
     return Decision(bool(unique_reasons), findings, unique_reasons)
 
 
-_OFFER_AFTER = re.compile(rb"(?i)s?\b\W{0,3}(?:consult(?:ation)?s?|screenings?|options?|questions?|benefits?|"
-                          rb"coverage|special|offer|financing|and x-?rays)\b")
+_OFFER_AFTER = re.compile(
+    rb"(?i)s?\b\W{0,3}(?:consult(?:ation)?s?|screenings?|options?|questions?|benefits?|"
+    rb"coverage|special|offer|financing|and x-?rays)\b"
+)
 
 
 def _offer(text: bytes, hit: Hit) -> bool:
-    """"your implant consultation", "your treatment plans": talk about services, not a finding."""
-    return text[hit.end - 1:hit.end] in (b"s", b"S") or bool(_OFFER_AFTER.match(text, hit.end, hit.end + 20))
+    """ "your implant consultation", "your treatment plans": talk about services, not a finding."""
+    return text[hit.end - 1 : hit.end] in (b"s", b"S") or bool(
+        _OFFER_AFTER.match(text, hit.end, hit.end + 20)
+    )
 
 
-def _addressed(text: bytes, hits: list[Hit], content: Positioned, specific: Positioned) -> Hit | None:
+def _addressed(
+    text: bytes, hits: list[Hit], content: Positioned, specific: Positioned
+) -> Hit | None:
     """Mail to one person about that person: "your crown", "you" next to a specific finding in
     the same paragraph, or a greeting by name in a message with specific clinical content."""
     clinical_specific = next((c for c in specific.hits if c.rule.category == CLINICAL), None)
