@@ -183,8 +183,9 @@ DIAGNOSES = (
     r"xerostomia",
     r"sleep apnea",
     r"osa",
-    r"allerg(?:y|ies|ic)",
-    r"allergic reaction",
+    r"allergic(?: reaction| to)?",
+    r"allergy to",
+    r"(?:penicillin|latex|codeine|sulfa|nsaid|aspirin|amoxicillin) allergy",
     r"rash",
     r"hives",
     r"anaphylaxis",
@@ -230,10 +231,7 @@ DIAGNOSES = (
     r"clot",
     r"blood thinners?",
     r"frankl \d",
-    r"medical history",
-    r"health history",
     r"medical alert",
-    r"latex allergy",
     r"smoker",
     r"vaping",
     r"healing well",
@@ -261,11 +259,11 @@ MEDICATIONS = (
     r"doxycycline",
     r"metronidazole",
     r"flagyl",
-    r"antibiotics?",
     r"premed(?:ication|icate|icated)?",
     r"pre-?medicat(?:e|ion|ed)",
     r"antibiotic prophylaxis",
     r"prophylactic antibiotics?",
+    r"antibiotics? (?:for|before|after|twice|three|every|until)",
     r"ibuprofen",
     r"advil",
     r"motrin",
@@ -323,9 +321,14 @@ MEDICATIONS = (
     r"nystatin",
     r"acyclovir",
     r"valacyclovir",
+ r"\d{1,4} ?mg",
+)
+
+# Words for medicines in general: also on intake forms and in supply orders, so they count
+# only as generic clinical content.
+MEDICATION_WORDS = (
     r"prescriptions?",
     r"rx",
-    r"\d{1,4} ?mg",
     r"medications?",
     r"meds",
 )

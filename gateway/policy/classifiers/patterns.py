@@ -92,6 +92,14 @@ RULES: tuple[Rule, ...] = (
         rf"\b(?:Dr|Doctor|Prof|Professor)\.? {_NAME_WORD}(?: {_NAME_WORD})?",
     ),
     Rule("_skip", "ip", INTERNAL, MARKER, r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b"),
+    Rule(
+        "_skip",
+        "idiom",
+        INTERNAL,
+        MARKER,
+        r"(?i:\b(?:pain[- ]free|painless|anxiety[- ]free|no more pain|growing pains|"
+        r"a pain to|(?:medical|health|dental) history forms?)\b)",
+    ),
     # --- identifiers
     Rule(
         "ssn",
@@ -183,7 +191,7 @@ RULES: tuple[Rule, ...] = (
         "address",
         "street",
         IDENTIFIER,
-        WEAK,
+        NEAR,
         r"\b\d{1,6} (?:[NSEW]\.? )?(?:[A-Z][a-z]+ ){1,3}(?:Street|St|Avenue|Ave|Road|Rd|"
         r"Boulevard|Blvd|"
         r"Drive|Dr|Lane|Ln|Way|Court|Ct|Circle|Cir|Place|Pl|Parkway|Pkwy|Terrace|Ter|Trail|Trl|"
@@ -197,7 +205,7 @@ RULES: tuple[Rule, ...] = (
         r"(?i:\b(?:e-?mail|email "
         r"address)\b)[^@\n]{0,20}?\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b",
     ),
-    Rule("address", "po_box", IDENTIFIER, WEAK, r"(?i:\bp\.?o\.? box)\s\d{1,6}\b"),
+    Rule("address", "po_box", IDENTIFIER, NEAR, r"(?i:\bp\.?o\.? box)\s\d{1,6}\b"),
     Rule(
         "_salutation",
         "greeting",
@@ -331,6 +339,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule("icd10_code", "dotted", CLINICAL, SPECIFIC, r"\b[A-TV-Z]\d[0-9AB]\.[0-9A-Z]{1,4}\b"),
     Rule("medication", "word", CLINICAL, SPECIFIC, _words(lexicons.MEDICATIONS)),
+    Rule("medication", "general", CLINICAL, GENERIC, _words(lexicons.MEDICATION_WORDS)),
     Rule("diagnosis", "word", CLINICAL, SPECIFIC, _words(lexicons.DIAGNOSES)),
     Rule("procedure", "word", CLINICAL, GENERIC, _words(lexicons.PROCEDURES)),
     Rule("payment", "word", PAYMENT_CAT, PAYMENT, _words(lexicons.PAYMENT)),

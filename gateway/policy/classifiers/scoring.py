@@ -334,7 +334,12 @@ def _near(hit: Hit, generic: Positioned, specific: Positioned) -> Hit | None:
     """The health/payment hit that makes this identifier a patient's, if one is close enough."""
     if hit.role == NEAR_CLINICAL:
         return next(
-            (c for c in specific.within(hit, NEAR_BYTES) if c.rule.category == CLINICAL), None
+            (
+                c
+                for c in specific.within(hit, NEAR_BYTES)
+                if c.rule.category == CLINICAL and c.detector != "medication"
+            ),
+            None,
         )
     reach = GENERIC_NEAR_BYTES if hit.role == NEAR else NEAR_BYTES
     return specific.first_within(hit, NEAR_BYTES) or generic.first_within(hit, reach)
