@@ -1393,6 +1393,81 @@ def corpus() -> list[tuple[str, int, str, str, EmailMessage]]:
                 "a 65-year-old on bisphosphonates needed #30 extracted. Speaker recommended CBCT before both.",
             ),
         ),
+        # -------------------------------------------------------------- fourth batch (regressions)
+        (
+            "own-083.eml",
+            P,
+            "hard_positive",
+            "internal: full name + latex allergy",
+            message(
+                CEDAR,
+                [("Dr. Anselm Vik", CEDAR_DR[1])],
+                "heads up",
+                "FYI Jorge Ruiz is allergic to latex - please use the nitrile dam for his fillings tomorrow.",
+            ),
+        ),
+        (
+            "own-084.eml",
+            P,
+            "hard_positive",
+            "internal: full name + pregnancy",
+            message(
+                CEDAR_RDH,
+                [("Dr. Anselm Vik", CEDAR_DR[1])],
+                "no x-rays",
+                "Ana Flores is 20 weeks pregnant, so I skipped the bitewings today.",
+            ),
+        ),
+        (
+            "own-085.eml",
+            P,
+            "treatment",
+            "ortho parent note: possessive + expander",
+            message(
+                LAKE,
+                [("Carmen Ito", "carmen.ito@mailbox.example")],
+                "Expander",
+                "Hi Carmen, Liam's expander needs two more turns this week, then we'll hold it there.",
+            ),
+        ),
+        (
+            "own-086.eml",
+            N,
+            "scheduling_no_clinical",
+            "new-patient reminder: forms, medication list, insurance card",
+            message(
+                CEDAR,
+                [("Omar Reyes", "oreyes@mailbox.example")],
+                "Welcome",
+                "Hi Omar, welcome to Cedar Hollow! Please arrive 15 minutes early to fill out your medical history "
+                "form, and bring a list of your medications and your insurance card. See you Tuesday at 9.",
+            ),
+        ),
+        (
+            "own-087.eml",
+            N,
+            "marketing",
+            "sedation marketing to one recipient",
+            message(
+                CEDAR,
+                [("Ken Ishida", "kishida@mailbox.example")],
+                "Nervous about the dentist?",
+                "Hi Ken, our new sedation options make your visit pain-free. Ask about it at your next cleaning!",
+            ),
+        ),
+        (
+            "own-088.eml",
+            N,
+            "vendor",
+            "anesthetic order with ship-to address",
+            message(
+                CEDAR,
+                [("Orders", "orders@summitsupply.example")],
+                "Order",
+                "Please send 4 boxes of lidocaine 2% with epi and 2 boxes of articaine. Ship to 412 Cedar Hollow "
+                "Rd, attention Renata. Account 55123.",
+            ),
+        ),
     ]
     return items
 

@@ -321,7 +321,7 @@ MEDICATIONS = (
     r"nystatin",
     r"acyclovir",
     r"valacyclovir",
- r"\d{1,4} ?mg",
+    r"\d{1,4} ?mg",
 )
 
 # Words for medicines in general: also on intake forms and in supply orders, so they count

@@ -213,6 +213,22 @@ def _valid_salutation(hit: Hit, span: bytes, ctx: Context) -> bool:
     return bool(name) and name[0] in ctx.recipient_tokens
 
 
+_BUSINESS_ADDRESS_BEFORE = re.compile(
+    rb"(?i)\b(?:ship(?:ping)? to|deliver(?:y)? to|remit(?:tance)? to|bill to|return to|"
+    rb"send it back to|ship it back to|"
+    rb"our (?:new )?(?:address|office|location|building)(?: is| at)?|"
+    rb"located at|visit us at|pick ?up (?:at|from)|drop[- ]off at)[:\s]*$"
+)
+
+
+def _valid_address(hit: Hit, span: bytes, ctx: Context) -> bool:
+    """A person's street address: not a business line, not "ship to" / "our office at"."""
+    before = ctx.text[max(0, hit.start - 40) : hit.start]
+    return not _org_line(ctx.text, hit.start, hit.end) and not _BUSINESS_ADDRESS_BEFORE.search(
+        before
+    )
+
+
 def _valid_email(hit: Hit, span: bytes, ctx: Context) -> bool:
     """A person's address: not at a domain in the headers (the practice, a lab) nor on a "
     "business line."""
@@ -232,7 +248,7 @@ VALIDATORS: dict[str, Callable[[Hit, bytes, Context], bool]] = {
     "tooth_surface": _valid_tooth_surface,
     "member_id": lambda hit, span, ctx: bool(_DIGITS.search(span.rsplit(None, 1)[-1])),
     "patient_name": _valid_name,
-    "address": lambda hit, span, ctx: not _org_line(ctx.text, hit.start, hit.end),
+    "address": _valid_address,
     "phone": lambda hit, span, ctx: not _org_line(ctx.text, hit.start, hit.end),
 }
 
