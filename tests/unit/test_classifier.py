@@ -341,3 +341,22 @@ def test_verdict_explains_the_combination(classifier):
     verdict = classifier.classify(mail("Mrs. Okafor's crown on #19 is loose again."))
     assert any(r.startswith("identifier(patient_name)+clinical(") for r in verdict.reasons)
     assert all(f.location in ("subject", "body") for f in verdict.findings)
+
+
+def test_you_and_money_in_mail_to_an_insurer_is_not_phi(classifier):
+    body = (
+        "Could you confirm whether you apply the deductible to D4341? "
+        "Send it to your claims department."
+    )
+    verdict = classifier.classify(mail(body, to="Provider Services <ps@insurer.example>"))
+    assert not verdict.phi
+
+
+def test_greeting_matching_the_recipient_address_identifies_them(classifier):
+    body = "Hi Tova,\n\nThe abscess is draining now; finish the clindamycin."
+    verdict = classifier.classify(mail(body, to="tova_oroz84@mailbox.example"))
+    stranger = classifier.classify(
+        mail(body.replace("Tova", "Vera"), to="tova_oroz84@mailbox.example")
+    )
+    assert verdict.phi and "recipient_addressed" in detectors(verdict)
+    assert not stranger.phi  # a greeting to someone else does not make the recipient the patient

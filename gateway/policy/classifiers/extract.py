@@ -21,6 +21,7 @@ import email.errors
 import email.header
 import email.message
 import email.utils
+import re
 from dataclasses import dataclass, field
 
 from gateway.policy.classifiers.attachments import Budget, Unscannable, html_to_text, inspect
@@ -144,6 +145,17 @@ def _name_tokens(msg: email.message.Message, headers: tuple[str, ...]) -> frozen
     )
 
 
+def _recipient_tokens(msg: email.message.Message) -> frozenset[str]:
+    """To display-name words plus name-like parts of the address ("tova_oroz84" -> Tova)."""
+    values = [decode_header(v) for v in msg.get_all("To", [])]
+    local_words = {
+        word.capitalize()
+        for _, addr in email.utils.getaddresses(values)
+        for word in re.findall(r"[a-z]{3,}", addr.split("@", 1)[0].lower())
+    }
+    return _name_tokens(msg, ("To",)) | local_words
+
+
 def _domains(msg: email.message.Message) -> tuple[str, ...]:
     headers = [v for h in ("From", "To", "Cc", "Reply-To", "Sender") for v in msg.get_all(h, [])]
     return tuple(
@@ -164,7 +176,7 @@ def extract(raw: bytes, budget: Budget | None = None) -> Extracted:
     out = Extracted(
         sender_tokens=_name_tokens(msg, ("From",)),
         header_tokens=_name_tokens(msg, ("From", "To", "Cc")),
-        recipient_tokens=_name_tokens(msg, ("To",)),
+        recipient_tokens=_recipient_tokens(msg),
         domains=_domains(msg),
         to_one_person=_to_one_outsider(msg, bulk),
         bulk=bulk,

@@ -98,7 +98,8 @@ RULES: tuple[Rule, ...] = (
         INTERNAL,
         MARKER,
         r"(?i:\b(?:pain[- ]free|painless|anxiety[- ]free|no more pain|growing pains|"
-        r"a pain to|(?:medical|health|dental) history forms?)\b)",
+        r"a pain to|(?:a|such a|real|huge|big|total) pain\b|"
+        r"(?:medical|health|dental) history forms?)\b)",
     ),
     # --- identifiers
     Rule(

@@ -38,6 +38,7 @@ from gateway.policy.classifiers.patterns import (
     NEAR_CLINICAL,
     PAYMENT_CAT,
     PROVIDER,
+    SPECIFIC,
     STRONG,
     WEAK,
     Rule,
@@ -453,12 +454,13 @@ def decide(
 
 _OFFER_AFTER = re.compile(
     rb"(?i)s?\b\W{0,3}(?:consult(?:ation)?s?|screenings?|options?|questions?|benefits?|"
-    rb"coverage|special|offer|financing|and x-?rays)\b"
+    rb"coverage|special|offer|financing|and x-?rays|department|dept|team|office|portal|address|"
+    rb"fax|website|form|policy|policies|guidelines|process)\b"
 )
 
 
 def _offer(text: bytes, hit: Hit) -> bool:
-    """ "your implant consultation", "your treatment plans": talk about services, not a finding."""
+    """ "your implant consultation", "your claims department": services, not someone's care."""
     return text[hit.end - 1 : hit.end] in (b"s", b"S") or bool(
         _OFFER_AFTER.match(text, hit.end, hit.end + 20)
     )
@@ -473,11 +475,12 @@ def _addressed(
     for hit in hits:
         if hit.detector == "_your":
             for c in content.within(hit, YOUR_BYTES):
-                if c.start >= hit.end and not (c.role == GENERIC and _offer(text, c)):
+                if c.start >= hit.end and not (c.role != SPECIFIC and _offer(text, c)):
                     return c
         if hit.detector in ("_you", "_your"):
+            # "you" next to money is how one talks to an insurer: only findings about a mouth count
             for c in specific.within(hit, YOU_BYTES):
-                if not _paragraph_break_between(text, hit, c):
+                if c.rule.category == CLINICAL and not _paragraph_break_between(text, hit, c):
                     return c
         if hit.detector == "_salutation" and clinical_specific is not None:
             return clinical_specific
