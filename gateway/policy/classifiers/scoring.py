@@ -2,21 +2,27 @@
 
 ``scan()`` runs the one combined RE2 pass over a segment and keeps the matches
 their validator accepts (checksums, SSN rules, "this capitalised pair is a name,
-not a business or the sender"). ``decide()`` applies HIPAA's combination rule:
+not a business, a colleague or the sender"). ``decide()`` applies HIPAA's
+combination rule:
 
 * a strong identifier (SSN, labelled DOB, chart/MRN, member id, a name given as
-  "Patient:") identifies a patient of the practice: PHI on its own;
-* a person (personal phone, street address, "Mr./Ms. X", "Name: X") with health
-  content anywhere in the message, or with payment information nearby;
-* a bare name ("Jane Doe", "Bram's") or an account/claim/group number only with
-  health (or, for names, payment) information within ``NEAR_BYTES``;
-* mail to one person that speaks of "your crown" / "you" next to a finding about
-  a mouth: the recipient is the identified person;
+  "Patient:" or "records for") identifies a patient of the practice: PHI alone;
+* a person (personal phone or e-mail, "Mr./Ms. X", "Name: X", a name standing in
+  the Subject) with specific health content anywhere in the message (a tooth, a
+  diagnosis, a drug, perio charting, a radiograph), or any health or payment
+  information within ``NEAR_BYTES``;
+* a bare name ("Jane Doe", "Bram's", "8:00 Rosalind"), a street address or an
+  account/claim/group number only with health information close by (procedure
+  words and CDT codes, which also fill fee lists, only on the same line);
+* mail to one person outside the practice that says "your crown", puts "you"
+  next to a finding about a mouth, or greets the recipient by name in a message
+  with such a finding: the recipient is the identified person;
 * DICOM files (they carry patient tags), attachments that could not be inspected.
 
-Identifiers in the signature block, next to words like "hypothetical" or
-"typodont", or equal to the sender's own name are not patients. Reasons name
-detectors and places only, never matched text.
+Not patients: identifiers in the signature block, near "hypothetical" or
+"typodont", the sender and other header names, staff introduced by role, sales
+reps "from" a company, bare names in newsletters. Reasons name detectors and
+places only, never matched text.
 """
 
 from __future__ import annotations
