@@ -1468,6 +1468,215 @@ def corpus() -> list[tuple[str, int, str, str, EmailMessage]]:
                 "Rd, attention Renata. Account 55123.",
             ),
         ),
+        # -------------------------------------------------------------- fifth batch (blind probes)
+        (
+            "own-089.eml",
+            P,
+            "referral",
+            "endo referral letter in HTML with table",
+            message(
+                CEDAR_DR,
+                [("Harbor Endodontics", "frontdesk@harborendo.example")],
+                "Endo referral",
+                "Referral for endodontic evaluation.",
+                html="<html><body><table><tr><td>Patient</td><td>Winifred Osei</td></tr><tr><td>Tooth</td>"
+                "<td>#30</td></tr><tr><td>Symptoms</td><td>lingering cold, tender to biting</td></tr>"
+                "</table></body></html>",
+            ),
+        ),
+        (
+            "own-090.eml",
+            P,
+            "billing_insurance",
+            "collections note with last, first and balance",
+            message(
+                CEDAR_BILL,
+                [("Office manager", "manager@cedarhollowmgmt.example")],
+                "past due list",
+                "Past due over 90 days:\nAshworth, Corin - $412.50 (crown #4)\nBelmonte, Lia - $96.00\n",
+            ),
+        ),
+        (
+            "own-091.eml",
+            P,
+            "treatment",
+            "to patient: sensitivity after whitening, no greeting",
+            message(
+                CEDAR_RDH,
+                [("Petra Lund", "petra.lund@mailbox.example")],
+                "Re: whitening",
+                "Sorry the whitening made your teeth so sensitive! Use the desensitizing gel for a few days "
+                "and skip the trays until it settles.",
+            ),
+        ),
+        (
+            "own-092.eml",
+            P,
+            "lab_case",
+            "lab RX in DOCX with patient and teeth",
+            message(
+                CEDAR_DR,
+                [("Keystone Dental Lab", "cases@keystonelab.example")],
+                "New case",
+                "Rx attached; models go out with UPS today.",
+                attachments=[
+                    (
+                        "rx.docx",
+                        "application",
+                        "vnd.openxmlformats-officedocument.wordprocessingml.document",
+                        make_docx(
+                            [
+                                "LAB PRESCRIPTION",
+                                "Patient: Thaddeus Kwon",
+                                "Teeth: #19 #20 #21 bridge, PFZ",
+                                "Shade: A2   Due: 03/18/2025",
+                            ]
+                        ),
+                    )
+                ],
+            ),
+        ),
+        (
+            "own-093.eml",
+            P,
+            "hard_positive",
+            "internal chat-like: first name + possessive + pain",
+            message(
+                CEDAR,
+                [("Lucy Tran", CEDAR_RDH[1])],
+                "quick q",
+                "did Imani's sensitivity get better after the fluoride? her mom is asking",
+            ),
+        ),
+        (
+            "own-094.eml",
+            P,
+            "identifiers_only",
+            "CSV export of patients with birth dates",
+            message(
+                CEDAR,
+                [("Marketing vendor", "lists@smilemailers.example")],
+                "mailing list",
+                "Here is our patient list for the postcard mailing.",
+                attachments=[
+                    (
+                        "patients.csv",
+                        "text",
+                        "csv",
+                        make_csv(
+                            [
+                                ["First", "Last", "Birthdate", "Street", "City"],
+                                ["Odile", "Marsh", "1975-02-11", "18 Quarry Ln", "Cedar Hollow"],
+                                ["Quentin", "Abara", "1990-09-30", "7 Mill Rd", "Cedar Hollow"],
+                            ]
+                        ),
+                    )
+                ],
+            ),
+        ),
+        (
+            "own-095.eml",
+            P,
+            "appointment_with_clinical",
+            "confirmation mentioning implant surgery",
+            message(
+                CEDAR,
+                [("Ruben Salgado", "rsalgado@mailbox.example")],
+                "Confirmed",
+                "Ruben, you're confirmed for implant surgery on Monday at 7:30. Don't eat after midnight and "
+                "take the amoxicillin an hour before.",
+            ),
+        ),
+        (
+            "own-096.eml",
+            N,
+            "vendor",
+            "dental lab price list with CDT-like codes",
+            message(
+                ("Keystone Dental Lab", "sales@keystonelab.example"),
+                [("Renata Oyelaran", CEDAR[1])],
+                "2025 prices",
+                "Our 2025 prices: zirconia crown $129, e.max crown $149, PFM bridge unit $119, night guard $79. "
+                "Implant abutments quoted per case.",
+            ),
+        ),
+        (
+            "own-097.eml",
+            N,
+            "staff_internal_nonphi",
+            "staff member's own appointment",
+            message(
+                CEDAR_RDH,
+                [("Renata Oyelaran", CEDAR[1])],
+                "Thursday",
+                "I have my own dentist appointment Thursday at 3 (finally getting that crown), so please don't "
+                "book anyone in my chair after 2:30.",
+            ),
+        ),
+        (
+            "own-098.eml",
+            N,
+            "newsletter",
+            "study club mailing with clinical topics and a speaker",
+            message(
+                CEDAR_DR,
+                [("Northshore Study Club", "members@northshorestudy.example")],
+                "April meeting",
+                "April meeting: Dr. Hale on managing peri-implantitis, plus a hands-on on suturing. "
+                "Dinner at 6, lecture at 7.",
+            ),
+        ),
+        (
+            "own-099.eml",
+            N,
+            "it_support",
+            "imaging software license with serials",
+            message(
+                CEDAR,
+                [("Licensing", "licensing@imagingsoft.example")],
+                "Renewal",
+                "Please renew our pano/CBCT viewer license, key AX44-19QZ-77LM, for 3 workstations.",
+            ),
+        ),
+        (
+            "own-100.eml",
+            N,
+            "scheduling_no_clinical",
+            "reschedule message to patient, time only",
+            message(
+                CEDAR,
+                [("Felix Moreau", "felixm@mailbox.example")],
+                "Change of time",
+                "Hi Felix, Dr. Vik is running late on Thursday - could you come at 4:00 instead of 3:30?",
+            ),
+        ),
+        (
+            "own-101.eml",
+            N,
+            "hard_negative",
+            "patient education handout PDF to a patient, generic",
+            message(
+                CEDAR,
+                [("Gail Stern", "gstern@mailbox.example")],
+                "The flossing handout",
+                "Hi Gail, here is the flossing handout you asked for at the front desk.",
+                attachments=[
+                    (
+                        "flossing.pdf",
+                        "application",
+                        "pdf",
+                        make_pdf(
+                            [
+                                "How to floss",
+                                "Use about 18 inches of floss.",
+                                "Curve it around each tooth.",
+                                "Bleeding gums often improve after a week of daily flossing.",
+                            ]
+                        ),
+                    )
+                ],
+            ),
+        ),
     ]
     return items
 

@@ -49,6 +49,8 @@ PROCEDURES = (
     r"inlays?",
     r"onlays?",
     r"sealants?",
+    r"(?:teeth )?whitening",
+    r"desensitiz\w+",
     r"build-?ups?",
     r"core build-?up",
     r"post and core",
@@ -243,7 +245,8 @@ DIAGNOSES = (
     r"chipped",
     r"(?:tooth|teeth|crown|filling|bridge) (?:\w+ ){0,3}?(?:put back in|knocked out|fell out|"
     r"came out|broke|"
-    r"chipped|cracked|came loose|is loose|feels loose|hurts|aches|is sensitive)",
+    r"chipped|cracked|sensitive|sore|hurt|hurts|hurting|came loose|is loose|feels loose|"
+    r"aches|is sensitive)",
 )
 
 # Medications, premedication, prescriptions.
