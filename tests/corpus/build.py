@@ -1677,6 +1677,32 @@ def corpus() -> list[tuple[str, int, str, str, EmailMessage]]:
                 ],
             ),
         ),
+        (
+            "own-102.eml",
+            N,
+            "marketing",
+            "recall nudge with health education, greeting by name",
+            message(
+                CEDAR,
+                [("Amy Castro", "amycastro@mailbox.example")],
+                "We miss you",
+                "Hi Amy, it's been a while! Regular cleanings help prevent gum disease and cavities, and "
+                "catching problems early keeps treatment simple. Book online any time.",
+            ),
+        ),
+        (
+            "own-103.eml",
+            P,
+            "treatment",
+            "greeting + finding in the same short note",
+            message(
+                CEDAR_DR,
+                [("Amy Castro", "amycastro@mailbox.example")],
+                "Your x-rays",
+                "Hi Amy, I looked at the x-rays from Tuesday: there is a small cavity between two back teeth "
+                "on the left. Nothing urgent, but let's fill it this spring.",
+            ),
+        ),
     ]
     return items
 

@@ -472,12 +472,26 @@ def _offer(text: bytes, hit: Hit) -> bool:
     )
 
 
+_GENERAL_MENTION_BEFORE = re.compile(
+    rb"(?i)\b(?:prevent\w*|avoid\w*|reduc\w*|lower\w*|risk of|risks|signs? of|symptoms? of|"
+    rb"causes?|lead to|leads to|such as|fight\w*|protect\w* against|linked to|help(?:s)? with)"
+    rb"\b[\w ,-]{0,20}$"
+)
+
+
+def _about_someone(text: bytes, hit: Hit) -> bool:
+    """A finding, not health education ("cleanings help prevent gum disease")."""
+    return not _GENERAL_MENTION_BEFORE.search(text[max(0, hit.start - 40) : hit.start])
+
+
 def _addressed(
     text: bytes, hits: list[Hit], content: Positioned, specific: Positioned
 ) -> Hit | None:
     """Mail to one person about that person: "your crown", "you" next to a specific finding in
     the same paragraph, or a greeting by name in a message with specific clinical content."""
-    clinical_specific = next((c for c in specific.hits if c.rule.category == CLINICAL), None)
+    clinical_specific = next(
+        (c for c in specific.hits if c.rule.category == CLINICAL and _about_someone(text, c)), None
+    )
     for hit in hits:
         if hit.detector == "_your":
             for c in content.within(hit, YOUR_BYTES):
@@ -486,7 +500,11 @@ def _addressed(
         if hit.detector in ("_you", "_your"):
             # "you" next to money is how one talks to an insurer: only findings about a mouth count
             for c in specific.within(hit, YOU_BYTES):
-                if c.rule.category == CLINICAL and not _paragraph_break_between(text, hit, c):
+                if (
+                    c.rule.category == CLINICAL
+                    and _about_someone(text, c)
+                    and not _paragraph_break_between(text, hit, c)
+                ):
                     return c
         if hit.detector == "_salutation" and clinical_specific is not None:
             return clinical_specific
