@@ -4,7 +4,10 @@ fail-closed behaviour and the promise that no matched text leaves the classifier
 from email.message import EmailMessage
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from gateway.model import Verdict
 from gateway.policy.classifiers import build_classifier, scoring
 from gateway.policy.classifiers.patterns import icd10_is_plausible, npi_is_valid, ssn_is_valid
 
@@ -360,3 +363,25 @@ def test_greeting_matching_the_recipient_address_identifies_them(classifier):
     )
     assert verdict.phi and "recipient_addressed" in detectors(verdict)
     assert not stranger.phi  # a greeting to someone else does not make the recipient the patient
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(raw=st.binary(max_size=3000))
+def test_any_bytes_give_a_verdict_and_errors_mean_phi(classifier, raw):
+    verdict = classifier.classify(raw)
+    assert isinstance(verdict, Verdict)
+    assert not verdict.errors or verdict.phi
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=st.text(max_size=800), subject=st.text(max_size=60))
+def test_any_text_is_classified_with_explained_findings(classifier, body, subject):
+    verdict = classifier.classify(mail(body, subject=" ".join(subject.split())))
+    assert not verdict.errors
+    assert verdict.phi == bool(verdict.reasons)
+    for finding in verdict.findings:
+        assert finding.location == "subject" or finding.location == "body"
