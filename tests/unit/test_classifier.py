@@ -385,3 +385,8 @@ def test_any_text_is_classified_with_explained_findings(classifier, body, subjec
     assert verdict.phi == bool(verdict.reasons)
     for finding in verdict.findings:
         assert finding.location == "subject" or finding.location == "body"
+
+
+def test_crafted_flood_of_matches_fails_closed_early(classifier):
+    verdict = classifier.classify(mail("Ab Cd " * (scoring.MAX_MATCHES + 10)))
+    assert verdict.phi and verdict.errors == ("match: MatchLimit",)

@@ -263,8 +263,16 @@ VALIDATORS: dict[str, Callable[[Hit, bytes, Context], bool]] = {
 # ------------------------------------------------------------------ scanning
 
 
+MAX_MATCHES = 25_000  # per segment; 10 MB of real office prose gives ~7,000
+
+
+class MatchLimit(Exception):
+    """Far more pattern matches than real mail produces: give up early (fail closed)."""
+
+
 def scan(text: bytes, location: str, extracted: Extracted | None = None) -> list[Hit]:
-    """Validated hits of one segment (internal markers included, look-alikes dropped)."""
+    """Validated hits of one segment (internal markers included, look-alikes dropped).
+    Raises ``MatchLimit`` after ``MAX_MATCHES`` matches (crafted input would cost seconds)."""
     ctx = (
         Context(text)
         if extracted is None
@@ -278,7 +286,9 @@ def scan(text: bytes, location: str, extracted: Extracted | None = None) -> list
     )
     hits: list[Hit] = []
     rules = patterns.RULES
-    for match in patterns.combined().finditer(text):
+    for count, match in enumerate(patterns.combined().finditer(text)):
+        if count >= MAX_MATCHES:
+            raise MatchLimit(location)
         rule = rules[match.lastindex - 1]  # group i is RULES[i-1]; rules have no inner groups
         if rule.detector == "_skip":
             continue
