@@ -5,6 +5,7 @@ import pytest
 pytest_plugins = [
     "tests.peers.sink",
     "tests.peers.daemon",
+    "tests.peers.postgres",
 ]
 
 

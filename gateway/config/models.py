@@ -113,6 +113,41 @@ class ClassifierConfig(Section):
     shadow: list[str] = []         # detector names recorded but not acted on
 
 
+class PortalMailbox(Section):
+    """A provider's IMAP mailbox where patients' messages land (implicit TLS, APPEND unread)."""
+    host: str
+    port: Port = 993
+    user: str
+    password_file: Path            # mode 0600, one line
+    folder: str = "INBOX"
+    ca_file: Path | None = None    # private CA bundle for the IMAP server
+    verify: bool = True
+
+
+class PortalConfig(Section):
+    enabled: bool = False
+    address: HostPort = "127.0.0.1:8443"   # the web app listens here (TLS by a reverse proxy)
+    base_url: str = "https://portal.invalid"   # public address used in notices
+    database_url: str | None = None    # none: sqlite:///<state_dir>/portal.db
+    practice_name: str = "Your dental practice"
+    help_phone: str = ""
+    notice_from: str = ""          # sender of notices; "" = the original envelope sender
+    notice_template: Path | None = None   # none: the built-in notice text
+    retention: Duration = 90 * 86400.0     # messages are purged this long after deposit
+    registration_link_ttl: Duration = 7 * 86400.0
+    reset_link_ttl: Duration = 1800.0
+    session_idle_timeout: Duration = 900.0
+    session_absolute_timeout: Duration = 8 * 3600.0
+    lockout_threshold: int = Field(10, ge=1)      # failed logins before the account locks
+    lockout_base: Duration = 300.0                # first lock; doubles with each further lock
+    max_upload_size: Size = 10_000_000
+    secure_cookies: bool = True    # Secure flag on cookies (turn off only for plain-HTTP tests)
+    provider_mailboxes: dict[str, PortalMailbox] = {}   # provider name → mailbox
+    default_mailbox: PortalMailbox | None = None
+    provider_addresses: dict[str, str] = {}   # provider name → e-mail (upstream when no IMAP)
+    default_provider_address: str = ""
+
+
 def _workers(value):
     if value == "auto":
         return max(1, min(os.cpu_count() or 1, 8))
@@ -135,6 +170,7 @@ class Config(Section):
     logging: LoggingConfig = LoggingConfig()
     metrics: MetricsConfig = MetricsConfig()
     dsn: DsnConfig = DsnConfig()
+    portal: PortalConfig = PortalConfig()
 
     @property
     def effective_outbox(self) -> Path:

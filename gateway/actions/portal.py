@@ -1,0 +1,138 @@
+"""PortalAction: deposit the message as secure WebMail, then notify.
+
+Per recipient, two steps recorded in ``recipient.steps`` so a retry never
+repeats one: (1) deposit into the portal store, idempotent per (queue id,
+recipient) → ``steps["portal_message_id"]``; (2) only after the deposit is
+committed, a plaintext notice through the upstream ``Courier`` →
+``steps["notice_sent"]``. The notice comes from an admin-editable template
+(``$practice_name``, ``$portal_link``, ``$help_phone``) and carries no text of
+the original, not even its subject. A recipient without a portal account
+gets one (pending) and a one-time registration link in the notice.
+"""
+from __future__ import annotations
+
+import email.policy
+import string
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Sequence
+
+from gateway.audit import audit
+from gateway.config.models import PortalConfig
+from gateway.model import Action, Delivered, Outcome, Permanent, PermanentKind, Transient
+from gateway.portal.store import AttachmentIn, Deposit, PortalStore
+
+DEFAULT_NOTICE = """Hello,
+
+$practice_name has sent you a secure message. To protect your privacy it is
+not included in this e-mail. Read it in the secure patient portal:
+
+    $portal_link
+
+$registration_note
+Questions? Call us at $help_phone.
+
+$practice_name
+"""
+REGISTRATION_NOTE = ("This link lets you set your password once; it expires. Have your date\n"
+                     "of birth ready.\n")
+
+
+def parse_for_portal(queue_id: str, recipient: str, raw: bytes) -> Deposit:
+    """The parts of ``raw`` the portal shows: subject, text, HTML, attachments."""
+    msg = BytesParser(policy=email.policy.default).parsebytes(raw)
+    text_part = msg.get_body(preferencelist=("plain",))
+    html_part = msg.get_body(preferencelist=("html",))
+    files = []
+    for part in msg.iter_attachments():
+        data = part.get_payload(decode=True) or b""
+        files.append(AttachmentIn(part.get_filename() or "attachment",
+                                  part.get_content_type(), data))
+    return Deposit(queue_id=queue_id, recipient=recipient, sender=str(msg.get("From", "")),
+                   message_id=str(msg.get("Message-ID", "")), subject=str(msg.get("Subject", "")),
+                   body_text=text_part.get_content() if text_part else "",
+                   body_html=html_part.get_content() if html_part else "",
+                   attachments=files)
+
+
+class NoticeTemplate:
+    def __init__(self, config: PortalConfig):
+        self.config = config
+        path: Path | None = config.notice_template
+        self.template = string.Template(path.read_text(encoding="utf-8") if path else DEFAULT_NOTICE)
+
+    def render(self, link: str, registering: bool) -> str:
+        return self.template.safe_substitute(
+            practice_name=self.config.practice_name, portal_link=link,
+            help_phone=self.config.help_phone or "the office",
+            registration_note=REGISTRATION_NOTE if registering else "")
+
+    def build(self, sender: str, recipient: str, link: str, registering: bool) -> bytes:
+        msg = EmailMessage(policy=email.policy.SMTP)
+        msg["From"] = sender
+        msg["To"] = recipient
+        msg["Subject"] = f"Secure message from {self.config.practice_name}"
+        msg["Date"] = formatdate(localtime=False)
+        msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+        msg["Auto-Submitted"] = "auto-generated"
+        text = self.render(link, registering)
+        # 7bit keeps the link on one unbroken line for every mail client.
+        msg.set_content(text, cte="7bit" if text.isascii() else "quoted-printable")
+        return msg.as_bytes()
+
+
+class PortalAction:
+    action = Action.PORTAL
+
+    def __init__(self, store: PortalStore, config: PortalConfig, courier):
+        self.store = store
+        self.config = config
+        self.courier = courier
+        self.notice = NoticeTemplate(config)
+
+    async def execute(self, item, raw: bytes, recipients: Sequence) -> dict[str, Outcome]:
+        return {r.address: await self._one(item, raw, r) for r in recipients}
+
+    async def _one(self, item, raw: bytes, recipient) -> Outcome:
+        account = await self.store.account_by_email(recipient.address)
+        if account is not None and account["status"] != "active":
+            audit("refused", queue_id=item.id, recipient=recipient.address, action="portal",
+                  reason="portal access revoked")
+            return Permanent("5.7.1 the recipient's portal access was revoked",
+                             kind=PermanentKind.POLICY)
+        if account is None:
+            account = await self.store.upsert_account(recipient.address)
+        if "portal_message_id" not in recipient.steps:
+            deposit = parse_for_portal(item.id, recipient.address, raw)
+            recipient.steps["portal_message_id"] = await self.store.deposit(
+                account["id"], deposit, self.config.retention)
+            audit("deposited", queue_id=item.id, recipient=recipient.address,
+                  account_id=account["id"], message_ref=recipient.steps["portal_message_id"],
+                  count=len(deposit.attachments))
+        if recipient.steps.get("notice_sent"):
+            return Delivered("deposited in the portal")
+        return await self._send_notice(item, recipient, account)
+
+    async def _send_notice(self, item, recipient, account: dict) -> Outcome:
+        base = self.config.base_url.rstrip("/")
+        registering = account["password_hash"] is None
+        if registering:
+            token = await self.store.issue_link(account["id"], "register",
+                                                self.config.registration_link_ttl)
+            link = f"{base}/register/{token}"
+        else:
+            link = f"{base}/"
+        sender = self.config.notice_from or item.envelope.mail_from
+        data = self.notice.build(sender, recipient.address, link, registering)
+        outcome = (await self.courier.send(sender, [recipient.address], data))[recipient.address]
+        if isinstance(outcome, Delivered):
+            recipient.steps["notice_sent"] = True
+            audit("notice_sent", queue_id=item.id, recipient=recipient.address,
+                  account_id=account["id"])
+            return Delivered("deposited in the portal; notice sent")
+        if isinstance(outcome, Permanent):
+            return Permanent(f"portal notice refused: {outcome.reason}", outcome.code,
+                             kind=PermanentKind.REJECTED)
+        return Transient(f"portal notice not sent yet: {outcome.reason}", outcome.code)

@@ -1,0 +1,301 @@
+"""The portal web application (aiohttp + jinja2), a thin edge.
+
+``build_app(store, config, secret, outbox=None)`` returns the aiohttp
+Application; the daemon runs it in its own loop with ``web.AppRunner`` /
+``web.TCPSite`` (see ``serve``). Patients log in, read (HTML sanitised), download
+attachments, reply and write to their provider; those messages go into the
+store's outbox and ``outbox.wake()`` is called — the app never delivers.
+
+No address or PHI in any URL: messages and attachments are addressed by
+random public ids checked against the session's account. Every POST needs the
+CSRF token bound to the session (or pre-login) cookie.
+"""
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import jinja2
+from aiohttp import web
+
+from gateway.audit import audit
+from gateway.config.models import PortalConfig
+from gateway.portal.auth import Authenticator, Lockout, hash_password, password_problem
+from gateway.portal.outbox import compose_to_provider
+from gateway.portal.security import csrf_ok, csrf_token, sanitize_html, security_headers
+from gateway.portal.store import AttachmentIn, PortalStore
+
+HERE = Path(__file__).parent
+SESSION_COOKIE = "phigate_session"
+PRE_COOKIE = "phigate_pre"
+
+STORE = web.AppKey("store", PortalStore)
+CONFIG = web.AppKey("config", PortalConfig)
+SECRET = web.AppKey("secret", bytes)
+AUTH = web.AppKey("auth", Authenticator)
+OUTBOX = web.AppKey("outbox", object)
+TEMPLATES = web.AppKey("templates", jinja2.Environment)
+
+
+def load_secret(path: Path) -> bytes:
+    """The app's HMAC secret, created (0600) on first use."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = path.open("xb")
+        path.chmod(0o600)
+        with fd:
+            fd.write(secrets.token_bytes(32))
+    return path.read_bytes()
+
+
+def _binding(request: web.Request) -> str | None:
+    return request.cookies.get(SESSION_COOKIE) or request.cookies.get(PRE_COOKIE)
+
+
+@web.middleware
+async def guard(request: web.Request, handler):
+    """Security headers on every answer; CSRF and Origin checks on every POST."""
+    config = request.app[CONFIG]
+    if request.method == "POST":
+        origin = request.headers.get("Origin")
+        if origin and origin != "null" and urlsplit(origin).netloc != request.host:
+            raise web.HTTPForbidden(text="Cross-site request refused.")
+        form = await request.post()
+        if not csrf_ok(request.app[SECRET], _binding(request), form.get("csrf")):
+            raise web.HTTPForbidden(text="This form expired. Go back, reload the page and try again.")
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers.update(security_headers(config.secure_cookies))
+        raise
+    response.headers.update(security_headers(config.secure_cookies))
+    return response
+
+
+def render(request: web.Request, template: str, context: dict, status: int = 200) -> web.Response:
+    """Render with a CSRF token; give a pre-login cookie to visitors without one."""
+    binding = _binding(request)
+    fresh = None
+    if binding is None:
+        fresh = binding = secrets.token_urlsafe(32)
+    context = {**context, "csrf": csrf_token(request.app[SECRET], binding),
+               "practice_name": request.app[CONFIG].practice_name,
+               "help_phone": request.app[CONFIG].help_phone}
+    html = request.app[TEMPLATES].get_template(template).render(context)
+    response = web.Response(text=html, content_type="text/html", status=status)
+    if fresh:
+        _set_cookie(request, response, PRE_COOKIE, fresh)
+    return response
+
+
+def _set_cookie(request, response, name, value, max_age=None) -> None:
+    response.set_cookie(name, value, httponly=True, samesite="Strict", path="/",
+                        secure=request.app[CONFIG].secure_cookies, max_age=max_age)
+
+
+async def current_account(request: web.Request) -> dict:
+    raw = request.cookies.get(SESSION_COOKIE)
+    config = request.app[CONFIG]
+    account = raw and await request.app[STORE].session_account(
+        raw, config.session_idle_timeout, config.session_absolute_timeout)
+    if not account:
+        raise web.HTTPSeeOther("/login")
+    return account
+
+
+# ------------------------------------------------------------------ handlers
+async def index(request: web.Request):
+    raise web.HTTPSeeOther("/inbox")
+
+
+async def login_form(request: web.Request):
+    return render(request, "login.html", {})
+
+
+async def login(request: web.Request):
+    form = await request.post()
+    account = await request.app[AUTH].login(str(form.get("email", "")),
+                                           str(form.get("password", "")),
+                                           str(form.get("code", "")))
+    if account is None:
+        return render(request, "login.html", {"error": "That did not work. Check your e-mail "
+                      "address and password, or call us.", "email": form.get("email", "")},
+                      status=401)
+    audit("portal_login", account_id=account["id"])
+    await request.app[STORE].log_access(account["id"], "login")
+    raw = await request.app[STORE].create_session(account["id"])
+    response = web.HTTPSeeOther("/inbox")
+    _set_cookie(request, response, SESSION_COOKIE, raw)
+    response.del_cookie(PRE_COOKIE, path="/")
+    raise response
+
+
+async def logout(request: web.Request):
+    raw = request.cookies.get(SESSION_COOKIE)
+    if raw:
+        await request.app[STORE].end_session(raw)
+    response = web.HTTPSeeOther("/login")
+    response.del_cookie(SESSION_COOKIE, path="/")
+    raise response
+
+
+def _link_view(purpose: str):
+    template = "register.html" if purpose == "register" else "reset.html"
+
+    async def form(request: web.Request):
+        account = await request.app[STORE].peek_link(request.match_info["token"], purpose)
+        if account is None:
+            return render(request, "expired.html", {}, status=410)
+        return render(request, template, {"ask_birth_date": bool(account["birth_date"])})
+
+    async def submit(request: web.Request):
+        token = request.match_info["token"]
+        store = request.app[STORE]
+        account = await store.peek_link(token, purpose)
+        if account is None:
+            return render(request, "expired.html", {}, status=410)
+        form_data = await request.post()
+        ask = bool(account["birth_date"])
+        error = password_problem(str(form_data.get("password", "")),
+                                 str(form_data.get("password2", "")))
+        if ask and str(form_data.get("birth_date", "")).strip() != account["birth_date"]:
+            error = "The date of birth does not match our records. Please call us."
+        if error:
+            return render(request, template, {"ask_birth_date": ask, "error": error}, status=400)
+        account_id = await store.use_link(token, purpose,
+                                          await hash_password(str(form_data["password"])))
+        if account_id is None:
+            return render(request, "expired.html", {}, status=410)
+        await store.log_access(account_id, purpose)
+        raise web.HTTPSeeOther("/login")
+
+    return form, submit
+
+
+async def inbox(request: web.Request):
+    account = await current_account(request)
+    messages = await request.app[STORE].inbox(account["id"])
+    return render(request, "inbox.html", {"account": account, "messages": messages,
+                                          "sent": "sent" in request.query})
+
+
+async def _open(request: web.Request, account: dict):
+    found = await request.app[STORE].open_message(account["id"], request.match_info["mid"])
+    if found is None:
+        raise web.HTTPNotFound(text="No such message.")
+    return found
+
+
+async def read_message(request: web.Request):
+    account = await current_account(request)
+    message, files, first = await _open(request, account)
+    store = request.app[STORE]
+    audit("portal_view", account_id=account["id"], message_ref=message["public_id"],
+          queue_id=message["queue_id"])
+    await store.log_access(account["id"], "view", message["public_id"])
+    if first:
+        audit("read_receipt", account_id=account["id"], message_ref=message["public_id"],
+              queue_id=message["queue_id"], recipient=message["recipient"])
+        await store.log_access(account["id"], "read_receipt", message["public_id"])
+    html = sanitize_html(message["body_html"]) if message["body_html"] else ""
+    return render(request, "message.html", {"account": account, "message": message,
+                                            "files": files, "html": html})
+
+
+async def download(request: web.Request):
+    account = await current_account(request)
+    found = await request.app[STORE].attachment(account["id"], request.match_info["mid"],
+                                                request.match_info["aid"])
+    if found is None:
+        raise web.HTTPNotFound(text="No such file.")
+    await request.app[STORE].log_access(account["id"], "download", request.match_info["mid"])
+    response = web.Response(body=found["data"], content_type="application/octet-stream")
+    safe_name = found["filename"].replace('"', "").replace("\r", "").replace("\n", "")
+    response.headers["Content-Disposition"] = f'attachment; filename="{safe_name}"'
+    return response
+
+
+def _files(form) -> list[AttachmentIn]:
+    out = []
+    for field in form.getall("file", []):
+        if isinstance(field, web.FileField):
+            data = field.file.read()
+            if data:
+                out.append(AttachmentIn(Path(field.filename or "file").name,
+                                        field.content_type or "application/octet-stream", data))
+    return out
+
+
+async def _enqueue(request, account, subject, body, files, in_reply_to="") -> None:
+    config = request.app[CONFIG]
+    msg = compose_to_provider(config, account, subject, body, files, in_reply_to,
+                              domain=urlsplit(config.base_url).hostname or None)
+    store = request.app[STORE]
+    outbox_id = await store.enqueue_outgoing(account["id"], account["provider"],
+                                             msg["Message-ID"], msg.as_bytes())
+    audit("portal_reply", account_id=account["id"], message_ref=str(outbox_id),
+          count=len(files))
+    await store.log_access(account["id"], "send", str(outbox_id))
+    outbox = request.app.get(OUTBOX)
+    if outbox is not None:
+        outbox.wake()
+
+
+async def reply(request: web.Request):
+    account = await current_account(request)
+    message, _files_meta, _first = await _open(request, account)
+    form = await request.post()
+    subject = message["subject"]
+    subject = subject if subject.lower().startswith("re:") else f"Re: {subject}"
+    await _enqueue(request, account, subject, str(form.get("body", "")), _files(form),
+                   message["message_id"])
+    raise web.HTTPSeeOther("/inbox?sent")
+
+
+async def compose_form(request: web.Request):
+    account = await current_account(request)
+    return render(request, "compose.html", {"account": account})
+
+
+async def compose(request: web.Request):
+    account = await current_account(request)
+    form = await request.post()
+    await _enqueue(request, account, str(form.get("subject", "")), str(form.get("body", "")),
+                   _files(form))
+    raise web.HTTPSeeOther("/inbox?sent")
+
+
+def build_app(store: PortalStore, config: PortalConfig, secret: bytes,
+              outbox=None) -> web.Application:
+    app = web.Application(middlewares=[guard],
+                          client_max_size=int(config.max_upload_size) + 1_000_000)
+    app[STORE] = store
+    app[CONFIG] = config
+    app[SECRET] = secret
+    app[AUTH] = Authenticator(store, Lockout(config.lockout_threshold, config.lockout_base))
+    if outbox is not None:
+        app[OUTBOX] = outbox
+    app[TEMPLATES] = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
+                                        autoescape=True)
+    register_form, register_submit = _link_view("register")
+    reset_form, reset_submit = _link_view("reset")
+    app.add_routes([
+        web.get("/", index), web.get("/login", login_form), web.post("/login", login),
+        web.post("/logout", logout),
+        web.get("/register/{token}", register_form), web.post("/register/{token}", register_submit),
+        web.get("/reset/{token}", reset_form), web.post("/reset/{token}", reset_submit),
+        web.get("/inbox", inbox), web.get("/m/{mid}", read_message),
+        web.get("/m/{mid}/a/{aid}", download), web.post("/m/{mid}/reply", reply),
+        web.get("/compose", compose_form), web.post("/compose", compose),
+        web.static("/static", HERE / "static"),
+    ])
+    return app
+
+
+async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Start ``app`` in the running loop; stop with ``await runner.cleanup()``."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner

@@ -1,0 +1,87 @@
+"""Password login with lockout and optional TOTP.
+
+argon2id hashes (argon2-cffi defaults) computed in a thread. After
+``threshold`` consecutive failures the account locks for ``base`` seconds,
+doubling with each further lock (backoff); a success resets the counter.
+Every failure looks the same to the caller: unknown address, wrong
+password, wrong code and locked account all give ``None``.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import pyotp
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from gateway.portal.store import PortalStore
+
+_hasher = PasswordHasher()
+# Verified against when the address is unknown so timing does not tell.
+_DUMMY_HASH = _hasher.hash("phigate-dummy-password")
+MIN_PASSWORD_LENGTH = 10
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def _verify(password_hash: str, password: str) -> bool:
+    def run():
+        try:
+            return _hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+    return await asyncio.to_thread(run)
+
+
+def password_problem(password: str, again: str) -> str | None:
+    if password != again:
+        return "The two passwords are not the same."
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"Use at least {MIN_PASSWORD_LENGTH} characters."
+    return None
+
+
+@dataclass(frozen=True)
+class Lockout:
+    threshold: int = 10
+    base: float = 300.0
+
+
+class Authenticator:
+    def __init__(self, store: PortalStore, lockout: Lockout):
+        self.store = store
+        self.lockout = lockout
+
+    async def login(self, email: str, password: str, code: str = "") -> dict | None:
+        """The account on success, else None (and the failure counted)."""
+        account = await self.store.account_by_email(email)
+        usable = (account is not None and account["status"] == "active"
+                  and account["password_hash"] is not None)
+        ok = await _verify(account["password_hash"] if usable else _DUMMY_HASH, password)
+        if not usable:
+            return None
+        now = time.time()
+        if account["locked_until"] > now:
+            return None
+        if ok and account["totp_secret"]:
+            ok = pyotp.TOTP(account["totp_secret"]).verify(code.strip(), valid_window=1)
+        if not ok:
+            await self._count_failure(account, now)
+            return None
+        await self.store.set_account(account["id"], failed_logins=0, lock_count=0,
+                                     locked_until=0.0)
+        return account
+
+    async def _count_failure(self, account: dict, now: float) -> None:
+        failures = account["failed_logins"] + 1
+        if failures >= self.lockout.threshold:
+            lock = self.lockout.base * (2 ** account["lock_count"])
+            await self.store.set_account(account["id"], failed_logins=0,
+                                         lock_count=account["lock_count"] + 1,
+                                         locked_until=now + lock)
+        else:
+            await self.store.set_account(account["id"], failed_logins=failures)

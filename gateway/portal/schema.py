@@ -1,0 +1,101 @@
+"""Table definitions of the portal store (SQLAlchemy Core).
+
+Message bodies and attachments are kept only until ``expires_at`` (the
+configured retention); the purge removes them. Secrets (session ids, one-time
+link tokens) are stored as SHA-256 hashes, never in the clear.
+"""
+from __future__ import annotations
+
+from sqlalchemy import (BigInteger, Column, Float, ForeignKey, Integer, LargeBinary, MetaData,
+                        String, Table, Text, UniqueConstraint)
+
+metadata = MetaData()
+
+accounts = Table(
+    "accounts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("public_id", String(32), nullable=False, unique=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("first_name", String(200), nullable=False, default=""),
+    Column("last_name", String(200), nullable=False, default=""),
+    Column("birth_date", String(10), nullable=False, default=""),     # ISO date or ""
+    Column("phone", String(50), nullable=False, default=""),
+    Column("address", Text, nullable=False, default=""),
+    Column("provider", String(200), nullable=False, default=""),
+    Column("password_hash", String(300)),                              # none: not registered yet
+    Column("totp_secret", String(64)),
+    Column("status", String(16), nullable=False, default="active"),    # active | revoked
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("lock_count", Integer, nullable=False, default=0),
+    Column("locked_until", Float, nullable=False, default=0.0),
+    Column("created_at", Float, nullable=False),
+)
+
+links = Table(
+    "links", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("purpose", String(16), nullable=False),                     # register | reset
+    Column("expires_at", Float, nullable=False),
+    Column("used_at", Float),
+)
+
+messages = Table(
+    "messages", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("public_id", String(32), nullable=False, unique=True),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("queue_id", String(64), nullable=False),
+    Column("recipient", String(320), nullable=False),
+    Column("sender", String(320), nullable=False, default=""),
+    Column("message_id", String(998), nullable=False, default=""),
+    Column("subject", Text, nullable=False, default=""),
+    Column("body_text", Text, nullable=False, default=""),
+    Column("body_html", Text, nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+    Column("read_at", Float),
+    Column("expires_at", Float, nullable=False, index=True),
+    UniqueConstraint("queue_id", "recipient", name="uq_messages_queue_recipient"),
+)
+
+attachments = Table(
+    "attachments", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("public_id", String(32), nullable=False, unique=True),
+    Column("message_id", Integer, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("filename", String(255), nullable=False),
+    Column("content_type", String(255), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+sessions = Table(
+    "sessions", metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("last_seen", Float, nullable=False),
+)
+
+outbox = Table(
+    "outbox", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("provider", String(200), nullable=False),
+    Column("message_id", String(998), nullable=False),
+    Column("raw", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("sent_at", Float, index=True),
+)
+
+access_log = Table(
+    "access_log", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("account_id", Integer, nullable=False, index=True),
+    Column("event", String(32), nullable=False),
+    Column("message_ref", String(32), nullable=False, default=""),
+    Column("at", Float, nullable=False),
+)

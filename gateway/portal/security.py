@@ -1,0 +1,57 @@
+"""Web safety pieces of the portal: sanitising message HTML, CSRF tokens,
+security headers.
+
+HTML from mail is cleaned with nh3 (no script, styles, event handlers,
+forms, frames; only https/mailto links; only cid:/data: images, so remote
+images that would tell a tracker "the patient opened it" never load) and is
+also served under a CSP without any script source.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import nh3
+
+ALLOWED_TAGS = {"a", "abbr", "b", "blockquote", "br", "caption", "code", "div", "em", "h1",
+                "h2", "h3", "h4", "hr", "i", "img", "li", "ol", "p", "pre", "s", "small",
+                "span", "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead",
+                "tr", "u", "ul"}
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "width", "height"},
+                      "td": {"colspan", "rowspan"}, "th": {"colspan", "rowspan"}}
+
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+       "frame-ancestors 'none'; base-uri 'none'")
+
+
+def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
+    if tag == "img" and attribute == "src" and not value.startswith(("cid:", "data:image/")):
+        return None
+    return value
+
+
+def sanitize_html(html: str) -> str:
+    return nh3.clean(html, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
+                     url_schemes={"https", "mailto", "cid", "data"},
+                     link_rel="noopener noreferrer nofollow", strip_comments=True,
+                     attribute_filter=_attribute_filter)
+
+
+def csrf_token(secret: bytes, binding: str) -> str:
+    """Synchroniser token bound to the session (or pre-login) cookie."""
+    return hmac.new(secret, b"csrf:" + binding.encode(), hashlib.sha256).hexdigest()
+
+
+def csrf_ok(secret: bytes, binding: str | None, token: str | None) -> bool:
+    if not binding or not token:
+        return False
+    return hmac.compare_digest(csrf_token(secret, binding), token)
+
+
+def security_headers(secure: bool) -> dict[str, str]:
+    headers = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
+               "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+               "Cache-Control": "no-store", "Permissions-Policy": "camera=(), microphone=()"}
+    if secure:
+        headers["Strict-Transport-Security"] = "max-age=31536000"
+    return headers

@@ -1,0 +1,388 @@
+"""PortalStore: every read and write of the portal database.
+
+Synchronous SQLAlchemy Core underneath; every public coroutine runs its work
+in a thread (``asyncio.to_thread``) so the daemon's loop never waits on the
+database. ``open_store(url)`` creates or upgrades the schema with alembic.
+SQLite (``sqlite:///<state_dir>/portal.db``) is the default; a PostgreSQL URL
+(``postgresql+psycopg://…``) lets several gateway nodes share one store.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import create_engine, delete, event, func, insert, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from gateway.portal.schema import (access_log, accounts, attachments, links, messages, outbox,
+                                   sessions)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def new_public_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def hash_secret(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class AttachmentIn:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Deposit:
+    queue_id: str
+    recipient: str
+    sender: str
+    message_id: str
+    subject: str
+    body_text: str
+    body_html: str
+    attachments: list[AttachmentIn] = field(default_factory=list)
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest alembic revision (idempotent)."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def open_store(url: str) -> PortalStore:
+    engine = make_engine(url)
+    migrate(engine)
+    return PortalStore(engine)
+
+
+class PortalStore:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    async def _run(self, fn, *args):
+        return await asyncio.to_thread(fn, *args)
+
+    # ---------------------------------------------------------------- accounts
+    def _account_where(self, clause) -> dict | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(accounts).where(clause)).mappings().first()
+        return dict(row) if row else None
+
+    def account_by_email_sync(self, email: str) -> dict | None:
+        return self._account_where(func.lower(accounts.c.email) == email.strip().lower())
+
+    def account_sync(self, account_id: int) -> dict | None:
+        return self._account_where(accounts.c.id == account_id)
+
+    async def account_by_email(self, email: str) -> dict | None:
+        return await self._run(self.account_by_email_sync, email)
+
+    async def account(self, account_id: int) -> dict | None:
+        return await self._run(self.account_sync, account_id)
+
+    def upsert_account_sync(self, email: str, **fields) -> dict:
+        """Create the account for ``email`` or update the given fields (grant);
+        a revoked account becomes active again."""
+        email = email.strip()
+        with self.engine.begin() as conn:
+            row = conn.execute(select(accounts.c.id).where(
+                func.lower(accounts.c.email) == email.lower())).first()
+            if row:
+                conn.execute(update(accounts).where(accounts.c.id == row.id)
+                             .values(status="active", **fields))
+            else:
+                try:
+                    conn.execute(insert(accounts).values(
+                        public_id=new_public_id(), email=email, created_at=time.time(), **fields))
+                except IntegrityError:      # a concurrent creator won: update theirs
+                    conn.rollback()
+                    return self.upsert_account_sync(email, **fields)
+        return self.account_by_email_sync(email)
+
+    async def upsert_account(self, email: str, **fields) -> dict:
+        return await self._run(lambda: self.upsert_account_sync(email, **fields))
+
+    def set_account_sync(self, account_id: int, **values) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(accounts).where(accounts.c.id == account_id).values(**values))
+
+    async def set_account(self, account_id: int, **values) -> None:
+        await self._run(lambda: self.set_account_sync(account_id, **values))
+
+    def revoke_sync(self, account_id: int) -> None:
+        """Revoke access: no login, every session and link gone."""
+        with self.engine.begin() as conn:
+            conn.execute(update(accounts).where(accounts.c.id == account_id)
+                         .values(status="revoked"))
+            conn.execute(delete(sessions).where(sessions.c.account_id == account_id))
+            conn.execute(delete(links).where(links.c.account_id == account_id))
+
+    def list_accounts_sync(self) -> list[dict]:
+        counts = (select(messages.c.account_id, func.count().label("n"),
+                         func.count(messages.c.read_at).label("read"))
+                  .group_by(messages.c.account_id).subquery())
+        q = (select(accounts.c.id, accounts.c.email, accounts.c.first_name, accounts.c.last_name,
+                    accounts.c.provider, accounts.c.status, accounts.c.password_hash,
+                    accounts.c.locked_until, counts.c.n, counts.c.read)
+             .select_from(accounts.outerjoin(counts, counts.c.account_id == accounts.c.id))
+             .order_by(accounts.c.last_name, accounts.c.first_name, accounts.c.email))
+        with self.engine.connect() as conn:
+            return [{"id": r.id, "email": r.email, "first_name": r.first_name,
+                     "last_name": r.last_name, "provider": r.provider, "status": r.status,
+                     "registered": r.password_hash is not None,
+                     "locked": r.locked_until > time.time(),
+                     "messages": r.n or 0, "read": r.read or 0} for r in conn.execute(q)]
+
+    # ------------------------------------------------------------ one-time links
+    def issue_link_sync(self, account_id: int, purpose: str, ttl: float) -> str:
+        raw = secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            conn.execute(insert(links).values(token_hash=hash_secret(raw), account_id=account_id,
+                                              purpose=purpose, expires_at=time.time() + ttl))
+        return raw
+
+    async def issue_link(self, account_id: int, purpose: str, ttl: float) -> str:
+        return await self._run(self.issue_link_sync, account_id, purpose, ttl)
+
+    def peek_link_sync(self, raw: str, purpose: str) -> dict | None:
+        """The account a valid (unused, unexpired) link belongs to, without using it."""
+        q = (select(accounts).join(links, links.c.account_id == accounts.c.id)
+             .where(links.c.token_hash == hash_secret(raw), links.c.purpose == purpose,
+                    links.c.used_at.is_(None), links.c.expires_at > time.time(),
+                    accounts.c.status == "active"))
+        with self.engine.connect() as conn:
+            row = conn.execute(q).mappings().first()
+        return dict(row) if row else None
+
+    async def peek_link(self, raw: str, purpose: str) -> dict | None:
+        return await self._run(self.peek_link_sync, raw, purpose)
+
+    def use_link_sync(self, raw: str, purpose: str, password_hash: str) -> int | None:
+        """Use the link once (atomically) and set the password; the account id or None."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                update(links).where(links.c.token_hash == hash_secret(raw),
+                                    links.c.purpose == purpose, links.c.used_at.is_(None),
+                                    links.c.expires_at > now)
+                .values(used_at=now).returning(links.c.account_id)).first()
+            if row is None:
+                return None
+            conn.execute(update(accounts).where(accounts.c.id == row.account_id)
+                         .values(password_hash=password_hash, failed_logins=0, locked_until=0.0))
+            conn.execute(delete(sessions).where(sessions.c.account_id == row.account_id))
+            return row.account_id
+
+    async def use_link(self, raw: str, purpose: str, password_hash: str) -> int | None:
+        return await self._run(self.use_link_sync, raw, purpose, password_hash)
+
+    # ----------------------------------------------------------------- messages
+    def deposit_sync(self, account_id: int, d: Deposit, retention: float) -> str:
+        """Store a message for ``account_id``; the same (queue id, recipient)
+        always yields the same public id (a retry deposits nothing new)."""
+        key = (messages.c.queue_id == d.queue_id) & (messages.c.recipient == d.recipient)
+        with self.engine.begin() as conn:
+            existing = conn.execute(select(messages.c.public_id).where(key)).first()
+            if existing:
+                return existing.public_id
+            now = time.time()
+            public_id = new_public_id()
+            try:
+                msg_pk = conn.execute(insert(messages).values(
+                    public_id=public_id, account_id=account_id, queue_id=d.queue_id,
+                    recipient=d.recipient, sender=d.sender, message_id=d.message_id,
+                    subject=d.subject, body_text=d.body_text, body_html=d.body_html,
+                    created_at=now, expires_at=now + retention)
+                    .returning(messages.c.id)).scalar_one()
+            except IntegrityError:
+                conn.rollback()
+                return self.deposit_sync(account_id, d, retention)
+            for a in d.attachments:
+                conn.execute(insert(attachments).values(
+                    public_id=new_public_id(), message_id=msg_pk, filename=a.filename,
+                    content_type=a.content_type, data=a.data))
+        return public_id
+
+    async def deposit(self, account_id: int, d: Deposit, retention: float) -> str:
+        return await self._run(self.deposit_sync, account_id, d, retention)
+
+    def inbox_sync(self, account_id: int) -> list[dict]:
+        """The account's live messages, unread first, newest first."""
+        q = (select(messages.c.public_id, messages.c.sender, messages.c.subject,
+                    messages.c.created_at, messages.c.read_at)
+             .where(messages.c.account_id == account_id, messages.c.expires_at > time.time())
+             .order_by(messages.c.read_at.is_not(None), messages.c.created_at.desc()))
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    async def inbox(self, account_id: int) -> list[dict]:
+        return await self._run(self.inbox_sync, account_id)
+
+    def open_message_sync(self, account_id: int, public_id: str) -> tuple[dict, list[dict], bool] | None:
+        """The message (only if it belongs to ``account_id``), its attachments'
+        metadata, and whether this was the first opening (now marked read)."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(messages).where(
+                messages.c.public_id == public_id, messages.c.account_id == account_id,
+                messages.c.expires_at > time.time())).mappings().first()
+            if row is None:
+                return None
+            first = conn.execute(update(messages).where(
+                messages.c.id == row["id"], messages.c.read_at.is_(None))
+                .values(read_at=time.time())).rowcount == 1
+            atts = conn.execute(select(attachments.c.public_id, attachments.c.filename,
+                                       attachments.c.content_type,
+                                       func.length(attachments.c.data).label("size"))
+                                .where(attachments.c.message_id == row["id"])
+                                .order_by(attachments.c.id)).mappings()
+            return dict(row), [dict(a) for a in atts], first
+
+    async def open_message(self, account_id: int, public_id: str):
+        return await self._run(self.open_message_sync, account_id, public_id)
+
+    def attachment_sync(self, account_id: int, message_public_id: str,
+                        attachment_public_id: str) -> dict | None:
+        q = (select(attachments.c.filename, attachments.c.content_type, attachments.c.data)
+             .join(messages, messages.c.id == attachments.c.message_id)
+             .where(attachments.c.public_id == attachment_public_id,
+                    messages.c.public_id == message_public_id,
+                    messages.c.account_id == account_id, messages.c.expires_at > time.time()))
+        with self.engine.connect() as conn:
+            row = conn.execute(q).mappings().first()
+        return dict(row) if row else None
+
+    async def attachment(self, account_id: int, message_public_id: str, attachment_public_id: str):
+        return await self._run(self.attachment_sync, account_id, message_public_id,
+                               attachment_public_id)
+
+    def purge_sync(self, now: float | None = None) -> int:
+        """Delete expired messages (attachments follow), expired sessions' links
+        and used or expired one-time links; the number of messages removed."""
+        now = time.time() if now is None else now
+        with self.engine.begin() as conn:
+            expired = select(messages.c.id).where(messages.c.expires_at <= now)
+            conn.execute(delete(attachments).where(attachments.c.message_id.in_(expired)))
+            n = conn.execute(delete(messages).where(messages.c.expires_at <= now)).rowcount
+            conn.execute(delete(links).where((links.c.expires_at <= now)
+                                             | links.c.used_at.is_not(None)))
+        return n
+
+    async def purge(self) -> int:
+        return await self._run(self.purge_sync)
+
+    # ----------------------------------------------------------------- sessions
+    def create_session_sync(self, account_id: int) -> str:
+        raw = secrets.token_urlsafe(32)
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(insert(sessions).values(id_hash=hash_secret(raw), account_id=account_id,
+                                                 created_at=now, last_seen=now))
+        return raw
+
+    async def create_session(self, account_id: int) -> str:
+        return await self._run(self.create_session_sync, account_id)
+
+    def session_account_sync(self, raw: str, idle: float, absolute: float) -> dict | None:
+        """The active account of a live session (refreshing its idle timer);
+        an expired session is deleted."""
+        now = time.time()
+        key = hash_secret(raw)
+        with self.engine.begin() as conn:
+            row = conn.execute(select(sessions).where(sessions.c.id_hash == key)).first()
+            if row is None:
+                return None
+            if now - row.last_seen > idle or now - row.created_at > absolute:
+                conn.execute(delete(sessions).where(sessions.c.id_hash == key))
+                return None
+            conn.execute(update(sessions).where(sessions.c.id_hash == key).values(last_seen=now))
+            acct = conn.execute(select(accounts).where(accounts.c.id == row.account_id,
+                                                       accounts.c.status == "active")
+                                ).mappings().first()
+        return dict(acct) if acct else None
+
+    async def session_account(self, raw: str, idle: float, absolute: float) -> dict | None:
+        return await self._run(self.session_account_sync, raw, idle, absolute)
+
+    async def end_session(self, raw: str) -> None:
+        def run():
+            with self.engine.begin() as conn:
+                conn.execute(delete(sessions).where(sessions.c.id_hash == hash_secret(raw)))
+        await self._run(run)
+
+    # ------------------------------------------------------------------- outbox
+    async def enqueue_outgoing(self, account_id: int, provider: str, message_id: str,
+                               raw: bytes) -> int:
+        def run():
+            with self.engine.begin() as conn:
+                return conn.execute(insert(outbox).values(
+                    account_id=account_id, provider=provider, message_id=message_id, raw=raw,
+                    created_at=time.time()).returning(outbox.c.id)).scalar_one()
+        return await self._run(run)
+
+    async def pending_outgoing(self, limit: int = 50) -> list[dict]:
+        def run():
+            q = (select(outbox.c.id, outbox.c.provider, outbox.c.message_id, outbox.c.raw,
+                        outbox.c.attempts, outbox.c.account_id)
+                 .where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(limit))
+            with self.engine.connect() as conn:
+                return [dict(r) for r in conn.execute(q).mappings()]
+        return await self._run(run)
+
+    async def mark_outgoing(self, outbox_id: int, *, sent: bool) -> None:
+        def run():
+            values = {"sent_at": time.time()} if sent else {"attempts": outbox.c.attempts + 1}
+            with self.engine.begin() as conn:
+                conn.execute(update(outbox).where(outbox.c.id == outbox_id).values(**values))
+        await self._run(run)
+
+    # --------------------------------------------------------------- access log
+    async def log_access(self, account_id: int, event_name: str, message_ref: str = "") -> None:
+        def run():
+            with self.engine.begin() as conn:
+                conn.execute(insert(access_log).values(account_id=account_id, event=event_name,
+                                                       message_ref=message_ref, at=time.time()))
+        await self._run(run)
+
+    def access_events_sync(self, account_id: int) -> list[tuple[str, str]]:
+        with self.engine.connect() as conn:
+            return [(r.event, r.message_ref) for r in conn.execute(
+                select(access_log.c.event, access_log.c.message_ref)
+                .where(access_log.c.account_id == account_id).order_by(access_log.c.id))]

@@ -1,0 +1,159 @@
+"""Portal fixtures: the store on SQLite and on PostgreSQL (every test that
+uses ``portal_store`` runs on both), the web app on a real loopback port, an
+HTTP client that keeps cookies and fills in CSRF tokens, and helpers that
+deposit PHI mail through ``PortalAction.execute`` with a real ``QueueItem``."""
+from __future__ import annotations
+
+import email.policy
+import re
+import time
+from email.message import EmailMessage
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from gateway.actions.portal import PortalAction
+from gateway.config.models import PortalConfig, UpstreamConfig
+from gateway.delivery.smtp import UpstreamCourier
+from gateway.model import Action, Decision, Envelope, Plan, Verdict
+from gateway.portal.app import build_app, serve
+from gateway.portal.outbox import OutboxDelivery
+from gateway.portal.store import open_store, sqlite_url
+from gateway.queue.item import QueueItem
+from tests.peers.sink import free_port
+
+PRACTICE = "Smile Dental"
+HELP_PHONE = "555-0100"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def portal_store(request, tmp_path):
+    if request.param == "sqlite":
+        url = sqlite_url(tmp_path / "portal.db")
+    else:
+        url = request.getfixturevalue("postgres_url")
+    store = open_store(url)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def portal_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def portal_config(portal_port) -> PortalConfig:
+    return PortalConfig(enabled=True, address=f"127.0.0.1:{portal_port}",
+                        base_url=f"http://127.0.0.1:{portal_port}", practice_name=PRACTICE,
+                        help_phone=HELP_PHONE, secure_cookies=False,
+                        default_provider_address="dr.smith@smiledental.example",
+                        notice_from="portal@smiledental.example")
+
+
+@pytest.fixture
+def upstream_courier(upstream_sink):
+    courier = UpstreamCourier(UpstreamConfig(host="127.0.0.1", port=upstream_sink.port,
+                                             tls="none"), "gateway.test")
+    yield courier
+
+
+@pytest.fixture
+def portal_action(portal_store, portal_config, upstream_courier) -> PortalAction:
+    return PortalAction(portal_store, portal_config, upstream_courier)
+
+
+@pytest.fixture
+async def portal_outbox(portal_store, portal_config, upstream_courier):
+    return OutboxDelivery(portal_store, portal_config, {}, upstream=upstream_courier,
+                          sender="portal@smiledental.example")
+
+
+@pytest.fixture
+async def portal_server(portal_store, portal_config, portal_port, portal_outbox, tmp_path):
+    app = build_app(portal_store, portal_config, b"k" * 32, outbox=portal_outbox)
+    runner = await serve(app, "127.0.0.1", portal_port)
+    yield portal_config.base_url
+    await runner.cleanup()
+
+
+class PortalClient:
+    """A browser stand-in: cookies kept, CSRF token taken from the last form."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        self.csrf = ""
+
+    async def get(self, path: str) -> tuple[int, str]:
+        async with self.session.get(self.base + path, allow_redirects=True) as r:
+            text = await r.text(errors="replace")
+            m = re.search(r'name="csrf" value="([0-9a-f]+)"', text)
+            if m:
+                self.csrf = m.group(1)
+            self.last_headers = r.headers
+            self.last_url = str(r.url)
+            return r.status, text
+
+    async def post(self, path: str, data: dict | aiohttp.FormData, *, csrf: bool = True,
+                   follow: bool = True) -> tuple[int, str]:
+        if isinstance(data, dict):
+            data = {**data, **({"csrf": self.csrf} if csrf else {})}
+        elif csrf:
+            data.add_field("csrf", self.csrf)
+        async with self.session.post(self.base + path, data=data, allow_redirects=follow) as r:
+            self.last_url = str(r.url)
+            return r.status, await r.text(errors="replace")
+
+    async def login(self, email: str, password: str, code: str = "") -> tuple[int, str]:
+        await self.get("/login")
+        return await self.post("/login", {"email": email, "password": password, "code": code})
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+@pytest.fixture
+async def client_factory(portal_server):
+    clients = []
+
+    def make() -> PortalClient:
+        clients.append(PortalClient(portal_server))
+        return clients[-1]
+
+    yield make
+    for c in clients:
+        await c.close()
+
+
+def phi_message(to: str, subject: str, text: str, html: str | None = None,
+                attachment: tuple[str, bytes] | None = None) -> bytes:
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["From"] = "Dr Smith <dr.smith@smiledental.example>"
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Message-ID"] = "<orig-1@smiledental.example>"
+    msg.set_content(text)
+    if html is not None:
+        msg.add_alternative(html, subtype="html")
+    if attachment is not None:
+        msg.add_attachment(attachment[1], maintype="application", subtype="pdf",
+                           filename=attachment[0])
+    return msg.as_bytes()
+
+
+def portal_item(queue_id: str, recipients: list[str]) -> QueueItem:
+    envelope = Envelope("dr.smith@smiledental.example", tuple(recipients), auth_user="frontdesk",
+                        received_at=time.time())
+    plan = Plan(Verdict(phi=True, reasons=("identifier+clinical in body",)),
+                tuple(Decision(r, Action.PORTAL, "phi-to-patients") for r in recipients))
+    return QueueItem.new(queue_id, envelope, plan)
+
+
+def link_from(notice: bytes, kind: str = "register") -> str:
+    """The one-time link's path (``/register/<token>``) in a notice."""
+    body = email.message_from_bytes(notice, policy=email.policy.default).get_content()
+    m = re.search(r"https?://[^/\s]+(/" + kind + r"/[A-Za-z0-9_-]+)", body)
+    assert m, "no link in the notice"
+    return m.group(1)
