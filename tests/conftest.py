@@ -6,6 +6,7 @@ pytest_plugins = [
     "tests.peers.sink",
     "tests.peers.daemon",
     "tests.peers.postgres",
+    "tests.peers.dovecot",
 ]
 
 
