@@ -7,6 +7,7 @@ pytest_plugins = [
     "tests.peers.daemon",
     "tests.peers.postgres",
     "tests.peers.dovecot",
+    "tests.peers.browser",
 ]
 
 
