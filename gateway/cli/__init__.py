@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "gateway.cli.daemon",      # run, check-config
     "gateway.cli.queue",       # queue list|show|retry|hold|release|drop
     "gateway.cli.users",       # users add|list|remove
+    "gateway.cli.portal",      # portal grant|revoke|reset|list|serve|purge
 ]
 
 

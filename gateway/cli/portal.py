@@ -1,0 +1,175 @@
+"""``phigate portal grant|revoke|reset|list|serve|purge``: patient portal accounts.
+
+``grant`` takes Open Dental's required patient fields; a new account gets a
+one-time registration link (printed, or mailed with ``--send``). ``reset``
+issues a password-reset link the same way. ``serve`` runs the web portal
+alone (a portal host in a DMZ sharing the PostgreSQL store).
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime
+import signal
+
+from gateway.cli.output import add_json_flag, fail, load_config_or_exit, print_json, print_table
+from gateway.model import Delivered
+
+
+def register(sub) -> None:
+    portal = sub.add_parser("portal", help="patient portal accounts and web server")
+    psub = portal.add_subparsers(dest="portal_command", metavar="ACTION")
+    psub.required = True
+
+    grant = psub.add_parser("grant", help="give a patient (or outside provider) portal access")
+    grant.add_argument("email")
+    for flag, text in (("--first-name", "first name"), ("--last-name", "last name"),
+                       ("--birth-date", "date of birth, YYYY-MM-DD"), ("--phone", "phone"),
+                       ("--address", "postal address"),
+                       ("--provider", "primary provider (as named in portal.provider_*)")):
+        grant.add_argument(flag, required=True, help=text)
+    grant.add_argument("--send", action="store_true", help="e-mail the registration link")
+    grant.set_defaults(func=cmd_grant)
+
+    revoke = psub.add_parser("revoke", help="end access: no login, sessions and links removed")
+    revoke.add_argument("email")
+    revoke.set_defaults(func=cmd_revoke)
+
+    reset = psub.add_parser("reset", help="issue a one-time password-reset link")
+    reset.add_argument("email")
+    reset.add_argument("--send", action="store_true", help="e-mail the link to the account")
+    reset.set_defaults(func=cmd_reset)
+
+    ls = psub.add_parser("list", help="list portal accounts")
+    add_json_flag(ls)
+    ls.set_defaults(func=cmd_list)
+
+    serve = psub.add_parser("serve", help="run the portal web server alone (until SIGTERM)")
+    serve.set_defaults(func=cmd_serve)
+
+    purge = psub.add_parser("purge", help="delete messages past their retention now")
+    purge.set_defaults(func=cmd_purge)
+
+
+def _store(config):
+    from gateway.portal.service import open_portal_store
+    return open_portal_store(config.portal, config.state_dir)
+
+
+def _iso_date(text: str) -> str:
+    try:
+        return datetime.date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise SystemExit("phigate: --birth-date must be YYYY-MM-DD") from None
+
+
+async def _deliver_link(config, email: str, link: str, purpose: str) -> int:
+    from gateway.actions.portal import NoticeTemplate
+    from gateway.app import build_courier, hostname_of
+    courier = build_courier(config, hostname_of(config))
+    try:
+        sender = config.portal.notice_from or f"portal@{hostname_of(config)}"
+        data = NoticeTemplate(config.portal).build(sender, email, link, purpose == "register")
+        outcome = (await courier.send(sender, [email], data))[email]
+    finally:
+        await courier.close()
+    if not isinstance(outcome, Delivered):
+        return fail(f"the link was not sent: {outcome.reason}")
+    print(f"{purpose} link sent to {email}")
+    return 0
+
+
+def _issue_link(config, store, account: dict, purpose: str, send: bool) -> int:
+    ttl = (config.portal.registration_link_ttl if purpose == "register"
+           else config.portal.reset_link_ttl)
+    token = store.issue_link_sync(account["id"], purpose, ttl)
+    link = f"{config.portal.base_url.rstrip('/')}/{purpose}/{token}"
+    if send:
+        return asyncio.run(_deliver_link(config, account["email"], link, purpose))
+    print(f"one-time {purpose} link (give it only to the account holder): {link}")
+    return 0
+
+
+def cmd_grant(args) -> int:
+    config = load_config_or_exit(args)
+    store = _store(config)
+    account = store.upsert_account_sync(
+        args.email, first_name=args.first_name, last_name=args.last_name,
+        birth_date=_iso_date(args.birth_date), phone=args.phone, address=args.address,
+        provider=args.provider)
+    print(f"portal access granted to {account['email']}")
+    if account["password_hash"] is None:
+        return _issue_link(config, store, account, "register", args.send)
+    return 0
+
+
+def _existing(store, email: str) -> dict:
+    account = store.account_by_email_sync(email)
+    if account is None:
+        raise SystemExit(f"phigate: no portal account for {email}")
+    return account
+
+
+def cmd_revoke(args) -> int:
+    config = load_config_or_exit(args)
+    store = _store(config)
+    store.revoke_sync(_existing(store, args.email)["id"])
+    print(f"portal access revoked for {args.email}")
+    return 0
+
+
+def cmd_reset(args) -> int:
+    config = load_config_or_exit(args)
+    store = _store(config)
+    account = _existing(store, args.email)
+    if account["status"] != "active":
+        return fail("the account is revoked; grant access again first")
+    store.set_account_sync(account["id"], failed_logins=0, locked_until=0.0)
+    purpose = "reset" if account["password_hash"] else "register"
+    return _issue_link(config, store, account, purpose, args.send)
+
+
+def cmd_list(args) -> int:
+    config = load_config_or_exit(args)
+    rows = _store(config).list_accounts_sync()
+    if args.json:
+        print_json(rows)
+        return 0
+    print_table(["email", "name", "provider", "status", "registered", "locked", "messages",
+                 "read"],
+                [[r["email"], f"{r['first_name']} {r['last_name']}".strip(), r["provider"],
+                  r["status"], "yes" if r["registered"] else "no",
+                  "yes" if r["locked"] else "no", r["messages"], r["read"]] for r in rows],
+                empty="(no portal accounts)")
+    return 0
+
+
+def cmd_purge(args) -> int:
+    config = load_config_or_exit(args)
+    print(f"{_store(config).purge_sync()} expired message(s) deleted")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    config = load_config_or_exit(args)
+    from gateway.app import build_courier, hostname_of
+    from gateway.portal.service import PortalService
+
+    async def run() -> None:
+        store = _store(config)
+        courier = build_courier(config, hostname_of(config))
+        service = PortalService(config.portal, config.state_dir, store, upstream=courier)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await service.start()
+        print(f"portal listening on {config.portal.address}", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            await service.stop()
+            await courier.close()
+            store.close()
+
+    asyncio.run(run())
+    return 0
