@@ -77,11 +77,7 @@ class Authenticator:
         return account
 
     async def _count_failure(self, account: dict, now: float) -> None:
-        failures = account["failed_logins"] + 1
+        failures, locks = await self.store.count_failed_login(account["id"])
         if failures >= self.lockout.threshold:
-            lock = self.lockout.base * (2 ** account["lock_count"])
-            await self.store.set_account(account["id"], failed_logins=0,
-                                         lock_count=account["lock_count"] + 1,
-                                         locked_until=now + lock)
-        else:
-            await self.store.set_account(account["id"], failed_logins=failures)
+            await self.store.set_account(account["id"], failed_logins=0, lock_count=locks + 1,
+                                         locked_until=now + self.lockout.base * (2 ** locks))

@@ -122,19 +122,17 @@ class PortalStore:
         """Create the account for ``email`` or update the given fields (grant);
         a revoked account becomes active again."""
         email = email.strip()
-        with self.engine.begin() as conn:
-            row = conn.execute(select(accounts.c.id).where(
-                func.lower(accounts.c.email) == email.lower())).first()
-            if row:
-                conn.execute(update(accounts).where(accounts.c.id == row.id)
-                             .values(status="active", **fields))
-            else:
-                try:
+        same = func.lower(accounts.c.email) == email.lower()
+        try:
+            with self.engine.begin() as conn:
+                if conn.execute(update(accounts).where(same)
+                                .values(status="active", **fields)).rowcount == 0:
                     conn.execute(insert(accounts).values(
-                        public_id=new_public_id(), email=email, created_at=time.time(), **fields))
-                except IntegrityError:      # a concurrent creator won: update theirs
-                    conn.rollback()
-                    return self.upsert_account_sync(email, **fields)
+                        public_id=new_public_id(), email=email, created_at=time.time(),
+                        **fields))
+        except IntegrityError:          # a concurrent creator won: update theirs
+            with self.engine.begin() as conn:
+                conn.execute(update(accounts).where(same).values(status="active", **fields))
         return self.account_by_email_sync(email)
 
     async def upsert_account(self, email: str, **fields) -> dict:
@@ -146,6 +144,17 @@ class PortalStore:
 
     async def set_account(self, account_id: int, **values) -> None:
         await self._run(lambda: self.set_account_sync(account_id, **values))
+
+    async def count_failed_login(self, account_id: int) -> tuple[int, int]:
+        """Add one failed login atomically; (failures now, locks so far)."""
+        def run():
+            with self.engine.begin() as conn:
+                row = conn.execute(update(accounts).where(accounts.c.id == account_id)
+                                   .values(failed_logins=accounts.c.failed_logins + 1)
+                                   .returning(accounts.c.failed_logins,
+                                              accounts.c.lock_count)).first()
+            return row.failed_logins, row.lock_count
+        return await self._run(run)
 
     def revoke_sync(self, account_id: int) -> None:
         """Revoke access: no login, every session and link gone."""
@@ -219,26 +228,27 @@ class PortalStore:
         """Store a message for ``account_id``; the same (queue id, recipient)
         always yields the same public id (a retry deposits nothing new)."""
         key = (messages.c.queue_id == d.queue_id) & (messages.c.recipient == d.recipient)
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn:
             existing = conn.execute(select(messages.c.public_id).where(key)).first()
-            if existing:
-                return existing.public_id
-            now = time.time()
-            public_id = new_public_id()
-            try:
+        if existing:
+            return existing.public_id
+        now = time.time()
+        public_id = new_public_id()
+        try:
+            with self.engine.begin() as conn:
                 msg_pk = conn.execute(insert(messages).values(
                     public_id=public_id, account_id=account_id, queue_id=d.queue_id,
                     recipient=d.recipient, sender=d.sender, message_id=d.message_id,
                     subject=d.subject, body_text=d.body_text, body_html=d.body_html,
                     created_at=now, expires_at=now + retention)
                     .returning(messages.c.id)).scalar_one()
-            except IntegrityError:
-                conn.rollback()
-                return self.deposit_sync(account_id, d, retention)
-            for a in d.attachments:
-                conn.execute(insert(attachments).values(
-                    public_id=new_public_id(), message_id=msg_pk, filename=a.filename,
-                    content_type=a.content_type, data=a.data))
+                for a in d.attachments:
+                    conn.execute(insert(attachments).values(
+                        public_id=new_public_id(), message_id=msg_pk, filename=a.filename,
+                        content_type=a.content_type, data=a.data))
+        except IntegrityError:          # another node deposited the same (queue id, recipient)
+            with self.engine.connect() as conn:
+                return conn.execute(select(messages.c.public_id).where(key)).scalar_one()
         return public_id
 
     async def deposit(self, account_id: int, d: Deposit, retention: float) -> str:
