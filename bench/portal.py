@@ -24,14 +24,14 @@ from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.audit import configure_logging  # noqa: E402
-from gateway.config.models import PortalConfig  # noqa: E402
-from gateway.portal.app import build_app, serve  # noqa: E402
-from gateway.portal.auth import _hasher  # noqa: E402
-from gateway.portal.schema import accounts, messages  # noqa: E402
-from gateway.portal.store import new_public_id, open_store, sqlite_url  # noqa: E402
-from tests.peers.postgres import PostgresCluster  # noqa: E402
-from tests.peers.sink import free_port  # noqa: E402
+from gateway.audit import configure_logging
+from gateway.config.models import PortalConfig
+from gateway.portal.app import build_app, serve
+from gateway.portal.auth import _hasher
+from gateway.portal.schema import accounts, messages
+from gateway.portal.store import new_public_id, open_store, sqlite_url
+from tests.peers.postgres import PostgresCluster
+from tests.peers.sink import free_port
 
 PASSWORD = "benchmark password"
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import email.policy
 import string
+from collections.abc import Sequence
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import formatdate, make_msgid
 from pathlib import Path
-from typing import Sequence
 
 from gateway.audit import audit
 from gateway.config.models import PortalConfig

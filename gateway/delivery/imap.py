@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Sequence
+from collections.abc import Sequence
 
 import aioimaplib
 
@@ -61,14 +61,14 @@ class ImapCourier:
             client = await self._connect()
         except PermissionError:
             return Permanent("IMAP login refused")
-        except (OSError, asyncio.TimeoutError, aioimaplib.Abort) as exc:
+        except (TimeoutError, OSError, aioimaplib.Abort) as exc:
             return Transient(f"IMAP connection failed: {type(exc).__name__}")
         try:
             response = await client.append(data, mailbox=self.folder)
             if response.result != "OK":
                 return Transient("IMAP APPEND refused")
             return Delivered("appended")
-        except (OSError, asyncio.TimeoutError, aioimaplib.Abort) as exc:
+        except (TimeoutError, OSError, aioimaplib.Abort) as exc:
             return Transient(f"IMAP APPEND failed: {type(exc).__name__}")
         finally:
             await _logout(client)
@@ -94,5 +94,5 @@ def _quote(value: str) -> str:
 async def _logout(client) -> None:
     try:
         await asyncio.wait_for(client.logout(), 10)
-    except (OSError, asyncio.TimeoutError, aioimaplib.Abort):
+    except (TimeoutError, OSError, aioimaplib.Abort):
         pass

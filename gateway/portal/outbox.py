@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import email.policy
+from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
-from typing import Mapping
 
 import structlog
 

@@ -6,8 +6,19 @@ link tokens) are stored as SHA-256 hashes, never in the clear.
 """
 from __future__ import annotations
 
-from sqlalchemy import (BigInteger, Column, Float, ForeignKey, Integer, LargeBinary, MetaData,
-                        String, Table, Text, UniqueConstraint)
+from sqlalchemy import (
+                        BigInteger,
+                        Column,
+                        Float,
+                        ForeignKey,
+                        Integer,
+                        LargeBinary,
+                        MetaData,
+                        String,
+                        Table,
+                        Text,
+                        UniqueConstraint,
+)
 
 metadata = MetaData()
 

@@ -21,8 +21,15 @@ from sqlalchemy import create_engine, delete, event, func, insert, select, updat
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from gateway.portal.schema import (access_log, accounts, attachments, links, messages, outbox,
-                                   sessions)
+from gateway.portal.schema import (
+    access_log,
+    accounts,
+    attachments,
+    links,
+    messages,
+    outbox,
+    sessions,
+)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -10,7 +10,6 @@ a free loopback port, and passwd-file authentication. Stopped with SIGTERM.
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import pwd
 import shutil

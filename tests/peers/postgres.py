@@ -36,7 +36,7 @@ class PostgresCluster:
         self.port = free_port()
 
     def _run(self, argv: list[str], timeout: float = 60) -> None:
-        done = subprocess.run(_as_postgres(argv), timeout=timeout,
+        done = subprocess.run(_as_postgres(argv), check=False, timeout=timeout,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if done.returncode:
             raise RuntimeError(f"{Path(argv[0]).name} failed: {done.stdout[-2000:]}")

@@ -11,7 +11,6 @@ from email.message import EmailMessage
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from gateway.actions.portal import PortalAction
 from gateway.config.models import PortalConfig, UpstreamConfig

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import structlog
 
 from gateway.cli import main
 from gateway.portal.store import open_store, sqlite_url
@@ -19,6 +20,13 @@ from tests.peers.sink import free_port
 
 GRANT = ["--first-name", "Ana", "--last-name", "Silva", "--birth-date", "1975-06-30",
          "--phone", "555-0101", "--address", "1 Main St", "--provider", "Dr Smith"]
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """The CLI configures structlog onto the captured stderr; undo it afterwards."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture
