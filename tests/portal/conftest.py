@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import email.policy
 import re
+import ssl
 import time
 from email.message import EmailMessage
 
 import aiohttp
+import aiosmtplib
 import pytest
 
+import gateway.app
 from gateway.actions.portal import PortalAction
-from gateway.config.models import PortalConfig, UpstreamConfig
+from gateway.auth.users import UserDirectory
+from gateway.config.models import Config, PortalConfig, UpstreamConfig
 from gateway.delivery.smtp import UpstreamCourier
 from gateway.model import Action, Decision, Envelope, Plan, Verdict
+from gateway.policy.classifiers import build_classifier
 from gateway.portal.app import build_app, serve
 from gateway.portal.outbox import OutboxDelivery
 from gateway.portal.store import open_store, sqlite_url
@@ -24,6 +29,7 @@ from tests.peers.sink import free_port
 
 PRACTICE = "Smile Dental"
 HELP_PHONE = "555-0100"
+SENDER = "frontdesk@smiledental.example"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -156,3 +162,46 @@ def link_from(notice: bytes, kind: str = "register") -> str:
     m = re.search(r"https?://[^/\s]+(/" + kind + r"/[A-Za-z0-9_-]+)", body)
     assert m, "no link in the notice"
     return m.group(1)
+
+
+def portal_for_phi(envelope, verdict, raw) -> Plan:
+    action = Action.PORTAL if verdict.phi else Action.RELAY
+    return Plan(verdict, tuple(Decision(r, action, "phi-to-portal" if verdict.phi else "default")
+                               for r in envelope.rcpt_tos))
+
+
+@pytest.fixture
+async def gateway_with_portal(tmp_path, upstream_sink, portal_store, portal_config, monkeypatch):
+    classifier = build_classifier()
+    monkeypatch.setattr(gateway.app, "build_policy",
+                        lambda config: (classifier.classify, portal_for_phi))
+
+    class PortalGateway(gateway.app.Gateway):
+        def build_handlers(self) -> dict:
+            handlers = super().build_handlers()
+            handlers[Action.PORTAL] = PortalAction(portal_store, self.config.portal, self.courier)
+            return handlers
+
+    users = tmp_path / "users.yaml"
+    UserDirectory.load(users).add("frontdesk", "front desk password", [SENDER])
+    config = Config.model_validate({
+        "state_dir": str(tmp_path / "state"), "auth": {"users_file": str(users)},
+        "listen": {"submission": {"address": "127.0.0.1:0"}},
+        "upstream": {"host": "127.0.0.1", "port": upstream_sink.port, "tls": "none"},
+        "queue": {"dir": str(tmp_path / "spool")}, "metrics": {"address": None},
+        "portal": portal_config.model_dump()})
+    gw = PortalGateway(config)
+    await gw.start()
+    yield gw
+    await gw.stop(grace=5)
+
+
+async def submit(gw, raw: bytes, to: str) -> None:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE       # the daemon's self-signed test certificate
+    host, port = gw.smtp.address
+    async with aiosmtplib.SMTP(hostname=host, port=port, start_tls=True,
+                               tls_context=context, timeout=30) as client:
+        await client.login("frontdesk", "front desk password")
+        await client.sendmail(SENDER, [to], raw)

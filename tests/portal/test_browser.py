@@ -1,5 +1,5 @@
 """The patient's whole journey in a real Chromium on a phone-sized screen:
-notice (no PHI) → register from the link → log in → inbox → read → download
+PHI message submitted over SMTP → notice (no PHI) → register from the link → log in → inbox → read → download
 the attachment → reply with a file → the reply is unread in the provider's
 mailbox on a real Dovecot. Screenshots of login, inbox and message pages go
 to ``test-output/``. Runs with the store on SQLite and on PostgreSQL."""
@@ -11,7 +11,7 @@ import email.policy
 
 from gateway.portal.app import build_app, serve
 from gateway.portal.outbox import OutboxDelivery
-from tests.portal.conftest import link_from, phi_message, portal_item
+from tests.portal.conftest import link_from, phi_message, submit
 from tests.portal.test_imap import PROVIDER, courier_for
 
 PATIENT = "maria.lopez@mail.example"
@@ -19,7 +19,7 @@ SUBJECT = "Maria Lopez periapical radiograph tooth 30"
 BODY = "Maria, the radiograph of tooth #30 shows a periapical lesion (K04.5); see attached."
 
 
-async def test_patient_journey(portal_action, portal_store, portal_config, portal_port,
+async def test_patient_journey(gateway_with_portal, portal_store, portal_config, portal_port,
                                upstream_sink, dovecot, browser_page, screenshot_dir, tmp_path,
                                request):
     store_kind = request.node.callspec.params["portal_store"]
@@ -30,11 +30,10 @@ async def test_patient_journey(portal_action, portal_store, portal_config, porta
                          "127.0.0.1", portal_port)
     loop_task = asyncio.create_task(outbox.run())
     try:
-        item = portal_item("q-browser", [PATIENT])
         raw = phi_message(PATIENT, SUBJECT, BODY, html=f"<p>{BODY}</p>",
                           attachment=("radiograph.pdf", b"%PDF-1.4 tooth 30"))
-        await portal_action.execute(item, raw, item.pending())
-        await upstream_sink.wait_for(1, timeout=30)
+        await submit(gateway_with_portal, raw, PATIENT)          # SMTP submission
+        await upstream_sink.wait_for(1, timeout=60)
         notice = email.message_from_bytes(upstream_sink.messages[0].data,
                                           policy=email.policy.default)
         shown = (notice.get_content() + str(notice["Subject"])).lower()
@@ -87,8 +86,8 @@ async def test_patient_journey(portal_action, portal_store, portal_config, porta
         assert "Tuesday" in reply.get_body(preferencelist=("plain",)).get_content()
         assert [p.get_filename() for p in reply.iter_attachments()] == ["insurance-card.png"]
         account = await portal_store.account_by_email(PATIENT)
-        assert ("read_receipt", item.recipient(PATIENT).steps["portal_message_id"]) in \
-            portal_store.access_events_sync(account["id"])
+        message_ref = (await portal_store.inbox(account["id"]))[0]["public_id"]
+        assert ("read_receipt", message_ref) in portal_store.access_events_sync(account["id"])
     finally:
         loop_task.cancel()
         await runner.cleanup()
