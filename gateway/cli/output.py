@@ -5,17 +5,22 @@ import json
 import sys
 from typing import Iterable, Sequence
 
+from gateway.audit import configure_logging
 from gateway.config import Config, ConfigError, load_config
 
 
 def load_config_or_exit(args) -> Config:
+    """Load the config (exit 2 with every problem listed) and send log and
+    audit lines where the config says (stderr by default, never stdout)."""
     try:
-        return load_config(args.config_path)
+        config = load_config(args.config_path)
     except ConfigError as exc:
         print("phigate: configuration error:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         raise SystemExit(2) from None
+    configure_logging(config.logging.level, config.logging.file)
+    return config
 
 
 def add_json_flag(parser) -> None:
