@@ -243,10 +243,10 @@ DIAGNOSES = (
     r"came off",
     r"fell out",
     r"chipped",
-    r"(?:tooth|teeth|crown|filling|bridge) (?:\w+ ){0,3}?(?:put back in|knocked out|fell out|"
+    (r"(?:tooth|teeth|crown|filling|bridge) (?:\w+ ){0,3}?(?:put back in|knocked out|fell out|"
     r"came out|broke|"
     r"chipped|cracked|sensitive|sore|hurt|hurts|hurting|came loose|is loose|feels loose|"
-    r"aches|is sensitive)",
+    r"aches|is sensitive)"),
 )
 
 # Medications, premedication, prescriptions.
@@ -379,50 +379,12 @@ PAYMENT = (
 # Words that never start or end a person's name (sentence starters, greetings,
 # calendar words, places, business words). Lower case.
 NOT_NAME_WORDS = frozenset(
-    """
-a about after again all also am an and any are as at back be been before best but by call can
-cheers could dear dental dentistry dentist did do does done dr email for from get go good got
-had has have he hello her here hey hi him his how i if in is it its just kind kindly let like
-many may me more most much my new next no not now of office ok okay on one or our out over
-per please pm am re regards respectfully she should sincerely so some sorry still subject sure
-thank thanks that the their them then there these they this those to today tomorrow too two
-up us very was we well were what when where which while who why will with would yes yesterday
-you your yours fw fwd hope best warmly cordially attached following note notes reminder
-monday tuesday wednesday thursday friday saturday sunday mon tue tues wed thu thur thurs fri sat sun
-january february march april may june july august september october november december
-jan feb mar apr jun jul aug sep sept oct nov dec
-street st avenue ave road rd drive dr lane ln way court ct boulevard blvd suite ste park
-station city county valley north south east west upper lower left right
-clinic lab laboratory studio surgery orthodontics endodontics periodontics associates group
-center centre practice partners health insurance dental family pediatric smile smiles care
-team staff front desk billing manager coordinator hygienist assistant doctor patient patients
-portal financial specialist services service support helpdesk office inc llc pc pllc co corp
-company bank school hospital university college academy club society association
-visit summary summaries referral referrals records record chart form forms plan plans claim
-lab slip case consult consultation exam appointment appointments schedule column invoice order
-insurance benefits dental delta metlife cigna aetna guardian humana ameritas united healthcare
-principal blue cross shield medicaid medicare tricare
-completed still what found numbness date clinician reason findings medical urgency insurance
-hygiene privacy information confidential ecc pa bw bwx fmx cdt icd dds dmd rdh md np pa-c
-new year years happy merry holiday holidays christmas thanksgiving easter
-day days week weeks month months night event events program programs update updates newsletter
-education appreciation financing finance reviews review satisfaction experience experiences survey
-communication communications safety rights instructions information registration intake history
-comfort success stories story testimonials spotlight relations advocate liaison account accounts
-welcome congratulations congrats meet introducing announcing join save book free special offer
-learn read click visit our first last full middle preferred emergency emergencies contact
-""".split()
+    ["a", "about", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as", "at", "back", "be", "been", "before", "best", "but", "by", "call", "can", "cheers", "could", "dear", "dental", "dentistry", "dentist", "did", "do", "does", "done", "dr", "email", "for", "from", "get", "go", "good", "got", "had", "has", "have", "he", "hello", "her", "here", "hey", "hi", "him", "his", "how", "i", "if", "in", "is", "it", "its", "just", "kind", "kindly", "let", "like", "many", "may", "me", "more", "most", "much", "my", "new", "next", "no", "not", "now", "of", "office", "ok", "okay", "on", "one", "or", "our", "out", "over", "per", "please", "pm", "am", "re", "regards", "respectfully", "she", "should", "sincerely", "so", "some", "sorry", "still", "subject", "sure", "thank", "thanks", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "to", "today", "tomorrow", "too", "two", "up", "us", "very", "was", "we", "well", "were", "what", "when", "where", "which", "while", "who", "why", "will", "with", "would", "yes", "yesterday", "you", "your", "yours", "fw", "fwd", "hope", "best", "warmly", "cordially", "attached", "following", "note", "notes", "reminder", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "mon", "tue", "tues", "wed", "thu", "thur", "thurs", "fri", "sat", "sun", "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "street", "st", "avenue", "ave", "road", "rd", "drive", "dr", "lane", "ln", "way", "court", "ct", "boulevard", "blvd", "suite", "ste", "park", "station", "city", "county", "valley", "north", "south", "east", "west", "upper", "lower", "left", "right", "clinic", "lab", "laboratory", "studio", "surgery", "orthodontics", "endodontics", "periodontics", "associates", "group", "center", "centre", "practice", "partners", "health", "insurance", "dental", "family", "pediatric", "smile", "smiles", "care", "team", "staff", "front", "desk", "billing", "manager", "coordinator", "hygienist", "assistant", "doctor", "patient", "patients", "portal", "financial", "specialist", "services", "service", "support", "helpdesk", "office", "inc", "llc", "pc", "pllc", "co", "corp", "company", "bank", "school", "hospital", "university", "college", "academy", "club", "society", "association", "visit", "summary", "summaries", "referral", "referrals", "records", "record", "chart", "form", "forms", "plan", "plans", "claim", "lab", "slip", "case", "consult", "consultation", "exam", "appointment", "appointments", "schedule", "column", "invoice", "order", "insurance", "benefits", "dental", "delta", "metlife", "cigna", "aetna", "guardian", "humana", "ameritas", "united", "healthcare", "principal", "blue", "cross", "shield", "medicaid", "medicare", "tricare", "completed", "still", "what", "found", "numbness", "date", "clinician", "reason", "findings", "medical", "urgency", "insurance", "hygiene", "privacy", "information", "confidential", "ecc", "pa", "bw", "bwx", "fmx", "cdt", "icd", "dds", "dmd", "rdh", "md", "np", "pa-c", "new", "year", "years", "happy", "merry", "holiday", "holidays", "christmas", "thanksgiving", "easter", "day", "days", "week", "weeks", "month", "months", "night", "event", "events", "program", "programs", "update", "updates", "newsletter", "education", "appreciation", "financing", "finance", "reviews", "review", "satisfaction", "experience", "experiences", "survey", "communication", "communications", "safety", "rights", "instructions", "information", "registration", "intake", "history", "comfort", "success", "stories", "story", "testimonials", "spotlight", "relations", "advocate", "liaison", "account", "accounts", "welcome", "congratulations", "congrats", "meet", "introducing", "announcing", "join", "save", "book", "free", "special", "offer", "learn", "read", "click", "visit", "our", "first", "last", "full", "middle", "preferred", "emergency", "emergencies", "contact"]
 )
 
 # Organisation words: a capitalised pair followed by one of these names a business.
 ORG_WORDS = frozenset(
-    """
-dental dentistry dentists studio lab labs laboratory laboratories clinic clinics surgery
-orthodontics endodontics periodontics prosthetics prosthodontics implants associates group
-center centre practice partners health healthcare insurance supply supplies distribution
-inc llc pc pllc company corp services tech pharmacy hospital medical university college
-school club society association foundation bank team staff office
-""".split()
+    ["dental", "dentistry", "dentists", "studio", "lab", "labs", "laboratory", "laboratories", "clinic", "clinics", "surgery", "orthodontics", "endodontics", "periodontics", "prosthetics", "prosthodontics", "implants", "associates", "group", "center", "centre", "practice", "partners", "health", "healthcare", "insurance", "supply", "supplies", "distribution", "inc", "llc", "pc", "pllc", "company", "corp", "services", "tech", "pharmacy", "hospital", "medical", "university", "college", "school", "club", "society", "association", "foundation", "bank", "team", "staff", "office"]
 )
 
 # Attachment names that mark a dental image of a patient.
