@@ -148,6 +148,19 @@ class PortalConfig(Section):
     default_provider_address: str = ""
 
 
+class SmimeConfig(Section):
+    """S/MIME: the certificate store and how outgoing mail is signed and encrypted."""
+    store_dir: Path | None = None  # none: <state_dir>/certs (keys inside are 0600)
+    cipher: Literal["aes256", "aes128"] = "aes256"   # content encryption (AES-CBC)
+    encrypt_to_self: bool = True   # add the practice's own certificate as a recipient
+    require_signature: bool = True   # no signing identity for the sender: refuse, not unsigned
+    strip_subject: bool = False    # always replace the outer Subject (policy may ask per rule)
+    neutral_subject: str = "Secure message"   # the outer Subject when it is replaced
+    require_email_protection: bool = False   # certificates must carry EKU emailProtection
+    crl: Literal["soft", "hard"] = "soft"    # inbound: missing/unreachable CRL fails (hard) or not
+    crl_cache_dir: Path | None = None   # none: <state_dir>/crl (CRLs kept until nextUpdate)
+
+
 def _workers(value):
     if value == "auto":
         return max(1, min(os.cpu_count() or 1, 8))
@@ -171,7 +184,16 @@ class Config(Section):
     metrics: MetricsConfig = MetricsConfig()
     dsn: DsnConfig = DsnConfig()
     portal: PortalConfig = PortalConfig()
+    smime: SmimeConfig = SmimeConfig()
 
     @property
     def effective_outbox(self) -> Path:
         return self.outbox_dir or self.state_dir / "outbox"
+
+    @property
+    def effective_cert_store(self) -> Path:
+        return self.smime.store_dir or self.state_dir / "certs"
+
+    @property
+    def effective_crl_cache(self) -> Path:
+        return self.smime.crl_cache_dir or self.state_dir / "crl"
