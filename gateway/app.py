@@ -20,6 +20,8 @@ import signal
 import socket
 from pathlib import Path
 
+from gateway import sdnotify
+from gateway.actions.portal import PortalAction
 from gateway.actions.relay import RelayAction
 from gateway.audit import audit, configure_logging, get_logger
 from gateway.auth.users import UserDirectory
@@ -30,12 +32,14 @@ from gateway.health import HealthServer
 from gateway.ingress.smtp import SubmissionServer
 from gateway.metrics import Metrics
 from gateway.model import Action
+from gateway.policy import PolicyEngine, load_policy
+from gateway.policy.classifiers import build_classifier
+from gateway.portal.service import PortalService, open_portal_store
 from gateway.queue.control import ControlServer, control_socket
 from gateway.queue.dispatcher import Dispatcher
 from gateway.queue.safeio import ensure_dir
 from gateway.queue.store import QueueStore
-from gateway import sdnotify
-from gateway.submission import Submission, relay_everything
+from gateway.submission import Submission
 from gateway.tlsutil import ensure_self_signed, server_tls_context
 
 log = get_logger("app")
@@ -54,9 +58,15 @@ def build_courier(config: Config, hostname: str):
     return OutboxCourier(outbox)
 
 
-def build_policy(config: Config):
-    """(classify, decide) for the Submission; see gateway.policy."""
-    return None, relay_everything
+def build_policy(config: Config, has_certificate=None):
+    """(classify, decide) for the Submission; see gateway.policy. Raises ConfigError."""
+    try:
+        classifier = build_classifier(config.classifier.shadow)
+    except ValueError as exc:
+        raise ConfigError([(f"classifier.shadow: {exc}; remove it or fix the name "
+                           "(phigate policy detectors lists them)")]) from None
+    engine = PolicyEngine(load_policy(config.policy), has_certificate)
+    return classifier.classify, engine.decide
 
 
 class Gateway:
@@ -75,6 +85,8 @@ class Gateway:
         self.store = QueueStore(config.queue.dir, max_items=max(1, config.queue.max_items // shards),
                                 shard=shard, shards=shards)
         self.courier = build_courier(config, self.hostname)
+        self.portal_store = (open_portal_store(config.portal, config.state_dir)
+                             if config.portal.enabled or config.portal.database_url else None)
         q = config.queue
         self.dispatcher = Dispatcher(
             self.store, self.build_handlers(),
@@ -92,11 +104,20 @@ class Gateway:
         self.health = (HealthServer(self.metrics, config.metrics.address)
                        if config.metrics.address and shards == 1 else None)
         self.control = ControlServer(self.dispatcher, control_socket(config.state_dir, shard, shards))
+        self.portal = (PortalService(config.portal, config.state_dir, self.portal_store,
+                                     upstream=self.courier)
+                       if config.portal.enabled and shard == 0 else None)
         self._dispatch_task: asyncio.Task | None = None
 
     def build_handlers(self) -> dict:
-        """The explicit action registry."""
-        return {Action.RELAY: RelayAction(self.courier)}
+        """The explicit action registry. An action missing here (smime and
+        direct until they are configured) fails closed: the dispatcher takes
+        the decision's fallback, or holds the recipient with the reason."""
+        handlers = {Action.RELAY: RelayAction(self.courier)}
+        if self.portal_store is not None:
+            handlers[Action.PORTAL] = PortalAction(self.portal_store, self.config.portal,
+                                                   self.courier)
+        return handlers
 
     def tls_context(self):
         tls = self.config.listen.submission.tls
@@ -115,6 +136,8 @@ class Gateway:
             self.health.add_check("dispatcher", lambda: self.dispatcher.alive)
             self.health.add_check("smtp", lambda: self.smtp.serving)
             await self.health.start()
+        if self.portal is not None:
+            await self.portal.start()
         await self.smtp.start()
         self.metrics.set_queue_sizes(queue=self.store.size)
         audit("started", listener=f"{self.smtp.address[0]}:{self.smtp.address[1]}",
@@ -129,6 +152,10 @@ class Gateway:
         await self.control.stop()
         if self.health is not None:
             await self.health.stop()
+        if self.portal is not None:
+            await self.portal.stop()
+        if self.portal_store is not None:
+            self.portal_store.close()
         await self.courier.close()
 
     def healthy(self) -> bool:

@@ -172,7 +172,7 @@ class Config(Section):
     # Worker processes sharing the listener and the spool ("auto" = one per CPU, at most 8).
     workers: Annotated[int, BeforeValidator(_workers), Field(ge=1, le=64)] = 1
     outbox_dir: Path | None = None     # none: <state_dir>/outbox (used when upstream.host is unset)
-    policy: Path | None = None         # policy YAML; none: relay every recipient
+    policy: Path | None = None         # policy YAML; none: the shipped policies/default.yaml
     listen: ListenConfig = ListenConfig()
     auth: AuthConfig = AuthConfig()
     limits: LimitsConfig = LimitsConfig()

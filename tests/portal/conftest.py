@@ -14,13 +14,12 @@ import aiohttp
 import aiosmtplib
 import pytest
 
-import gateway.app
 from gateway.actions.portal import PortalAction
+from gateway.app import Gateway
 from gateway.auth.users import UserDirectory
 from gateway.config.models import Config, PortalConfig, UpstreamConfig
 from gateway.delivery.smtp import UpstreamCourier
 from gateway.model import Action, Decision, Envelope, Plan, Verdict
-from gateway.policy.classifiers import build_classifier
 from gateway.portal.app import build_app, serve
 from gateway.portal.outbox import OutboxDelivery
 from gateway.portal.store import open_store, sqlite_url
@@ -164,33 +163,34 @@ def link_from(notice: bytes, kind: str = "register") -> str:
     return m.group(1)
 
 
-def portal_for_phi(envelope, verdict, raw) -> Plan:
-    action = Action.PORTAL if verdict.phi else Action.RELAY
-    return Plan(verdict, tuple(Decision(r, action, "phi-to-portal" if verdict.phi else "default")
-                               for r in envelope.rcpt_tos))
+PORTAL_FOR_PHI = """\
+rules:
+  - name: phi-to-portal
+    when: {phi: true}
+    action: portal
+default: {action: relay}
+"""
 
 
 @pytest.fixture
-async def gateway_with_portal(tmp_path, upstream_sink, portal_store, portal_config, monkeypatch):
-    classifier = build_classifier()
-    monkeypatch.setattr(gateway.app, "build_policy",
-                        lambda config: (classifier.classify, portal_for_phi))
-
-    class PortalGateway(gateway.app.Gateway):
-        def build_handlers(self) -> dict:
-            handlers = super().build_handlers()
-            handlers[Action.PORTAL] = PortalAction(portal_store, self.config.portal, self.courier)
-            return handlers
-
+async def gateway_with_portal(tmp_path, upstream_sink, portal_store, portal_config):
+    """A whole Gateway as ``gateway.app`` wires it, with a policy sending PHI to
+    the portal and the portal store of the test (its web app is served by
+    the tests themselves, so the gateway's own portal role stays off)."""
     users = tmp_path / "users.yaml"
     UserDirectory.load(users).add("frontdesk", "front desk password", [SENDER])
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(PORTAL_FOR_PHI)
+    store_url = portal_store.engine.url.render_as_string(hide_password=False)
+    portal = portal_config.model_copy(update={"enabled": False, "database_url": store_url})
     config = Config.model_validate({
         "state_dir": str(tmp_path / "state"), "auth": {"users_file": str(users)},
+        "policy": str(policy),
         "listen": {"submission": {"address": "127.0.0.1:0"}},
         "upstream": {"host": "127.0.0.1", "port": upstream_sink.port, "tls": "none"},
         "queue": {"dir": str(tmp_path / "spool")}, "metrics": {"address": None},
-        "portal": portal_config.model_dump()})
-    gw = PortalGateway(config)
+        "portal": portal.model_dump()})
+    gw = Gateway(config)
     await gw.start()
     yield gw
     await gw.stop(grace=5)

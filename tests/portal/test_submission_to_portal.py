@@ -4,8 +4,8 @@ message to a patient is queued, deposited in the portal and announced by a
 notice at the upstream sink that carries no body or subject text, while the
 non-PHI message to the same patient is relayed as usual.
 
-The ``gateway_with_portal`` fixture (conftest) adds the portal action and a
-portal-for-PHI decision the way ``gateway/app.py`` will.
+The ``gateway_with_portal`` fixture (conftest) is a whole Gateway as
+``gateway/app.py`` wires it, with a policy file that sends PHI to the portal.
 """
 from __future__ import annotations
 
