@@ -59,14 +59,15 @@ def build_courier(config: Config, hostname: str):
 
 
 def build_policy(config: Config, has_certificate=None):
-    """(classify, decide) for the Submission; see gateway.policy. Raises ConfigError."""
+    """(classify, decide) for the Submission; ``decide`` is the PolicyEngine
+    itself (callable, and its ``.policy`` is what ``policy check`` shows).
+    Raises ConfigError."""
     try:
         classifier = build_classifier(config.classifier.shadow)
     except ValueError as exc:
         raise ConfigError([(f"classifier.shadow: {exc}; remove it or fix the name "
                            "(phigate policy detectors lists them)")]) from None
-    engine = PolicyEngine(load_policy(config.policy), has_certificate)
-    return classifier.classify, engine.decide
+    return classifier.classify, PolicyEngine(load_policy(config.policy), has_certificate)
 
 
 class Gateway:

@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "gateway.cli.queue",       # queue list|show|retry|hold|release|drop
     "gateway.cli.users",       # users add|list|remove
     "gateway.cli.portal",      # portal grant|revoke|reset|list|serve|purge
+    "gateway.cli.policy",      # policy test|eval|check|detectors
 ]
 
 
