@@ -18,6 +18,10 @@ Session rules:
   ``smtp.bare_line_endings: normalize`` it becomes CRLF before the message is
   stored (so downstream servers never see an ambiguous line end), with
   ``reject`` the message is refused with 550 5.6.2.
+- EHLO adds PIPELINING and ENHANCEDSTATUSCODES to what aiosmtpd offers
+  (SIZE, 8BITMIME, SMTPUTF8, STARTTLS/AUTH); aiosmtpd reads pipelined commands
+  in order, and its own replies that lack an RFC 3463 code get one on the way
+  out (``enhanced``), so the advertisement is true for every reply.
 - Replies are generic and never echo message content; any unexpected error
   answers 451 4.3.0 and the message stays the client's.
 """
@@ -40,6 +44,34 @@ from gateway.model import Accepted, Envelope
 log = get_logger("smtp")
 
 _BARE_EOL = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+_HAS_ENHANCED = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}( |$)")
+# aiosmtpd's built-in replies (text after the code) → the RFC 3463 code they mean
+_ENHANCED_FOR = (
+    ("552", "Error: message size exceeds", "5.3.4"),
+    ("552", "Error: Too much mail data", "5.3.4"),
+    ("500", "Line too long", "5.5.2"),
+    ("500", "Command line too long", "5.5.2"),
+    ("530", "", "5.7.0"),
+    ("535", "", "5.7.8"),
+    ("538", "", "5.7.11"),
+    ("554", "", "5.5.0"),
+    ("503", "", "5.5.1"),
+    ("501", "", "5.5.4"),
+    ("502", "", "5.5.1"),
+    ("555", "", "5.5.4"),
+)
+
+
+def enhanced(status: str) -> str:
+    """Give a final 2xx/4xx/5xx reply line an enhanced status code if it has
+    none (RFC 2034). The greeting, EHLO/HELO lines and 3xx are left alone."""
+    code, sep, text = status[:3], status[3:4], status[4:]
+    if sep != " " or code[:1] not in "245" or code == "220" or _HAS_ENHANCED.match(text):
+        return status
+    for known, prefix, ext in _ENHANCED_FOR:
+        if code == known and text.startswith(prefix):
+            return f"{code} {ext} {text}"
+    return f"{code} {code[0]}.0.0 {text}"
 
 
 class SubmissionHandler:
@@ -94,6 +126,12 @@ class SubmissionHandler:
         return await self._check(smtp, login, password)
 
     # ---- envelope ------------------------------------------------------------
+    async def handle_EHLO(self, smtp, session, envelope, hostname, responses):
+        """aiosmtpd's EHLO lines plus PIPELINING and ENHANCEDSTATUSCODES."""
+        session.host_name = hostname          # aiosmtpd leaves this to a new-style hook
+        last = responses.pop()                # "250 HELP"
+        return [*responses, "250-PIPELINING", "250-ENHANCEDSTATUSCODES", last]
+
     async def handle_MAIL(self, smtp, session, envelope, address, mail_options):
         user = _user(session)
         if user is not None and not self.server.users.may_send_as(user, address):
@@ -124,7 +162,7 @@ class SubmissionHandler:
             mail_options=tuple(envelope.mail_options))
         try:
             result = await self.server.acceptor.accept(mail, raw)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 — any failure before the commit is a 451
             log.error("accept failed", error=exc.__class__.__name__)
             return "451 4.3.0 Temporary failure, please try again later"
         if isinstance(result, Accepted):
@@ -158,6 +196,7 @@ class PhigateSMTP(SMTP):
         self.line_length_limit = server.limits.max_line_length + 2
         super().__init__(handler, **kwargs)
         self._counted = False
+        self._in_ehlo = False
 
     def connection_made(self, transport) -> None:
         first = self.transport is None
@@ -176,6 +215,19 @@ class PhigateSMTP(SMTP):
             self.server.connections.discard(self)
             self._counted = False
         super().connection_lost(error)
+
+    async def smtp_EHLO(self, hostname: str):
+        self._in_ehlo = True                  # EHLO lines carry no enhanced codes
+        try:
+            await super().smtp_EHLO(hostname)
+        finally:
+            self._in_ehlo = False
+
+    async def push(self, status) -> None:
+        if (isinstance(status, str) and not self._in_ehlo and self.session is not None
+                and self.session.extended_smtp):
+            status = enhanced(status)
+        await super().push(status)
 
     async def smtp_DATA(self, arg):
         self._reset_timeout(self.server.limits.data_timeout)
