@@ -81,16 +81,20 @@ def domain_matches(domain: str, patterns: list[str]) -> bool:
     return False
 
 
+def _key(address: str) -> str:
+    """Addresses compare without case, as in Postfix lookup tables (admins
+    write Billing@ and billing@ for the same mailbox)."""
+    return normalize_address(address).lower()
+
+
 def in_list(address: str, entries: list[str]) -> bool:
     """A list holds addresses (with @) and domains (without, ``*.`` for subdomains)."""
-    address = normalize_address(address)
-    addresses = {normalize_address(e) for e in entries if "@" in e}
-    return address in addresses or domain_matches(domain_of(address),
-                                                  [e for e in entries if "@" not in e])
+    return _addresses(address, [e for e in entries if "@" in e]) or domain_matches(
+        domain_of(address), [e for e in entries if "@" not in e])
 
 
 def _addresses(address: str, wanted: list[str]) -> bool:
-    return normalize_address(address) in {normalize_address(w) for w in wanted}
+    return _key(address) in {_key(w) for w in wanted}
 
 
 def _type_matches(types: frozenset[str], wanted: list[str]) -> bool:

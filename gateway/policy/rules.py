@@ -42,7 +42,7 @@ class Strict(BaseModel):
 
 class When(Strict):
     """Conditions of a rule; all given keys must hold."""
-    recipient: Names | None = None           # exact addresses (domain compared without case)
+    recipient: Names | None = None           # exact addresses (compared without case)
     recipient_domain: Names | None = None    # "example.org" exact, "*.example.org" subdomains
     recipient_list: Names | None = None      # names of entries under ``lists:``
     sender: Names | None = None              # envelope sender address
