@@ -5,12 +5,21 @@ Fail closed on its own: a message the classifiers marked as PHI is only
 relayed to a recipient whose matched rule said ``allow_phi_plaintext: true``
 or whom an administrator explicitly released as relay; anything else is a
 Permanent(POLICY) outcome and nothing is sent.
+
+Trusted source: when a recipient's decision has ``options["sign"] is True``
+the message is S/MIME clear-signed with the envelope sender's identity from
+the certificate store before it goes out. Without a store or without a
+usable identity that recipient gets Permanent(POLICY) (a DSN tells the
+sender at once); it is never sent unsigned.
 """
 from __future__ import annotations
 
-from typing import Sequence
+import asyncio
+from collections.abc import Sequence
 
+from gateway.actions.smime import NO_IDENTITY, signing_identity
 from gateway.audit import audit
+from gateway.crypto.smime_out import sign_only
 from gateway.model import Action, Outcome, Permanent, PermanentKind
 
 
@@ -26,11 +35,23 @@ def plaintext_allowed(item, recipient) -> bool:
     return decision.options.get("allow_phi_plaintext") is True and decision.action is Action.RELAY
 
 
+def wants_signature(item, address: str) -> bool:
+    try:
+        return item.plan.decision_for(address).options.get("sign") is True
+    except KeyError:
+        return False
+
+
 class RelayAction:
     action = Action.RELAY
 
-    def __init__(self, courier):
+    def __init__(self, courier, certstore=None, smime_config=None):
+        """``certstore`` (a ``CertStore``) and ``smime_config`` are needed only
+        for decisions with ``sign: true``."""
         self.courier = courier
+        self.certstore = certstore
+        self.require_email_protection = bool(
+            smime_config and smime_config.require_email_protection)
 
     async def execute(self, item, raw: bytes, recipients: Sequence) -> dict[str, Outcome]:
         outcomes: dict[str, Outcome] = {}
@@ -44,6 +65,23 @@ class RelayAction:
                 outcomes[r.address] = Permanent(
                     "5.7.1 refused by the gateway: PHI may not be relayed in plaintext",
                     kind=PermanentKind.POLICY)
-        if allowed:
-            outcomes.update(await self.courier.send(item.envelope.mail_from, allowed, raw))
+        signed = [a for a in allowed if wants_signature(item, a)]
+        plain = [a for a in allowed if a not in signed]
+        if plain:
+            outcomes.update(await self.courier.send(item.envelope.mail_from, plain, raw))
+        if signed:
+            outcomes.update(await self._send_signed(item, raw, signed))
         return outcomes
+
+    async def _send_signed(self, item, raw: bytes, addresses: list[str]) -> dict[str, Outcome]:
+        identity = self.certstore and signing_identity(
+            self.certstore, item.envelope.mail_from,
+            require_email_protection=self.require_email_protection)
+        if not identity:
+            for a in addresses:
+                audit("refused", queue_id=item.id, recipient=a, action="relay",
+                      reason="no signing identity for the sender")
+            return dict.fromkeys(addresses, NO_IDENTITY)
+        data = await asyncio.to_thread(sign_only, raw, identity)
+        audit("signed", queue_id=item.id, recipients=addresses, signer=identity.fingerprint)
+        return dict(await self.courier.send(item.envelope.mail_from, addresses, data))
