@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from gateway.audit import audit, get_logger
 from gateway.model import Accepted, Envelope, Plan, Refused, Verdict
@@ -65,7 +66,7 @@ class Submission:
         except TimeoutError:
             return Verdict(phi=True, errors=("classifier: timeout",),
                            reasons=("classifier timed out: treated as PHI",))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 — any classifier failure counts as PHI
             return Verdict(phi=True, errors=(f"classifier: {exc.__class__.__name__}",),
                            reasons=("classifier failed: treated as PHI",))
 
@@ -80,8 +81,8 @@ class Submission:
             audit("refused", sender=envelope.mail_from, rule=first.rule,
                   recipients=len(plan.rejected), code=550)
             self._count("rejected")
-            reason = first.reason or f"message refused by policy rule {first.rule!r}"
-            return Refused(550, "5.7.1", _one_line(reason))
+            reason = first.reason or "refused by the practice's mail policy"
+            return Refused(550, "5.7.1", _one_line(f"Policy rule {first.rule}: {reason}"))
         queue_id = self.store.new_id()
         now = time.time()
         data = received_header(envelope, self.hostname, queue_id, now) + raw
