@@ -26,8 +26,8 @@ Public API (kept stable; only ever added to):
   ``identities()`` lists all of them, expired ones too (old mail still decrypts).
 * ``add_anchor(path)``, ``trust_anchors()``, ``intermediates()``.
 
-The store reads the directory again whenever one of its sub-directories
-changed (mtime), so a running daemon sees ``phigate certs`` edits at once.
+The store reads the directory again whenever a file in it was added,
+replaced or removed, so a running daemon sees ``phigate certs`` edits at once.
 """
 from __future__ import annotations
 
@@ -275,8 +275,7 @@ class CertStore:
         return path
 
     def _load(self) -> None:
-        parts = ("recipients", "intermediates", "anchors", "identities")
-        stamp = tuple(self._mtime(self.directory / p) for p in parts)
+        stamp = self._snapshot()
         if stamp == self._stamp:
             return
         records: list[CertRecord] = []
@@ -294,12 +293,18 @@ class CertStore:
                       if (d / "key.pem").exists()]
         self._records, self._identities, self._stamp = records, identities, stamp
 
-    @staticmethod
-    def _mtime(path: Path) -> int:
-        try:
-            return path.stat().st_mtime_ns
-        except FileNotFoundError:
-            return 0
+    def _snapshot(self) -> tuple:
+        """(path, inode) of every file: every write is an atomic replace (a new
+        inode), so any change shows, however close in time."""
+        found = []
+        for root, _dirs, files in os.walk(self.directory):
+            for name in files:
+                try:
+                    st = os.stat(os.path.join(root, name))
+                    found.append((root, name, st.st_ino, st.st_mtime_ns, st.st_size))
+                except FileNotFoundError:
+                    continue
+        return tuple(sorted(found))
 
     @staticmethod
     def _read_identity(folder: Path) -> Identity:
@@ -438,7 +443,6 @@ class CertStore:
         atomic_replace(folder / "cert.pem", _pem(leaf, *chain))
         source = f"import:{path.name}"
         atomic_replace(folder / "meta.json", json.dumps({"for": bound, "source": source}).encode())
-        os.utime(folder.parent)          # the cache watches identities/ itself
         return Identity(bound, leaf, key, tuple(chain), source)
 
     def identities(self) -> list[Identity]:
