@@ -60,28 +60,16 @@ class SignatureVerdict:
                 "revocation": self.revocation, **self.details}
 
 
-def verify_detached(content: bytes, signature_der: bytes, from_address: str | None,
-                    trust: TrustSettings) -> SignatureVerdict:
-    """``content``: the exact bytes of the first part of a multipart/signed."""
-    try:
-        data = SignedData.load(signature_der)
-    except SignatureError as exc:
-        return SignatureVerdict(False, exc.reason)
-    if data.content is not None:
+def verify_signed(data: SignedData, detached: bytes | None, from_address: str | None,
+                  trust: TrustSettings) -> SignatureVerdict:
+    """``detached``: the exact bytes of a multipart/signed's first part, or None
+    for opaque signed-data (the content is then the encapsulated one)."""
+    if detached is not None and data.content is not None:
         return SignatureVerdict(False, "detached signature carries content")
+    content = data.content if detached is None else detached
+    if content is None:
+        return SignatureVerdict(False, "signed data without content")
     return _verify(data, content, from_address, trust)
-
-
-def verify_opaque(der: bytes, from_address: str | None,
-                  trust: TrustSettings) -> tuple[SignatureVerdict, bytes | None]:
-    """application/pkcs7-mime signed-data → (verdict, the encapsulated content)."""
-    try:
-        data = SignedData.load(der)
-    except SignatureError as exc:
-        return SignatureVerdict(False, exc.reason), None
-    if data.content is None:
-        return SignatureVerdict(False, "signed data without content"), None
-    return _verify(data, data.content, from_address, trust), data.content
 
 
 def _verify(data: SignedData, content: bytes, from_address: str | None,
