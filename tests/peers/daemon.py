@@ -92,6 +92,7 @@ class Daemon:
         self.phigate(["users", "add", USER, "--sender", SENDER], input=PASSWORD + "\n")
         self.proc: subprocess.Popen | None = None
         self.notify: NotifyListener | None = None
+        self.prefix: list[str] = []     # argv run before phigate (e.g. a sandboxing launcher)
 
     @property
     def spool(self) -> Path:
@@ -106,9 +107,9 @@ class Daemon:
         sock_path = self.dir / f"notify-{time.monotonic_ns()}.sock"
         self.notify = NotifyListener(sock_path)
         env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "PHIGATE_STRICT_AUDIT": "1"}
-        self.stderr = open(self.dir / "stderr.log", "ab")
+        self.stderr = open(self.dir / "stderr.log", "ab")  # noqa: SIM115 — closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "-c", str(self.config_path), "run"],
+            [*self.prefix, sys.executable, "-m", "gateway", "-c", str(self.config_path), "run"],
             cwd=self.dir, env=env, stdout=self.stderr, stderr=self.stderr)
         self.notify.wait_for("READY=1", timeout, self.proc)
 
