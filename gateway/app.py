@@ -67,7 +67,11 @@ def build_policy(config: Config, has_certificate=None):
     except ValueError as exc:
         raise ConfigError([(f"classifier.shadow: {exc}; remove it or fix the name "
                            "(phigate policy detectors lists them)")]) from None
-    return classifier.classify, PolicyEngine(load_policy(config.policy), has_certificate)
+    try:
+        policy = load_policy(config.policy)
+    except ConfigError as exc:
+        raise ConfigError([f"policy: {problem}" for problem in exc.problems]) from None
+    return classifier.classify, PolicyEngine(policy, has_certificate)
 
 
 class Gateway:

@@ -8,8 +8,9 @@ import sys
 import yaml
 
 from gateway.cli.output import add_json_flag, load_config_or_exit, print_json
+from gateway.config import ConfigError
 
-_SECRET_KEY = re.compile(r"(password|secret|token|passphrase)(?!_file)", re.I)
+_SECRET_KEY = re.compile(r"(password|secret|token|passphrase)(?!_file)", re.IGNORECASE)
 
 
 def register(sub) -> None:
@@ -37,8 +38,22 @@ def effective(config) -> dict:
     return redact(config.model_dump(mode="json"))
 
 
-def cmd_check_config(args) -> int:
+def load_checked(args):
+    """The config, with its policy file and classifier settings checked too."""
     config = load_config_or_exit(args)
+    from gateway.app import build_policy
+    try:
+        build_policy(config)
+    except ConfigError as exc:
+        print("phigate: configuration error:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return config
+
+
+def cmd_check_config(args) -> int:
+    config = load_checked(args)
     data = effective(config)
     if args.json:
         print_json(data)
@@ -50,6 +65,6 @@ def cmd_check_config(args) -> int:
 
 
 def cmd_run(args) -> int:
-    config = load_config_or_exit(args)
+    config = load_checked(args)
     from gateway.app import main
     return main(config, args.config_path, worker=args.worker, listen_fd=args.listen_fd)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from gateway.audit import configure_logging
 from gateway.config import Config, ConfigError, load_config
