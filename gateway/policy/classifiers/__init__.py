@@ -31,7 +31,7 @@ from gateway.policy.classifiers.attachments import Budget
 from gateway.policy.classifiers.extract import extract
 from gateway.policy.classifiers.scoring import DetectorError, decide, scan
 
-__all__ = ["MessageClassifier", "build_classifier", "DETECTORS"]
+__all__ = ["DETECTORS", "MessageClassifier", "build_classifier"]
 
 log = structlog.get_logger()
 
