@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "gateway.cli.users",       # users add|list|remove
     "gateway.cli.portal",      # portal grant|revoke|reset|list|serve|purge
     "gateway.cli.policy",      # policy test|eval|check|detectors
+    "gateway.cli.certs",       # certs import|list|show|remove|identity import|anchor add
 ]
 
 

@@ -405,13 +405,14 @@ class CertStore:
 
     # ---- the practice's identities -----------------------------------------
 
-    def import_identity(self, path: Path, password: bytes | None, for_address_or_domain: str,
-                        key_path: Path | None = None) -> Identity:
+    def import_identity(self, path: Path, password: bytes | None,
+                        for_address_or_domain: str | None, key_path: Path | None = None
+                        ) -> Identity:
         """Import a signing/decryption identity from PKCS#12 (``password`` opens
         it), or from PEM certificate(s) with the private key in the same file or
-        in ``key_path`` (``password`` opens an encrypted key). Replaces an
-        earlier identity for the same address or domain."""
-        bound = _normal_binding(for_address_or_domain)
+        in ``key_path`` (``password`` opens an encrypted key). Bound to
+        ``for_address_or_domain``, or (None) to the certificate's first SAN
+        address. Replaces an earlier identity for the same binding."""
         path = Path(path)
         data = path.read_bytes()
         try:
@@ -433,6 +434,9 @@ class CertStore:
             raise CertStoreError(f"{path.name}: the private key matches none of the certificates")
         leaf = leaves[0]
         chain = [c for c in certs if c is not leaf and is_ca(c)]
+        if for_address_or_domain is None and not san_emails(leaf):
+            raise CertStoreError(f"{path.name}: the certificate names no address: give --for")
+        bound = _normal_binding(for_address_or_domain or san_emails(leaf)[0])
         folder = self._dir("identities") / bound
         ensure_dir(folder)
         self._stamp = None
