@@ -18,7 +18,8 @@ _BARE_EOL = re.compile(rb"\r\n|\r|\n")
 
 def canonical_crlf(data: bytes) -> bytes:
     """Every line ending as CRLF; already-canonical input is returned as is."""
-    if b"\r" not in data.replace(b"\r\n", b"") and data.count(b"\n") == data.count(b"\r\n"):
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") == crlf and data.count(b"\r") == crlf:
         return data
     return _BARE_EOL.sub(b"\r\n", data)
 

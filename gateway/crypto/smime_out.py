@@ -70,12 +70,15 @@ def encrypt_entity(entity: bytes, recipients: Sequence[x509.Certificate],
     builder = pkcs7.PKCS7EnvelopeBuilder().set_data(entity)
     for cert in {fingerprint(c): c for c in recipients}.values():
         builder = builder.add_recipient(cert)
-    der = (builder.set_content_encryption_algorithm(CIPHERS[cipher])
-           .encrypt(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary]))
+    # PEM armour is base64 in 64-column lines made in Rust: several times faster
+    # than wrapping DER in Python (bench/smime.py); only the armour lines go.
+    pem = (builder.set_content_encryption_algorithm(CIPHERS[cipher])
+           .encrypt(serialization.Encoding.PEM, [pkcs7.PKCS7Options.Binary]))
+    body = pem[pem.index(b"\n") + 1:pem.rindex(b"-----END")].replace(b"\n", b"\r\n")
     return (b"Content-Type: application/pkcs7-mime; smime-type=enveloped-data;\r\n"
             b" name=smime.p7m\r\n"
             b"Content-Transfer-Encoding: base64\r\n"
-            b"Content-Disposition: attachment; filename=smime.p7m\r\n\r\n" + _base64_lines(der))
+            b"Content-Disposition: attachment; filename=smime.p7m\r\n\r\n" + body)
 
 
 def sign_and_encrypt(raw: bytes, identity: Identity | None,
