@@ -1,8 +1,9 @@
 """Verify S/MIME SignedData, detached (multipart/signed) or opaque, end to end.
 
 For each SignerInfo until one passes: the CMS signature (``cms_signature``),
-then the signer's certificate: not a CA, valid now (and at its signingTime
-when the signer states one), KeyUsage allows signing, EKU emailProtection
+then the signer's certificate: not a CA, RSA keys of at least 2048 bits,
+valid now (and at its signingTime when the signer states one), KeyUsage
+allows signing, EKU emailProtection
 (when the extension is present it must name it; when absent, only if
 ``require_email_protection``), a path to one of the trust anchors
 (``cryptography.x509.verification``, intermediates from the message and the
@@ -20,10 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import verification as v
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from gateway.crypto.certstore import fingerprint, is_ca, san_emails
+from gateway.crypto.certstore import MIN_RSA_BITS, fingerprint, is_ca, san_emails
 from gateway.crypto.cms_signature import CheckedSigner, SignatureError, SignedData, check_signer
 from gateway.crypto.revocation import Mode, check_chain
 
@@ -129,6 +131,9 @@ def _certificate_problem(signer: CheckedSigner, now: dt.datetime,
         return "signer certificate expired"
     if now < cert.not_valid_before_utc:
         return "signer certificate not yet valid"
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        return "signer key too weak"
     when = signer.signing_time
     if when is not None and not cert.not_valid_before_utc <= when <= cert.not_valid_after_utc:
         return "signing time outside certificate validity"

@@ -108,6 +108,15 @@ def test_signer_not_trusted(pki, tmp_path):
                    "signer not trusted")
 
 
+def test_weak_key_and_leaf_posing_as_ca(pki, tmp_path):
+    weak = pki.leaf(FROM, issuer=pki.sub, key="rsa1024")
+    assert_invalid(open_(pki, outer(signed(pki, tmp_path, weak))), "signer key too weak")
+    posing = pki.leaf(FROM, issuer=pki.surgeon)                 # issued by an end entity
+    raw = outer(signed(pki, tmp_path, posing))
+    assert_invalid(open_(pki, raw, intermediates=[pki.surgeon.cert, pki.sub.cert]),
+                   "signer not trusted")
+
+
 def test_expired_signer(pki, tmp_path):
     old = pki.leaf(FROM, issuer=pki.sub, expired=True)
     assert_invalid(open_(pki, outer(signed(pki, tmp_path, old))), "signer certificate expired")
