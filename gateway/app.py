@@ -23,9 +23,11 @@ from pathlib import Path
 from gateway import sdnotify
 from gateway.actions.portal import PortalAction
 from gateway.actions.relay import RelayAction
+from gateway.actions.smime import SmimeAction
 from gateway.audit import audit, configure_logging, get_logger
 from gateway.auth.users import UserDirectory
 from gateway.config import Config, ConfigError, load_config
+from gateway.crypto.certstore import CertStore
 from gateway.delivery.outbox import OutboxCourier
 from gateway.delivery.smtp import UpstreamCourier
 from gateway.health import HealthServer
@@ -58,9 +60,15 @@ def build_courier(config: Config, hostname: str):
     return OutboxCourier(outbox)
 
 
-def build_policy(config: Config, has_certificate=None):
+def build_certstore(config: Config) -> CertStore:
+    return CertStore(config.smime.store_dir or config.state_dir / "certs",
+                     require_email_protection=config.smime.require_email_protection)
+
+
+def build_policy(config: Config, certstore: CertStore | None = None):
     """(classify, decide) for the Submission; ``decide`` is the PolicyEngine
     itself (callable, and its ``.policy`` is what ``policy check`` shows).
+    ``certstore`` answers the ``recipient_has_certificate`` condition.
     Raises ConfigError."""
     try:
         classifier = build_classifier(config.classifier.shadow)
@@ -71,6 +79,10 @@ def build_policy(config: Config, has_certificate=None):
         policy = load_policy(config.policy)
     except ConfigError as exc:
         raise ConfigError([f"policy: {problem}" for problem in exc.problems]) from None
+    has_certificate = None
+    if certstore is not None:
+        def has_certificate(address: str) -> bool:
+            return certstore.certificate_for(address) is not None
     return classifier.classify, PolicyEngine(policy, has_certificate)
 
 
@@ -90,6 +102,7 @@ class Gateway:
         self.store = QueueStore(config.queue.dir, max_items=max(1, config.queue.max_items // shards),
                                 shard=shard, shards=shards)
         self.courier = build_courier(config, self.hostname)
+        self.certstore = build_certstore(config)
         self.portal_store = (open_portal_store(config.portal, config.state_dir)
                              if config.portal.enabled or config.portal.database_url else None)
         q = config.queue
@@ -98,7 +111,7 @@ class Gateway:
             retry_min=q.retry.min, retry_max=q.retry.max, jitter=q.retry.jitter,
             give_up_after=q.give_up_after, concurrency=q.concurrency, max_crashes=q.max_crashes,
             hostname=self.hostname, dsn_sender=config.dsn.sender, metrics=self.metrics)
-        classify, decide = build_policy(config)
+        classify, decide = build_policy(config, self.certstore)
         self.submission = Submission(self.store, self.dispatcher, hostname=self.hostname,
                                      classify=classify, decide=decide,
                                      classifier_timeout=config.classifier.timeout,
@@ -115,10 +128,13 @@ class Gateway:
         self._dispatch_task: asyncio.Task | None = None
 
     def build_handlers(self) -> dict:
-        """The explicit action registry. An action missing here (smime and
-        direct until they are configured) fails closed: the dispatcher takes
-        the decision's fallback, or holds the recipient with the reason."""
-        handlers = {Action.RELAY: RelayAction(self.courier)}
+        """The explicit action registry. An action missing here (direct until
+        it is built, portal while no portal store is configured) fails
+        closed: the dispatcher takes the decision's fallback, or holds the
+        recipient with the reason."""
+        smime = self.config.smime
+        handlers = {Action.RELAY: RelayAction(self.courier, self.certstore, smime),
+                    Action.SMIME: SmimeAction(self.certstore, smime, self.courier)}
         if self.portal_store is not None:
             handlers[Action.PORTAL] = PortalAction(self.portal_store, self.config.portal,
                                                    self.courier)
@@ -171,7 +187,7 @@ class Gateway:
         try:
             new = load_config(self.config_path)
             users = UserDirectory.load(new.auth.users_file)
-            classify, decide = build_policy(new)
+            classify, decide = build_policy(new, self.certstore)
         except ConfigError as exc:
             audit("config_rejected", errors=exc.problems)
             log.error("new configuration rejected; keeping the running one",

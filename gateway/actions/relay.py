@@ -10,13 +10,15 @@ Trusted source: when a recipient's decision has ``options["sign"] is True``
 the message is S/MIME clear-signed with the envelope sender's identity from
 the certificate store before it goes out. Without a store or without a
 usable identity that recipient gets Permanent(POLICY) (a DSN tells the
-sender at once); it is never sent unsigned.
+sender at once); it is never sent unsigned. A subject keyword the policy asked to strip is
+removed first (``gateway.actions.rewrite``).
 """
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
 
+from gateway.actions.rewrite import by_subject_variant
 from gateway.actions.smime import NO_IDENTITY, signing_identity
 from gateway.audit import audit
 from gateway.crypto.smime_out import sign_only
@@ -65,12 +67,13 @@ class RelayAction:
                 outcomes[r.address] = Permanent(
                     "5.7.1 refused by the gateway: PHI may not be relayed in plaintext",
                     kind=PermanentKind.POLICY)
-        signed = [a for a in allowed if wants_signature(item, a)]
-        plain = [a for a in allowed if a not in signed]
-        if plain:
-            outcomes.update(await self.courier.send(item.envelope.mail_from, plain, raw))
-        if signed:
-            outcomes.update(await self._send_signed(item, raw, signed))
+        for data, members in by_subject_variant(item, raw, allowed):
+            signed = [a for a in members if wants_signature(item, a)]
+            plain = [a for a in members if a not in signed]
+            if plain:
+                outcomes.update(await self.courier.send(item.envelope.mail_from, plain, data))
+            if signed:
+                outcomes.update(await self._send_signed(item, data, signed))
         return outcomes
 
     async def _send_signed(self, item, raw: bytes, addresses: list[str]) -> dict[str, Outcome]:

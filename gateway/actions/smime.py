@@ -6,6 +6,8 @@ Decisions (fail closed, never plaintext):
 * A recipient without a usable certificate (``CertStore.certificate_for``)
   gets ``Permanent(kind=NO_CERTIFICATE)``: the dispatcher moves it to the
   plan's fallback (portal), or reports it to the sender in a DSN.
+* Recipients are checked first, so a recipient without a certificate always
+  reaches its fallback, whatever the state of the practice's identity.
 * The signing identity is the one for the *envelope* sender (authenticated
   at MAIL FROM), exact address first, then ``@domain``. When there is none
   (or its certificate cannot sign now) and ``smime.require_signature`` is on
@@ -18,7 +20,8 @@ Decisions (fail closed, never plaintext):
 * The outer Subject becomes ``smime.neutral_subject`` when the config says
   ``strip_subject: true`` or the recipient's decision has the option
   ``strip_subject: true``. Recipients sharing that setting get one message
-  with one RecipientInfo each (plus self).
+  with one RecipientInfo each (plus self). A subject keyword the policy asked
+  to strip is removed before signing.
 
 Signing and encryption run in a worker thread (CPU-bound, large messages).
 """
@@ -28,6 +31,7 @@ import asyncio
 import datetime as dt
 from collections.abc import Sequence
 
+from gateway.actions.rewrite import keyword_to_strip, strip_subject_keyword
 from gateway.audit import audit
 from gateway.config.models import SmimeConfig
 from gateway.crypto.certstore import CertStore, Identity, usable
@@ -68,15 +72,7 @@ class SmimeAction:
 
     async def execute(self, item, raw: bytes, recipients: Sequence) -> dict[str, Outcome]:
         outcomes: dict[str, Outcome] = {}
-        identity = signing_identity(self.certstore, item.envelope.mail_from,
-                                    require_email_protection=self.config.require_email_protection)
-        if identity is None and self.config.require_signature:
-            for r in recipients:
-                audit("refused", queue_id=item.id, recipient=r.address, action="smime",
-                      reason="no signing identity for the sender")
-                outcomes[r.address] = NO_IDENTITY
-            return outcomes
-        groups: dict[bool, list[tuple[str, object]]] = {}
+        groups: dict[tuple, list[tuple[str, object]]] = {}
         for r in recipients:
             cert = self.certstore.certificate_for(r.address, purpose="encrypt")
             if cert is None:
@@ -86,10 +82,23 @@ class SmimeAction:
                     "5.7.1 no valid S/MIME certificate for the recipient",
                     kind=PermanentKind.NO_CERTIFICATE)
                 continue
-            neutral = _wants_neutral_subject(item, r.address, self.config)
-            groups.setdefault(neutral, []).append((r.address, cert))
-        for neutral, members in groups.items():
-            outcomes.update(await self._send(item, raw, identity, members, neutral))
+            key = (_wants_neutral_subject(item, r.address, self.config),
+                   keyword_to_strip(item, r.address))
+            groups.setdefault(key, []).append((r.address, cert))
+        if not groups:
+            return outcomes
+        identity = signing_identity(self.certstore, item.envelope.mail_from,
+                                    require_email_protection=self.config.require_email_protection)
+        if identity is None and self.config.require_signature:
+            for members in groups.values():
+                for address, _ in members:
+                    audit("refused", queue_id=item.id, recipient=address, action="smime",
+                          reason="no signing identity for the sender")
+                    outcomes[address] = NO_IDENTITY
+            return outcomes
+        for (neutral, keyword), members in groups.items():
+            data = strip_subject_keyword(raw, keyword) if keyword else raw
+            outcomes.update(await self._send(item, data, identity, members, neutral))
         return outcomes
 
     def _self_certs(self, identity: Identity | None) -> list:

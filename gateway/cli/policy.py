@@ -48,13 +48,13 @@ def register(sub) -> None:
 
 def _load(args, policy_path: Path | None):
     """(config, classify, engine) or SystemExit(2) listing the problems."""
-    from gateway.app import build_policy
+    from gateway.app import build_certstore, build_policy
 
     config = load_config_or_exit(args)
     if policy_path is not None:
         config = config.model_copy(update={"policy": policy_path})
     try:
-        classify, decide = build_policy(config)
+        classify, decide = build_policy(config, build_certstore(config))
     except ConfigError as exc:
         raise SystemExit(fail("policy error:\n  " + "\n  ".join(exc.problems), 2)) from None
     return config, classify, decide
