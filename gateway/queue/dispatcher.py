@@ -281,6 +281,7 @@ class Dispatcher:
         if Status.PENDING not in statuses and Status.HELD not in statuses:
             await self.store.finish(item.id)
             self._forget(item.id)
+            self._update_sizes()
             return
         await self.store.save(item)
         if Status.PENDING in statuses:
