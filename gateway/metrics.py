@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 DELIVERY_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 900, 3600, 14400, 86400)
@@ -57,7 +57,7 @@ class Metrics:
         return generate_latest(self.registry)
 
     @staticmethod
-    def aggregated(directory: Path) -> "AggregatedMetrics":
+    def aggregated(directory: Path) -> AggregatedMetrics:
         return AggregatedMetrics(directory)
 
 
@@ -79,3 +79,9 @@ def prepare_multiprocess_dir(directory: Path) -> None:
     for entry in os.scandir(directory):
         if entry.name.endswith(".db"):
             os.unlink(entry.path)
+
+
+def mark_worker_dead(directory: Path, pid: int) -> None:
+    """A worker exited: drop its live gauges (queue size, connections) from
+    the sum; its counters and histograms stay counted."""
+    mark_process_dead(pid, str(directory))

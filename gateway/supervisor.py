@@ -15,7 +15,12 @@ as Postfix's master is:
 - SIGTERM/SIGHUP are forwarded (SIGHUP only after the new config validated);
   a worker that dies is restarted; every worker dies with the supervisor
   (PR_SET_PDEATHSIG), so ``kill -9`` of the supervisor is ``kill -9`` of all;
-- it serves /metrics (summed over workers) and /health.
+- it serves /metrics (summed over workers) and /health: it empties
+  ``<state_dir>/metrics`` at start and gives each worker
+  ``PROMETHEUS_MULTIPROC_DIR`` pointing there (prometheus_client's
+  multiprocess mode); a worker that exits is marked dead so its live gauges
+  stop counting;
+- it exits 0 only when every worker exited 0 after SIGTERM.
 """
 from __future__ import annotations
 
@@ -31,6 +36,8 @@ from gateway import sdnotify
 from gateway.audit import audit, get_logger
 from gateway.config import Config, ConfigError, load_config
 from gateway.config.types import split_hostport
+from gateway.metrics import mark_worker_dead, prepare_multiprocess_dir
+from gateway.queue.safeio import ensure_dir
 
 log = get_logger("supervisor")
 
@@ -61,6 +68,16 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
+def prepare_tls(config: Config) -> None:
+    """With no certificate configured, make the self-signed one before the
+    workers start: each would otherwise make its own at the same time, and
+    clients would see different certificates per connection."""
+    if config.listen.submission.tls is None:
+        from gateway.app import hostname_of
+        from gateway.tlsutil import ensure_self_signed
+        ensure_self_signed(config.state_dir, hostname_of(config))
+
+
 class Worker:
     def __init__(self, index: int):
         self.index = index
@@ -75,6 +92,10 @@ class Supervisor:
         self.config = config
         self.config_path = config_path
         self.workers = [Worker(i) for i in range(workers)]
+        ensure_dir(config.state_dir)
+        prepare_tls(config)
+        self.metrics_dir = config.state_dir / "metrics"
+        prepare_multiprocess_dir(self.metrics_dir)
         self.listener = bind_listener(config.listen.submission.address)
         self._stopping = False
         self._all_ready = asyncio.Event()
@@ -92,7 +113,8 @@ class Supervisor:
         return self.config.state_dir / f"worker-{worker.index}.notify"
 
     async def spawn(self, worker: Worker) -> None:
-        env = {**os.environ, "NOTIFY_SOCKET": str(self.notify_path(worker))}
+        env = {**os.environ, "NOTIFY_SOCKET": str(self.notify_path(worker)),
+               "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir.absolute())}
         if self.watchdog:
             env["WATCHDOG_USEC"] = str(int(self.watchdog * 1e6))   # workers ping us twice as often
         env.pop("WATCHDOG_PID", None)
@@ -106,6 +128,7 @@ class Supervisor:
         while not self._stopping:
             await self.spawn(worker)
             code = await worker.proc.wait()
+            mark_worker_dead(self.metrics_dir, worker.proc.pid)
             if self._stopping:
                 return
             worker.restarts += 1
@@ -194,9 +217,14 @@ class Supervisor:
         self._stopping = True
         watchdog.cancel()
         self.forward(signal.SIGTERM)
+        codes = []
         for worker in self.workers:
             if worker.proc is not None:
-                await worker.proc.wait()
+                code = await worker.proc.wait()
+                if code == -signal.SIGTERM and not worker.ready:
+                    code = 0            # still starting (no handlers yet); had accepted nothing
+                log.info("worker stopped", worker=worker.index, code=code, ready=worker.ready)
+                codes.append(code)
         for task in keepers:
             task.cancel()
         await asyncio.gather(*keepers, return_exceptions=True)
@@ -205,14 +233,14 @@ class Supervisor:
         for transport in transports:
             transport.close()
         self.listener.close()
-        return 0
+        return 0 if all(code == 0 for code in codes) else 1
 
     def health_server(self):
         if not self.config.metrics.address:
             return None
         from gateway.health import HealthServer
         from gateway.metrics import Metrics
-        server = HealthServer(Metrics.aggregated(self.config.state_dir / "metrics"),
+        server = HealthServer(Metrics.aggregated(self.metrics_dir),
                               self.config.metrics.address)
         server.add_check("workers", self.healthy)
         return server
