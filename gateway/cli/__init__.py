@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "gateway.cli.portal",      # portal grant|revoke|reset|list|serve|purge
     "gateway.cli.policy",      # policy test|eval|check|detectors
     "gateway.cli.certs",       # certs import|list|show|remove|identity import|anchor add
+    "gateway.cli.smime",       # smime open
 ]
 
 
