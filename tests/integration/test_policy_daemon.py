@@ -8,6 +8,7 @@ import asyncio
 import email
 import email.policy
 import json
+import signal
 import smtplib
 
 import pytest
@@ -112,4 +113,39 @@ async def test_phi_in_subject_is_held_with_the_reason_shown(daemon_factory, upst
     text = daemon.phigate(["queue", "show", item_id]).stdout
     assert "phi-in-subject" in text and "Subject line" in text
     assert upstream_sink.messages == []
+    assert daemon.stop() == 0
+
+
+async def test_sighup_loads_an_edited_policy_and_keeps_it_when_broken(daemon_factory,
+                                                                      upstream_sink, tmp_path):
+    policy = tmp_path / "policy.yaml"
+    reject = """
+rules:
+  - {name: closed, description: Mail to this partner is paused, action: reject,
+     when: {recipient_domain: agency.example}}
+default: {action: relay}
+"""
+    policy.write_text(reject)
+    daemon = daemon_factory(upstream_sink.port, extra={"policy": str(policy)})
+    raw = message(5, subject="Lunch", body="Team lunch on Friday.", to="team@agency.example")
+    with pytest.raises(smtplib.SMTPDataError):
+        await asyncio.to_thread(send, daemon, raw, ["team@agency.example"])
+
+    async def reloads_seen(count: int) -> None:
+        while daemon.log_text().count('"config_loaded"') + daemon.log_text().count(
+                '"config_rejected"') < count:
+            await asyncio.sleep(0.05)
+
+    policy.write_text(reject.replace("action: reject", "action: relay"))
+    daemon.proc.send_signal(signal.SIGHUP)
+    await asyncio.wait_for(reloads_seen(1), 30)
+    await asyncio.to_thread(send, daemon, raw, ["team@agency.example"])
+    await upstream_sink.wait_for(1, timeout=60)
+
+    policy.write_text("rules: [}\n")                       # broken: the running policy stays
+    daemon.proc.send_signal(signal.SIGHUP)
+    await asyncio.wait_for(reloads_seen(2), 30)
+    assert '"config_rejected"' in daemon.log_text()
+    await asyncio.to_thread(send, daemon, raw, ["team@agency.example"])
+    await upstream_sink.wait_for(2, timeout=60)
     assert daemon.stop() == 0
