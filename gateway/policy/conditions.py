@@ -123,7 +123,22 @@ def _header_matches(facts: MessageFacts, wanted: dict[str, str]) -> bool:
 
 
 def _phi_in(verdict: Verdict, places: list[str]) -> bool:
-    return verdict.phi and bool(verdict.phi_locations & set(places))
+    """PHI sits in one of ``places``. For the subject that means the subject
+    identifies a person (an identifier finding there: a name, date of birth,
+    chart number…) in a message that has PHI; a health word alone in a
+    subject ("Referral - implant consult"), or a subject addressing the
+    recipient about themselves ("your bridge"), does not single anyone out.
+    For body and attachments any acted-on finding there counts."""
+    if not verdict.phi:
+        return False
+    for finding in verdict.findings:
+        place = finding.location.split(":", 1)[0]
+        if finding.shadow or place not in places:
+            continue
+        if place != "subject" or (finding.category == "identifier"
+                                  and finding.detector != "recipient_addressed"):
+            return True
+    return False
 
 
 # name → check(value, recipient, facts, lists); the order is the order of evaluation

@@ -85,6 +85,16 @@ def test_shipped_default_decides_like_a_practice(tmp_path):
         Action.RELAY, "default")
 
 
+def test_health_words_alone_in_the_subject_are_not_held():
+    engine = PolicyEngine(load_policy(None))
+    for subject_finding in (Finding("procedure", "clinical", "subject"),
+                            Finding("recipient_addressed", "identifier", "subject"),
+                            Finding("payment", "payment", "subject")):
+        verdict = Verdict(True, (*PHI_BODY.findings, subject_finding))
+        got, _ = decide(engine, verdict, "pat@mail.example")
+        assert got["pat@mail.example"].rule == "phi-to-others", subject_finding
+
+
 def test_trace_lists_every_rule_tried_and_the_failed_condition():
     engine = PolicyEngine(load_policy(None))
     _, plan = decide(engine, PHI_BODY, "pat@mail.example")
