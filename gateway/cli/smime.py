@@ -15,7 +15,6 @@ from pathlib import Path
 from gateway.cli.output import add_json_flag, fail, load_config_or_exit, print_json, print_table
 from gateway.crypto.certstore import CertStore
 from gateway.crypto.inbound import open_message
-from gateway.crypto.revocation import load_crl_dir
 
 
 def register(sub) -> None:
@@ -41,7 +40,7 @@ def cmd_open(args) -> int:
     partners = [r.certificate for r in store.list() if r.kind == "recipient"]
     result = open_message(raw, identities=store.identities(), anchors=store.trust_anchors(),
                           intermediates=[*store.intermediates(), *partners],
-                          crls=load_crl_dir(config.effective_crl_cache),
+                          crl_dir=config.effective_crl_cache,
                           require_email_protection=smime.require_email_protection,
                           revocation=smime.crl)
     if args.output:

@@ -26,6 +26,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.utils import getaddresses
+from pathlib import Path
 
 from asn1crypto import cms
 from cryptography import x509
@@ -33,7 +34,7 @@ from cryptography import x509
 from gateway.audit import get_logger
 from gateway.crypto.certstore import fingerprint
 from gateway.crypto.cms_signature import SignatureError, SignedData
-from gateway.crypto.revocation import Mode
+from gateway.crypto.revocation import Mode, load_crl_dir
 from gateway.crypto.smime_entity import canonical_crlf, field_name, split_message
 from gateway.crypto.smime_in import ENVELOPED_TYPES, DecryptError, DecryptionIdentity, decrypt
 from gateway.crypto.smime_parts import Part, PartError, split_signed
@@ -97,11 +98,14 @@ def open_message(raw: bytes, *, identities: Sequence[DecryptionIdentity],
                  anchors: Sequence[x509.Certificate],
                  intermediates: Sequence[x509.Certificate] = (),
                  crls: Sequence[x509.CertificateRevocationList] = (),
+                 crl_dir: Path | None = None,
                  require_email_protection: bool = False, revocation: Mode = "soft",
                  now: dt.datetime | None = None) -> OpenResult:
-    """Decrypt and verify ``raw``; see the module docstring. Never raises."""
-    trust = TrustSettings(tuple(anchors), tuple(intermediates), tuple(crls),
-                          require_email_protection, revocation, now)
+    """Decrypt and verify ``raw``; see the module docstring. Never raises.
+    CRLs are ``crls`` plus every CRL file in ``crl_dir`` (the CRL cache)."""
+    trust = TrustSettings(tuple(anchors), tuple(intermediates),
+                          (*crls, *load_crl_dir(crl_dir)), require_email_protection,
+                          revocation, now)
     try:
         return _Opener(identities, trust).open(raw)
     except Exception as exc:  # noqa: BLE001 — a verdict, never a crash; log the type only

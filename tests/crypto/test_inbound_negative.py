@@ -143,6 +143,7 @@ def test_revoked_signer_from_crl_objects_and_from_a_cache_dir(pki, tmp_path):
     assert len(load_crl_dir(cache)) == 2
     assert_invalid(open_(pki, raw, crls=load_crl_dir(cache), revocation="hard"),
                    "signer revoked")
+    assert_invalid(open_(pki, raw, crl_dir=cache, revocation="hard"), "signer revoked")
 
 
 def test_crls_that_do_not_count(pki, tmp_path):

@@ -189,3 +189,18 @@ def test_openssl_output_with_bare_lf_still_opens(world):
     raw = message(encrypt(world, canonical_crlf(sign(world, CONTENT)), "-aes256"))
     result = world.open(raw.replace(b"\r\n", b"\n"))
     assert_valid(result)
+
+
+def test_two_signers_one_untrusted(world):
+    """RFC 8551 §3.5.3 spirit: one signature that verifies is enough."""
+    stranger = TestPKI("Stranger Root").leaf("os@surgery.test")
+    stranger.write(world.files, "stranger")
+    raw = message(ossl("-sign", "-binary", "-signer", str(world.files / "stranger.pem"),
+                       "-inkey", str(world.files / "stranger.key"), "-signer",
+                       str(world.files / "surgeon.pem"), "-inkey",
+                       str(world.files / "surgeon.key"), "-certfile",
+                       str(world.files / "sub.pem"), data=CONTENT))
+    result = world.open(raw)
+    assert_valid(result, decrypted="no")
+    alone = message(sign(world, CONTENT, signer="stranger"))
+    assert world.open(alone).signature.reason == "signer not trusted"
