@@ -2,8 +2,8 @@
 
     certs import FILE [--for ADDR]        partner certificate(s): PEM, DER, PKCS#7
     certs list [--json]                   everything, expired/expiring marked
-    certs show FP [--json]                one certificate by fingerprint prefix
-    certs remove FP
+    certs show FP [--kind K] [--json]     one certificate by fingerprint prefix
+    certs remove FP [--kind K]
     certs identity import FILE [--for ADDR|@domain] [--password-file F] [--key KEY.pem]
     certs anchor add FILE
 
@@ -23,6 +23,7 @@ from gateway.crypto.certstore import CertRecord, CertStore, CertStoreError
 
 MARKS = {"expired": "EXPIRED", "expiring": "expiring soon", "not_yet_valid": "not yet valid",
          "valid": "valid"}
+KINDS = ["recipient", "intermediate", "anchor", "identity"]
 
 
 def register(sub) -> None:
@@ -39,10 +40,14 @@ def register(sub) -> None:
     ls.set_defaults(func=cmd_list)
     show = csub.add_parser("show", help="show one certificate")
     show.add_argument("fingerprint", help="fingerprint or a unique prefix of it")
+    show.add_argument("--kind", choices=KINDS,
+                      help="when the same certificate is stored as two kinds")
     add_json_flag(show)
     show.set_defaults(func=cmd_show)
     rm = csub.add_parser("remove", help="remove a certificate (an identity with its key)")
     rm.add_argument("fingerprint", help="fingerprint or a unique prefix of it")
+    rm.add_argument("--kind", choices=KINDS,
+                    help="when the same certificate is stored as two kinds")
     rm.set_defaults(func=cmd_remove)
     ident = csub.add_parser("identity", help="the practice's own signing/decryption identities")
     isub = ident.add_subparsers(dest="identity_command", metavar="ACTION")
@@ -104,7 +109,7 @@ def cmd_list(args) -> int:
 
 def cmd_show(args) -> int:
     try:
-        record = _store(args).get(args.fingerprint)
+        record = _store(args).get(args.fingerprint, args.kind)
     except KeyError:
         return fail(f"no certificate {args.fingerprint}")
     except CertStoreError as exc:
@@ -121,7 +126,7 @@ def cmd_show(args) -> int:
 
 def cmd_remove(args) -> int:
     try:
-        record = _store(args).remove(args.fingerprint)
+        record = _store(args).remove(args.fingerprint, args.kind)
     except KeyError:
         return fail(f"no certificate {args.fingerprint}")
     except CertStoreError as exc:

@@ -372,23 +372,26 @@ class CertStore:
         self._load()
         return self._records + [i.record() for i in self._identities]
 
-    def get(self, fingerprint_prefix: str) -> CertRecord:
-        """The one record whose fingerprint starts with the prefix (colons and
-        case ignored). KeyError if none, CertStoreError if ambiguous."""
+    def get(self, fingerprint_prefix: str, kind: Kind | None = None) -> CertRecord:
+        """The one record (of ``kind``, if given) whose fingerprint starts with
+        the prefix (colons and case ignored). KeyError if none, CertStoreError
+        if ambiguous."""
         prefix = fingerprint_prefix.replace(":", "").lower()
         if len(prefix) < 4:
             raise CertStoreError("give at least 4 hex digits of the fingerprint")
-        found = [r for r in self.list() if r.fingerprint.startswith(prefix)]
+        found = [r for r in self.list() if r.fingerprint.startswith(prefix)
+                 and kind in (None, r.kind)]
         if not found:
             raise KeyError(fingerprint_prefix)
         if len(found) > 1:
             kinds = ", ".join(f"{r.kind} {r.fingerprint[:16]}" for r in found)
-            raise CertStoreError(f"fingerprint prefix {fingerprint_prefix} is ambiguous: {kinds}")
+            raise CertStoreError(f"fingerprint prefix {fingerprint_prefix} is ambiguous: {kinds}"
+                                 " (give more digits or the kind)")
         return found[0]
 
-    def remove(self, fingerprint_prefix: str) -> CertRecord:
+    def remove(self, fingerprint_prefix: str, kind: Kind | None = None) -> CertRecord:
         """Remove one certificate (and, for an identity, its key)."""
-        record = self.get(fingerprint_prefix)
+        record = self.get(fingerprint_prefix, kind)
         self._stamp = None
         if record.kind == "identity":
             folder = self.directory / "identities" / record.for_addresses[0]

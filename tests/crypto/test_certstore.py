@@ -177,3 +177,19 @@ def test_a_second_store_on_the_same_directory_sees_changes(pki, store, tmp_path)
     assert reader.certificate_for(ADDR) == leaf.cert
     store.remove(fingerprint(leaf.cert))
     assert reader.certificate_for(ADDR) is None
+
+
+def test_fingerprint_prefix_rules(pki, store, tmp_path):
+    leaf = pki.leaf(ADDR)
+    imported(store, tmp_path, leaf)
+    fp = fingerprint(leaf.cert)
+    assert store.get(":".join(fp[i:i + 2] for i in range(0, 12, 2)).upper()).certificate == leaf.cert
+    with pytest.raises(CertStoreError, match="at least 4"):
+        store.get(fp[:3])
+    # The same certificate as a recipient and as an identity: the prefix is ambiguous.
+    cert_path, key_path = leaf.write(tmp_path, "leaf")
+    store.import_identity(cert_path, None, ADDR, key_path=key_path)
+    with pytest.raises(CertStoreError, match="ambiguous"):
+        store.remove(fp)
+    assert store.remove(fp, kind="identity").kind == "identity"
+    assert store.identities() == [] and store.certificate_for(ADDR) == leaf.cert
