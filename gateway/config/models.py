@@ -146,6 +146,7 @@ class PortalConfig(Section):
     default_mailbox: PortalMailbox | None = None
     provider_addresses: dict[str, str] = {}   # provider name → e-mail (upstream when no IMAP)
     default_provider_address: str = ""
+    read_notice: bool = False      # first opening: PHI-free "your message was read" to its sender
 
 
 class SmimeConfig(Section):
