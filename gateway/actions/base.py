@@ -1,7 +1,8 @@
 """The ActionHandler protocol the dispatcher calls."""
 from __future__ import annotations
 
-from typing import Mapping, Protocol, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from gateway.model import Action, Outcome
 
@@ -30,3 +31,12 @@ class ActionHandler(Protocol):
         are bugs: the dispatcher counts them and shunts the item.
         """
         ...
+
+
+def decision_option(item, address: str, name: str):
+    """The option ``name`` of ``address``'s decision in the item's plan (None
+    when unset or the recipient is not in the plan)."""
+    try:
+        return item.plan.decision_for(address).options.get(name)
+    except KeyError:
+        return None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from gateway.actions.base import decision_option
 from gateway.actions.rewrite import by_subject_variant
 from gateway.actions.smime import NO_IDENTITY, signing_identity
 from gateway.audit import audit
@@ -38,10 +39,7 @@ def plaintext_allowed(item, recipient) -> bool:
 
 
 def wants_signature(item, address: str) -> bool:
-    try:
-        return item.plan.decision_for(address).options.get("sign") is True
-    except KeyError:
-        return False
+    return decision_option(item, address, "sign") is True
 
 
 class RelayAction:

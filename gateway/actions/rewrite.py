@@ -13,14 +13,13 @@ import re
 from collections.abc import Iterable
 from email.header import Header, decode_header, make_header
 
+from gateway.actions.base import decision_option
+
 _SUBJECT = re.compile(rb"^subject:[^\r\n]*(?:\r?\n[ \t][^\r\n]*)*\r?\n", re.IGNORECASE | re.MULTILINE)
 
 
 def keyword_to_strip(item, address: str) -> str | None:
-    try:
-        return item.plan.decision_for(address).options.get("strip_subject_keyword") or None
-    except KeyError:
-        return None
+    return decision_option(item, address, "strip_subject_keyword") or None
 
 
 def strip_subject_keyword(raw: bytes, keyword: str) -> bytes:

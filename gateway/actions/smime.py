@@ -31,6 +31,7 @@ import asyncio
 import datetime as dt
 from collections.abc import Sequence
 
+from gateway.actions.base import decision_option
 from gateway.actions.rewrite import keyword_to_strip, strip_subject_keyword
 from gateway.audit import audit
 from gateway.config.models import SmimeConfig
@@ -54,12 +55,7 @@ def signing_identity(store: CertStore, sender: str, *, require_email_protection:
 
 
 def _wants_neutral_subject(item, address: str, config: SmimeConfig) -> bool:
-    if config.strip_subject:
-        return True
-    try:
-        return item.plan.decision_for(address).options.get("strip_subject") is True
-    except KeyError:
-        return False
+    return config.strip_subject or decision_option(item, address, "strip_subject") is True
 
 
 class SmimeAction:

@@ -107,13 +107,20 @@ def cmd_list(args) -> int:
     return 0
 
 
-def cmd_show(args) -> int:
+def _find(args, operation: str):
+    """(record, None) from the store's ``get`` or ``remove``, or (None, exit code)."""
     try:
-        record = _store(args).get(args.fingerprint, args.kind)
+        return getattr(_store(args), operation)(args.fingerprint, args.kind), None
     except KeyError:
-        return fail(f"no certificate {args.fingerprint}")
+        return None, fail(f"no certificate {args.fingerprint}")
     except CertStoreError as exc:
-        return fail(str(exc))
+        return None, fail(str(exc))
+
+
+def cmd_show(args) -> int:
+    record, error = _find(args, "get")
+    if record is None:
+        return error
     data = record.to_json()
     if args.json:
         print_json(data)
@@ -125,12 +132,9 @@ def cmd_show(args) -> int:
 
 
 def cmd_remove(args) -> int:
-    try:
-        record = _store(args).remove(args.fingerprint, args.kind)
-    except KeyError:
-        return fail(f"no certificate {args.fingerprint}")
-    except CertStoreError as exc:
-        return fail(str(exc))
+    record, error = _find(args, "remove")
+    if record is None:
+        return error
     print(f"removed {record.kind} {record.fingerprint[:16]} ({record.subject})")
     return 0
 

@@ -248,6 +248,17 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
         return list(pkcs7.load_der_pkcs7_certificates(data))
 
 
+def read_certificates(path: Path) -> list[x509.Certificate]:
+    """Every certificate in a PEM, DER or PKCS#7 file (CertStoreError if none)."""
+    try:
+        certs = load_certificates(path.read_bytes())
+    except ValueError as exc:
+        raise CertStoreError(f"{path.name}: no certificate found ({exc})") from None
+    if not certs:
+        raise CertStoreError(f"{path.name}: no certificate found")
+    return certs
+
+
 def _normal_binding(value: str) -> str:
     value = value.strip().lower()
     if not (_ADDRESS.match(value) or _DOMAIN.match(value)):
@@ -329,12 +340,7 @@ class CertStore:
         (end-entity certificates). Re-importing a certificate keeps its earlier
         ``--for`` bindings and adds the new one."""
         path = Path(path)
-        try:
-            certs = load_certificates(path.read_bytes())
-        except ValueError as exc:
-            raise CertStoreError(f"{path.name}: no certificate found ({exc})") from None
-        if not certs:
-            raise CertStoreError(f"{path.name}: no certificate found")
+        certs = read_certificates(path)
         bound = _normal_binding(for_address) if for_address else None
         if bound and bound.startswith("@"):
             raise CertStoreError("--for takes one address for a recipient certificate")
@@ -473,12 +479,7 @@ class CertStore:
 
     def add_anchor(self, path: Path) -> list[CertRecord]:
         path = Path(path)
-        try:
-            certs = load_certificates(path.read_bytes())
-        except ValueError as exc:
-            raise CertStoreError(f"{path.name}: no certificate found ({exc})") from None
-        if not certs:
-            raise CertStoreError(f"{path.name}: no certificate found")
+        certs = read_certificates(path)
         source = f"import:{path.name}"
         for cert in certs:
             self._write_cert("anchors", cert, {"source": source})
