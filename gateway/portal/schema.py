@@ -3,6 +3,10 @@
 Message bodies and attachments are kept only until ``expires_at`` (the
 configured retention); the purge removes them. Secrets (session ids, one-time
 link tokens) are stored as SHA-256 hashes, never in the clear.
+
+Changes after revision 0001 go through a new alembic revision in
+``migrations/versions`` (0002 added the TOTP enrolment columns, the outbox's
+kind/rcpt/subject and the throttle table); never edit an applied revision.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from sqlalchemy import (
                         Column,
                         Float,
                         ForeignKey,
+                        Index,
                         Integer,
                         LargeBinary,
                         MetaData,
@@ -35,6 +40,8 @@ accounts = Table(
     Column("provider", String(200), nullable=False, default=""),
     Column("password_hash", String(300)),                              # none: not registered yet
     Column("totp_secret", String(64)),
+    Column("totp_pending", String(64)),                                # enrolment not confirmed yet
+    Column("totp_last_step", Integer),                                 # last accepted time step
     Column("status", String(16), nullable=False, default="active"),    # active | revoked
     Column("failed_logins", Integer, nullable=False, default=0),
     Column("lock_count", Integer, nullable=False, default=0),
@@ -96,6 +103,11 @@ outbox = Table(
     Column("provider", String(200), nullable=False),
     Column("message_id", String(998), nullable=False),
     Column("raw", LargeBinary, nullable=False),
+    # patient: the patient's reply or new message (the "Sent" view);
+    # read_notice: the optional "your message was read" notice to ``rcpt``.
+    Column("kind", String(16), nullable=False, default="patient", server_default="patient"),
+    Column("rcpt", String(320)),                          # set: upstream to this address
+    Column("subject", Text, nullable=False, default="", server_default=""),
     Column("created_at", Float, nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("sent_at", Float, index=True),
@@ -109,4 +121,16 @@ access_log = Table(
     Column("event", String(32), nullable=False),
     Column("message_ref", String(32), nullable=False, default=""),
     Column("at", Float, nullable=False),
+)
+
+# Rate limiting shared by every node: one row per counted request; ``key`` is
+# an HMAC of what is counted (an address asked for, a client address), never
+# the address itself.
+throttle = Table(
+    "throttle", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("key", String(64), nullable=False),
+    Column("at", Float, nullable=False),
+    Index("ix_throttle_key_at", "key", "at"),
 )

@@ -29,9 +29,11 @@ from gateway.portal.schema import (
     messages,
     outbox,
     sessions,
+    throttle,
 )
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+THROTTLE_KEEP = 86400.0       # throttle rows older than this are purged (windows are shorter)
 
 
 def new_public_id() -> str:
@@ -151,6 +153,18 @@ class PortalStore:
 
     async def set_account(self, account_id: int, **values) -> None:
         await self._run(lambda: self.set_account_sync(account_id, **values))
+
+    async def advance_totp_step(self, account_id: int, step: int) -> bool:
+        """Accept TOTP time step ``step`` once: False if it (or a later one) was
+        already used, so a code seen over someone's shoulder cannot be replayed."""
+        def run():
+            with self.engine.begin() as conn:
+                return conn.execute(
+                    update(accounts).where(accounts.c.id == account_id,
+                                           (accounts.c.totp_last_step.is_(None))
+                                           | (accounts.c.totp_last_step < step))
+                    .values(totp_last_step=step)).rowcount == 1
+        return await self._run(run)
 
     async def count_failed_login(self, account_id: int) -> tuple[int, int]:
         """Add one failed login atomically; (failures now, locks so far)."""
@@ -310,11 +324,17 @@ class PortalStore:
         return await self._run(self.attachment_sync, account_id, message_public_id,
                                attachment_public_id)
 
-    def purge_sync(self, now: float | None = None) -> int:
-        """Delete expired messages (attachments follow), expired sessions' links
-        and used or expired one-time links; the number of messages removed."""
+    def purge_sync(self, now: float | None = None, sent_retention: float | None = None) -> int:
+        """Delete expired messages (attachments follow), used or expired
+        one-time links, throttle rows older than a day and, with
+        ``sent_retention``, delivered outbox rows (the Sent view) older than
+        that; the number of messages removed."""
         now = time.time() if now is None else now
         with self.engine.begin() as conn:
+            conn.execute(delete(throttle).where(throttle.c.at <= now - THROTTLE_KEEP))
+            if sent_retention is not None:
+                conn.execute(delete(outbox).where(outbox.c.sent_at.is_not(None),
+                                                  outbox.c.created_at <= now - sent_retention))
             expired = select(messages.c.id).where(messages.c.expires_at <= now)
             conn.execute(delete(attachments).where(attachments.c.message_id.in_(expired)))
             n = conn.execute(delete(messages).where(messages.c.expires_at <= now)).rowcount
@@ -322,8 +342,8 @@ class PortalStore:
                                              | links.c.used_at.is_not(None)))
         return n
 
-    async def purge(self) -> int:
-        return await self._run(self.purge_sync)
+    async def purge(self, sent_retention: float | None = None) -> int:
+        return await self._run(lambda: self.purge_sync(sent_retention=sent_retention))
 
     # ----------------------------------------------------------------- sessions
     def create_session_sync(self, account_id: int) -> str:
@@ -366,22 +386,40 @@ class PortalStore:
 
     # ------------------------------------------------------------------- outbox
     async def enqueue_outgoing(self, account_id: int, provider: str, message_id: str,
-                               raw: bytes) -> int:
+                               raw: bytes, *, subject: str = "", kind: str = "patient",
+                               rcpt: str | None = None) -> int:
+        """Queue mail for ``OutboxDelivery``: a patient's message to ``provider``
+        (kind "patient", listed in the Sent view) or, with ``rcpt``, a notice
+        through the upstream to that address (kind "read_notice")."""
         def run():
             with self.engine.begin() as conn:
                 return conn.execute(insert(outbox).values(
                     account_id=account_id, provider=provider, message_id=message_id, raw=raw,
+                    kind=kind, rcpt=rcpt, subject=subject[:998],
                     created_at=time.time()).returning(outbox.c.id)).scalar_one()
         return await self._run(run)
 
     async def pending_outgoing(self, limit: int = 50) -> list[dict]:
         def run():
             q = (select(outbox.c.id, outbox.c.provider, outbox.c.message_id, outbox.c.raw,
-                        outbox.c.attempts, outbox.c.account_id)
+                        outbox.c.attempts, outbox.c.account_id, outbox.c.kind, outbox.c.rcpt)
                  .where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(limit))
             with self.engine.connect() as conn:
                 return [dict(r) for r in conn.execute(q).mappings()]
         return await self._run(run)
+
+    def sent_sync(self, account_id: int, limit: int = 200) -> list[dict]:
+        """The patient's own messages to the practice, newest first, with their
+        delivery state (``sent_at`` set: delivered; ``attempts``: tries so far)."""
+        q = (select(outbox.c.id, outbox.c.subject, outbox.c.created_at, outbox.c.sent_at,
+                    outbox.c.attempts)
+             .where(outbox.c.account_id == account_id, outbox.c.kind == "patient")
+             .order_by(outbox.c.created_at.desc(), outbox.c.id.desc()).limit(limit))
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    async def sent(self, account_id: int) -> list[dict]:
+        return await self._run(self.sent_sync, account_id)
 
     async def mark_outgoing(self, outbox_id: int, *, sent: bool) -> None:
         def run():
@@ -389,6 +427,25 @@ class PortalStore:
             with self.engine.begin() as conn:
                 conn.execute(update(outbox).where(outbox.c.id == outbox_id).values(**values))
         await self._run(run)
+
+    # ----------------------------------------------------------------- throttle
+    def throttle_sync(self, checks: list[tuple[str, float, int]]) -> bool:
+        """Rate limit: ``checks`` are (key, window seconds, limit). If every key
+        has fewer than ``limit`` rows inside its window, count this request for
+        each key and return True; otherwise count nothing and return False."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            for key, window, limit in checks:
+                n = conn.execute(select(func.count()).select_from(throttle).where(
+                    throttle.c.key == key, throttle.c.at > now - window)).scalar_one()
+                if n >= limit:
+                    return False
+            for key, _window, _limit in checks:
+                conn.execute(insert(throttle).values(key=key, at=now))
+        return True
+
+    async def throttle(self, checks: list[tuple[str, float, int]]) -> bool:
+        return await self._run(self.throttle_sync, checks)
 
     # --------------------------------------------------------------- access log
     async def log_access(self, account_id: int, event_name: str, message_ref: str = "") -> None:
