@@ -5,10 +5,16 @@ argon2id hashes (argon2-cffi defaults) computed in a thread. After
 doubling with each further lock (backoff); a success resets the counter.
 Every failure looks the same to the caller: unknown address, wrong
 password, wrong code and locked account all give ``None``.
+
+TOTP (RFC 6238, 30 s steps, ±1 step of clock drift): each accepted time step
+is remembered on the account (``totp_last_step``) and never accepted again,
+so a code cannot be replayed within its window.
 """
 from __future__ import annotations
 
 import asyncio
+import datetime
+import hmac
 import time
 from dataclasses import dataclass
 
@@ -35,6 +41,21 @@ async def _verify(password_hash: str, password: str) -> bool:
         except (VerificationError, InvalidHashError):
             return False
     return await asyncio.to_thread(run)
+
+
+def totp_step(secret: str, code: str, now: float | None = None) -> int | None:
+    """The time step (±1 around now) whose code is ``code``, else None."""
+    code = code.strip().replace(" ", "")
+    if not secret or len(code) != 6 or not code.isdigit():
+        return None
+    totp = pyotp.TOTP(secret)
+    now = time.time() if now is None else now
+    step = totp.timecode(datetime.datetime.fromtimestamp(now, tz=datetime.UTC))
+    found = None
+    for candidate in (step - 1, step, step + 1):
+        if hmac.compare_digest(totp.generate_otp(candidate), code):
+            found = candidate
+    return found
 
 
 def password_problem(password: str, again: str) -> str | None:
@@ -64,17 +85,31 @@ class Authenticator:
         ok = await _verify(account["password_hash"] if usable else _DUMMY_HASH, password)
         if not usable:
             return None
-        now = time.time()
-        if account["locked_until"] > now:
-            return None
-        if ok and account["totp_secret"]:
-            ok = pyotp.TOTP(account["totp_secret"]).verify(code.strip(), valid_window=1)
-        if not ok:
-            await self._count_failure(account, now)
+        if not await self._second_factor_ok(account, ok, code):
             return None
         await self.store.set_account(account["id"], failed_logins=0, lock_count=0,
                                      locked_until=0.0)
         return account
+
+    async def confirm(self, account: dict, password: str, code: str) -> bool:
+        """Re-check a logged-in holder's password and current TOTP code (before
+        turning the second factor off); failures count towards the lockout."""
+        fresh = await self.store.account(account["id"])
+        if fresh is None or fresh["password_hash"] is None:
+            return False
+        ok = await _verify(fresh["password_hash"], password)
+        return await self._second_factor_ok(fresh, ok, code)
+
+    async def _second_factor_ok(self, account: dict, ok: bool, code: str) -> bool:
+        now = time.time()
+        if account["locked_until"] > now:
+            return False
+        if ok and account["totp_secret"]:
+            step = totp_step(account["totp_secret"], code, now)
+            ok = step is not None and await self.store.advance_totp_step(account["id"], step)
+        if not ok:
+            await self._count_failure(account, now)
+        return ok
 
     async def _count_failure(self, account: dict, now: float) -> None:
         failures, locks = await self.store.count_failed_login(account["id"])
