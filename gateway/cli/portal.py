@@ -37,6 +37,8 @@ def register(sub) -> None:
     reset = psub.add_parser("reset", help="issue a one-time password-reset link")
     reset.add_argument("email")
     reset.add_argument("--send", action="store_true", help="e-mail the link to the account")
+    reset.add_argument("--clear-totp", action="store_true",
+                       help="also turn off the account's two-step sign-in (lost phone)")
     reset.set_defaults(func=cmd_reset)
 
     ls = psub.add_parser("list", help="list portal accounts")
@@ -124,6 +126,10 @@ def cmd_reset(args) -> int:
     if account["status"] != "active":
         return fail("the account is revoked; grant access again first")
     store.set_account_sync(account["id"], failed_logins=0, locked_until=0.0)
+    if args.clear_totp:
+        store.set_account_sync(account["id"], totp_secret=None, totp_pending=None,
+                               totp_last_step=None)
+        print(f"two-step sign-in turned off for {account['email']}")
     purpose = "reset" if account["password_hash"] else "register"
     return _issue_link(config, store, account, purpose, args.send)
 
@@ -145,7 +151,8 @@ def cmd_list(args) -> int:
 
 def cmd_purge(args) -> int:
     config = load_config_or_exit(args)
-    print(f"{_store(config).purge_sync()} expired message(s) deleted")
+    removed = _store(config).purge_sync(sent_retention=config.portal.retention)
+    print(f"{removed} expired message(s) deleted")
     return 0
 
 

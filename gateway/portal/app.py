@@ -1,10 +1,16 @@
 """The portal web application (aiohttp + jinja2), a thin edge.
 
-``build_app(store, config, secret, outbox=None)`` returns the aiohttp
-Application; the daemon runs it in its own loop with ``web.AppRunner`` /
-``web.TCPSite`` (see ``serve``). Patients log in, read (HTML sanitised), download
-attachments, reply and write to their provider; those messages go into the
-store's outbox and ``outbox.wake()`` is called — the app never delivers.
+``build_app(store, config, secret, outbox=None, mailer=None)`` returns the
+aiohttp Application; the daemon runs it in its own loop with
+``web.AppRunner`` / ``web.TCPSite`` (see ``serve``). Patients log in, read
+(HTML sanitised), download attachments, reply and write to their provider;
+those messages go into the store's outbox and ``outbox.wake()`` is called —
+the app never delivers them itself. They see what they sent and its delivery
+state under "Sent", turn the optional TOTP second factor on and off under
+"Sign-in security", and ask for a password-reset link on the login page
+("Forgot password?"): that one-time link is mailed through ``mailer`` (the
+upstream courier) in the background, so the answer is the same, and as quick,
+whether or not the address has an account.
 
 No address or PHI in any URL: messages and attachments are addressed by
 random public ids checked against the session's account. Every POST needs the
@@ -12,29 +18,58 @@ CSRF token bound to the session (or pre-login) cookie.
 """
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
+import hmac
+import ipaddress
 import secrets
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import jinja2
+import pyotp
+import structlog
 from aiohttp import web
 
 from gateway.audit import audit
 from gateway.config.models import PortalConfig
-from gateway.portal.auth import Authenticator, Lockout, hash_password, password_problem
+from gateway.model import Delivered
+from gateway.portal.auth import (
+    Authenticator,
+    Lockout,
+    hash_password,
+    password_problem,
+    totp_step,
+)
+from gateway.portal.mails import read_notice, reset_mail
 from gateway.portal.outbox import compose_to_provider
 from gateway.portal.security import csrf_ok, csrf_token, sanitize_html, security_headers
 from gateway.portal.store import AttachmentIn, PortalStore
 
+try:                        # QR code of the TOTP secret, only when segno is installed
+    import segno
+except ImportError:         # pragma: no cover - depends on the installation
+    segno = None
+
+log = structlog.get_logger()
 HERE = Path(__file__).parent
 SESSION_COOKIE = "phigate_session"
 PRE_COOKIE = "phigate_pre"
+# "Forgot password?": at most this many links per address asked for, and this
+# many requests per client address, per window (seconds).
+FORGOT_WINDOW = 3600.0
+FORGOT_PER_ADDRESS = 3
+FORGOT_PER_CLIENT = 20
 
 STORE = web.AppKey("store", PortalStore)
 CONFIG = web.AppKey("config", PortalConfig)
 SECRET = web.AppKey("secret", bytes)
 AUTH = web.AppKey("auth", Authenticator)
 OUTBOX = web.AppKey("outbox", object)
+MAILER = web.AppKey("mailer", object)
+TASKS = web.AppKey("tasks", set)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 
 
@@ -198,9 +233,33 @@ async def read_message(request: web.Request):
         audit("read_receipt", account_id=account["id"], message_ref=message["public_id"],
               queue_id=message["queue_id"], recipient=message["recipient"])
         await store.log_access(account["id"], "read_receipt", message["public_id"])
+        if request.app[CONFIG].read_notice:
+            await _queue_read_notice(request, account, message)
     html = sanitize_html(message["body_html"]) if message["body_html"] else ""
     return render(request, "message.html", {"account": account, "message": message,
                                             "files": files, "html": html})
+
+
+async def _queue_read_notice(request: web.Request, account: dict, message: dict) -> None:
+    """Queue the PHI-free "your message was read" notice to the message's sender."""
+    built = read_notice(request.app[CONFIG], message, time.time(), domain=_domain(request))
+    if built is None:
+        return
+    to, msg = built
+    await request.app[STORE].enqueue_outgoing(account["id"], account["provider"],
+                                              msg["Message-ID"], msg.as_bytes(),
+                                              kind="read_notice", rcpt=to)
+    _wake(request)
+
+
+def _domain(request: web.Request) -> str | None:
+    return urlsplit(request.app[CONFIG].base_url).hostname or None
+
+
+def _wake(request: web.Request) -> None:
+    outbox = request.app.get(OUTBOX)
+    if outbox is not None:
+        outbox.wake()
 
 
 async def download(request: web.Request):
@@ -230,16 +289,15 @@ def _files(form) -> list[AttachmentIn]:
 async def _enqueue(request, account, subject, body, files, in_reply_to="") -> None:
     config = request.app[CONFIG]
     msg = compose_to_provider(config, account, subject, body, files, in_reply_to,
-                              domain=urlsplit(config.base_url).hostname or None)
+                              domain=_domain(request))
     store = request.app[STORE]
     outbox_id = await store.enqueue_outgoing(account["id"], account["provider"],
-                                             msg["Message-ID"], msg.as_bytes())
+                                             msg["Message-ID"], msg.as_bytes(),
+                                             subject=str(msg["Subject"]))
     audit("portal_reply", account_id=account["id"], message_ref=str(outbox_id),
           count=len(files))
     await store.log_access(account["id"], "send", str(outbox_id))
-    outbox = request.app.get(OUTBOX)
-    if outbox is not None:
-        outbox.wake()
+    _wake(request)
 
 
 async def reply(request: web.Request):
@@ -250,7 +308,7 @@ async def reply(request: web.Request):
     subject = subject if subject.lower().startswith("re:") else f"Re: {subject}"
     await _enqueue(request, account, subject, str(form.get("body", "")), _files(form),
                    message["message_id"])
-    raise web.HTTPSeeOther("/inbox?sent")
+    raise web.HTTPSeeOther("/sent?sent")
 
 
 async def compose_form(request: web.Request):
@@ -263,11 +321,169 @@ async def compose(request: web.Request):
     form = await request.post()
     await _enqueue(request, account, str(form.get("subject", "")), str(form.get("body", "")),
                    _files(form))
-    raise web.HTTPSeeOther("/inbox?sent")
+    raise web.HTTPSeeOther("/sent?sent")
+
+
+async def sent_view(request: web.Request):
+    account = await current_account(request)
+    rows = await request.app[STORE].sent(account["id"])
+    return render(request, "sent.html", {"account": account, "rows": rows,
+                                         "just_sent": "sent" in request.query})
+
+
+# ------------------------------------------------------- forgotten password
+def client_address(request: web.Request) -> str:
+    """The client's IP address; behind a reverse proxy on this host (peer on
+    loopback) the last X-Forwarded-For entry, the one that proxy added."""
+    peer = request.remote or ""
+    try:
+        local = ipaddress.ip_address(peer).is_loopback
+    except ValueError:
+        local = False
+    if local:
+        forwarded = request.headers.get("X-Forwarded-For", "").rsplit(",", 1)[-1].strip()
+        if forwarded:
+            return forwarded
+    return peer
+
+
+def _throttle_key(request: web.Request, kind: str, value: str) -> str:
+    """An HMAC, so the throttle table holds no address, e-mail or IP."""
+    return hmac.new(request.app[SECRET], f"throttle:{kind}:{value}".encode(),
+                    hashlib.sha256).hexdigest()
+
+
+async def forgot_form(request: web.Request):
+    return render(request, "forgot.html", {})
+
+
+async def forgot(request: web.Request):
+    """Same answer whatever was entered; a link is issued and mailed (in the
+    background) only for an active account and within the rate limits."""
+    form = await request.post()
+    address = str(form.get("email", "")).strip()[:320]
+    store = request.app[STORE]
+    config = request.app[CONFIG]
+    account = await store.account_by_email(address) if address else None
+    allowed = await store.throttle([
+        (_throttle_key(request, "forgot-address", address.lower()), FORGOT_WINDOW,
+         FORGOT_PER_ADDRESS),
+        (_throttle_key(request, "forgot-client", client_address(request)), FORGOT_WINDOW,
+         FORGOT_PER_CLIENT)])
+    if allowed and account is not None and account["status"] == "active":
+        token = await store.issue_link(account["id"], "reset", config.reset_link_ttl)
+        await store.log_access(account["id"], "reset_request")
+        link = f"{config.base_url.rstrip('/')}/reset/{token}"
+        _background(request.app, _send_reset(request.app, account, link, _domain(request)))
+    return render(request, "forgot_sent.html", {})
+
+
+def _background(app: web.Application, coro) -> None:
+    task = asyncio.create_task(coro)
+    app[TASKS].add(task)
+    task.add_done_callback(app[TASKS].discard)
+
+
+async def _send_reset(app: web.Application, account: dict, link: str, domain: str | None):
+    mailer = app.get(MAILER)
+    if mailer is None:
+        log.warning("portal: no upstream to mail a reset link", account_id=account["id"])
+        return
+    msg = reset_mail(app[CONFIG], account["email"], link, domain)
+    sender = str(msg["From"])
+    try:
+        outcome = (await mailer.send(sender, [account["email"]], msg.as_bytes()))[
+            account["email"]]
+    except Exception as exc:  # noqa: BLE001 - logged by type only: the text may hold the address
+        log.warning("portal: reset link not sent", account_id=account["id"],
+                    error=type(exc).__name__)
+        return
+    if isinstance(outcome, Delivered):
+        audit("notice_sent", account_id=account["id"], action="portal_reset")
+    else:
+        log.warning("portal: reset link not sent", account_id=account["id"],
+                    outcome=type(outcome).__name__, code=getattr(outcome, "code", None))
+
+
+async def _drain(app: web.Application) -> None:
+    """On shutdown: let reset mails in flight finish (bounded)."""
+    if app[TASKS]:
+        await asyncio.wait(set(app[TASKS]), timeout=30)
+
+
+# ------------------------------------------------------------ sign-in security
+def _qr_data_uri(uri: str) -> str | None:
+    if segno is None:
+        return None
+    svg = segno.make(uri, error="m").svg_inline(scale=5, border=2)
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+
+
+async def security_page(request: web.Request, error: str = "", status: int = 200):
+    account = await current_account(request)
+    context = {"account": account, "enabled": bool(account["totp_secret"]), "error": error,
+               "done": request.query.get("done", "")}
+    pending = account["totp_pending"]
+    if pending and not account["totp_secret"]:
+        uri = pyotp.TOTP(pending).provisioning_uri(name=account["email"],
+                                                   issuer_name=request.app[CONFIG].practice_name)
+        context.update(pending=True, secret_groups=" ".join(
+            pending[i:i + 4] for i in range(0, len(pending), 4)),
+            otpauth_uri=uri, qr=_qr_data_uri(uri))
+    return render(request, "security.html", context, status=status)
+
+
+async def totp_start(request: web.Request):
+    account = await current_account(request)
+    if not account["totp_secret"]:
+        await request.app[STORE].set_account(account["id"], totp_pending=pyotp.random_base32())
+    raise web.HTTPSeeOther("/security")
+
+
+async def totp_cancel(request: web.Request):
+    account = await current_account(request)
+    await request.app[STORE].set_account(account["id"], totp_pending=None)
+    raise web.HTTPSeeOther("/security")
+
+
+async def totp_confirm(request: web.Request):
+    account = await current_account(request)
+    form = await request.post()
+    pending = account["totp_pending"]
+    if account["totp_secret"] or not pending:
+        raise web.HTTPSeeOther("/security")
+    step = totp_step(pending, str(form.get("code", "")))
+    if step is None:
+        return await security_page(request, "That code did not match. Check the time on your "
+                                   "phone and enter the code now shown.", status=400)
+    await request.app[STORE].set_account(account["id"], totp_secret=pending, totp_pending=None,
+                                         totp_last_step=step)
+    await request.app[STORE].log_access(account["id"], "totp_on")
+    raise web.HTTPSeeOther("/security?done=on")
+
+
+async def totp_off(request: web.Request):
+    account = await current_account(request)
+    if not account["totp_secret"]:
+        raise web.HTTPSeeOther("/security")
+    form = await request.post()
+    if not await request.app[AUTH].confirm(account, str(form.get("password", "")),
+                                           str(form.get("code", ""))):
+        return await security_page(request, "That did not work. Check your password and the "
+                                   "code from your app.", status=400)
+    await request.app[STORE].set_account(account["id"], totp_secret=None, totp_pending=None,
+                                         totp_last_step=None)
+    await request.app[STORE].log_access(account["id"], "totp_off")
+    raise web.HTTPSeeOther("/security?done=off")
+
+
+def _local_time(ts: float | None) -> str:
+    return time.strftime("%d %b %Y, %H:%M", time.localtime(ts)) if ts else ""
 
 
 def build_app(store: PortalStore, config: PortalConfig, secret: bytes,
-              outbox=None) -> web.Application:
+              outbox=None, mailer=None) -> web.Application:
+    """``mailer``: a Courier (``send(sender, rcpts, data)``) for reset links."""
     app = web.Application(middlewares=[guard],
                           client_max_size=int(config.max_upload_size) + 1_000_000)
     app[STORE] = store
@@ -276,8 +492,13 @@ def build_app(store: PortalStore, config: PortalConfig, secret: bytes,
     app[AUTH] = Authenticator(store, Lockout(config.lockout_threshold, config.lockout_base))
     if outbox is not None:
         app[OUTBOX] = outbox
+    if mailer is not None:
+        app[MAILER] = mailer
+    app[TASKS] = set()
+    app.on_cleanup.append(_drain)
     app[TEMPLATES] = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                                         autoescape=True)
+    app[TEMPLATES].filters["when"] = _local_time
     register_form, register_submit = _link_view("register")
     reset_form, reset_submit = _link_view("reset")
     app.add_routes([
@@ -288,6 +509,11 @@ def build_app(store: PortalStore, config: PortalConfig, secret: bytes,
         web.get("/inbox", inbox), web.get("/m/{mid}", read_message),
         web.get("/m/{mid}/a/{aid}", download), web.post("/m/{mid}/reply", reply),
         web.get("/compose", compose_form), web.post("/compose", compose),
+        web.get("/sent", sent_view),
+        web.get("/forgot", forgot_form), web.post("/forgot", forgot),
+        web.get("/security", security_page), web.post("/security/totp/start", totp_start),
+        web.post("/security/totp/confirm", totp_confirm),
+        web.post("/security/totp/cancel", totp_cancel), web.post("/security/totp/off", totp_off),
         web.static("/static", HERE / "static"),
     ])
     return app

@@ -6,6 +6,9 @@ IMAP APPEND (unread) or through the upstream courier when that provider has no
 IMAP mailbox, and marks it sent in the store. Couriers are handed in by the
 wiring code. A message retried after an unclear failure is first looked for
 in the mailbox by Message-ID, so it is not appended twice.
+
+Rows with ``rcpt`` set (the optional read notice, ``mails.read_notice``) go
+through the upstream to that address instead of a provider's mailbox.
 """
 from __future__ import annotations
 
@@ -100,6 +103,13 @@ class OutboxDelivery:
         return sent
 
     async def _deliver(self, row: dict) -> bool:
+        if row.get("rcpt"):
+            if self.upstream is None:
+                log.warning("portal outbox: no upstream for a notice", outbox_id=row["id"])
+                return False
+            target, courier = row["rcpt"], self.upstream
+            outcome = (await courier.send(self.sender or target, [target], row["raw"]))[target]
+            return isinstance(outcome, Delivered)
         mailbox = self.mailboxes.get(row["provider"]) or self.default_mailbox
         if mailbox is not None:
             if row["attempts"] and await mailbox.contains(row["message_id"]):

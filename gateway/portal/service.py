@@ -1,7 +1,8 @@
 """PortalService: the portal role, ready to run inside any asyncio loop.
 
 Builds from ``PortalConfig`` the store, the provider-mailbox couriers, the
-outbox delivery loop, the web app and the hourly purge; ``start()`` listens
+outbox delivery loop, the web app (its reset links go out through
+``upstream``) and the hourly purge; ``start()`` listens
 on ``portal.address``, ``stop()`` closes everything. Used by ``phigate run``
 (through ``gateway/app.py``) and by ``phigate portal serve``.
 """
@@ -47,7 +48,7 @@ class PortalService:
         self.outbox = OutboxDelivery(store, config, mailboxes, default_mailbox=default,
                                      upstream=upstream, sender=sender or config.notice_from)
         self.app = build_app(store, config, load_secret(Path(state_dir) / "portal-secret"),
-                             outbox=self.outbox)
+                             outbox=self.outbox, mailer=upstream)
         self._runner = None
         self._tasks: list[asyncio.Task] = []
 
@@ -67,7 +68,7 @@ class PortalService:
     async def _purge_loop(self) -> None:
         while True:
             try:
-                removed = await self.store.purge()
+                removed = await self.store.purge(sent_retention=self.config.retention)
                 if removed:
                     log.info("portal purge", count=removed)
             except Exception:

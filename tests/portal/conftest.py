@@ -75,8 +75,10 @@ async def portal_outbox(portal_store, portal_config, upstream_courier):
 
 
 @pytest.fixture
-async def portal_server(portal_store, portal_config, portal_port, portal_outbox, tmp_path):
-    app = build_app(portal_store, portal_config, b"k" * 32, outbox=portal_outbox)
+async def portal_server(portal_store, portal_config, portal_port, portal_outbox, upstream_courier,
+                        tmp_path):
+    app = build_app(portal_store, portal_config, b"k" * 32, outbox=portal_outbox,
+                    mailer=upstream_courier)
     runner = await serve(app, "127.0.0.1", portal_port)
     yield portal_config.base_url
     await runner.cleanup()

@@ -91,3 +91,38 @@ async def test_patient_journey(gateway_with_portal, portal_store, portal_config,
     finally:
         loop_task.cancel()
         await runner.cleanup()
+
+
+async def test_forgot_password_in_the_browser(portal_server, portal_store, upstream_sink,
+                                              browser_page, screenshot_dir, request):
+    """Login page → "Forgot password?" → e-mail address → the link from the
+    mail → new password → log in; no address in any URL on the way."""
+    from gateway.portal.auth import hash_password
+    from tests.portal.conftest import link_from
+
+    store_kind = request.node.callspec.params["portal_store"]
+    account = await portal_store.upsert_account(PATIENT, first_name="Maria")
+    await portal_store.set_account(account["id"],
+                                   password_hash=await hash_password("forgotten one 1"))
+    page = browser_page
+    seen = []
+    page.on("framenavigated", lambda frame: seen.append(frame.url))
+    await page.goto(portal_server + "/login")
+    await page.get_by_role("link", name="Forgot password?").click()
+    await page.wait_for_url(portal_server + "/forgot")
+    await page.get_by_label("E-mail address").fill(PATIENT)
+    await page.get_by_role("button", name="Send me a link").click()
+    await page.get_by_role("heading", name="Check your e-mail").wait_for()
+    await page.screenshot(path=screenshot_dir / f"portal-forgot-{store_kind}.png",
+                          full_page=True)
+    await upstream_sink.wait_for(1, timeout=30)
+    await page.goto(portal_server + link_from(upstream_sink.messages[0].data, "reset"))
+    await page.get_by_label("New password", exact=True).fill("remembered now 2")
+    await page.get_by_label("New password again").fill("remembered now 2")
+    await page.get_by_role("button", name="Save password").click()
+    await page.wait_for_url(portal_server + "/login")
+    await page.get_by_label("E-mail address").fill(PATIENT)
+    await page.get_by_label("Password", exact=True).fill("remembered now 2")
+    await page.get_by_role("button", name="Log in").click()
+    await page.wait_for_url(portal_server + "/inbox")
+    assert seen and not any("@" in url or "maria" in url.lower() for url in seen), seen
