@@ -91,3 +91,20 @@ def test_serve_answers_and_stops_on_sigterm(config_file):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_reset_can_clear_two_step_sign_in(config_file, tmp_path, capsys):
+    """A patient who lost their phone: staff reset the password and TOTP."""
+    assert run(config_file, "grant", "bo@mail.example", *GRANT) == 0
+    store = open_store(sqlite_url(tmp_path / "state" / "portal.db"))
+    account = store.account_by_email_sync("bo@mail.example")
+    store.set_account_sync(account["id"], password_hash="x", totp_secret="A" * 32,
+                           totp_last_step=5)
+    assert run(config_file, "reset", "bo@mail.example") == 0
+    assert store.account_sync(account["id"])["totp_secret"] == "A" * 32     # kept by default
+    assert run(config_file, "reset", "bo@mail.example", "--clear-totp") == 0
+    out = capsys.readouterr().out
+    assert "two-step sign-in turned off" in out and "/reset/" in out
+    stored = store.account_sync(account["id"])
+    assert stored["totp_secret"] is None and stored["totp_last_step"] is None
+    store.close()
