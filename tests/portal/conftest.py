@@ -75,11 +75,15 @@ async def portal_outbox(portal_store, portal_config, upstream_courier):
 
 
 @pytest.fixture
-async def portal_server(portal_store, portal_config, portal_port, portal_outbox, upstream_courier,
-                        tmp_path):
-    app = build_app(portal_store, portal_config, b"k" * 32, outbox=portal_outbox,
-                    mailer=upstream_courier)
-    runner = await serve(app, "127.0.0.1", portal_port)
+async def portal_web_app(portal_store, portal_config, portal_outbox, upstream_courier):
+    """The aiohttp app ``portal_server`` serves (reset links go to the sink)."""
+    return build_app(portal_store, portal_config, b"k" * 32, outbox=portal_outbox,
+                     mailer=upstream_courier)
+
+
+@pytest.fixture
+async def portal_server(portal_web_app, portal_config, portal_port):
+    runner = await serve(portal_web_app, "127.0.0.1", portal_port)
     yield portal_config.base_url
     await runner.cleanup()
 

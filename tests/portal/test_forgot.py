@@ -4,7 +4,6 @@ expires; an unknown, revoked or throttled address gets the very same page and
 no mail; no address in any URL, the throttle table or the log; CSRF needed."""
 from __future__ import annotations
 
-import asyncio
 import email
 import email.policy
 import time
@@ -13,6 +12,7 @@ import sqlalchemy as sa
 from structlog.testing import capture_logs
 
 from gateway.portal import app as portal_app
+from gateway.portal.app import settle
 from gateway.portal.auth import hash_password
 from gateway.portal.schema import links, throttle
 from tests.portal.conftest import HELP_PHONE, PRACTICE, link_from
@@ -42,7 +42,8 @@ async def ask(browser, address: str, headers: dict | None = None) -> tuple[int, 
         return r.status, await r.text()
 
 
-async def test_forgot_link_works_once_and_expires(portal_store, client_factory, upstream_sink):
+async def test_forgot_link_works_once_and_expires(portal_store, portal_web_app, client_factory,
+                                                  upstream_sink):
     await patient(portal_store, "ana@mail.example")
     browser = client_factory()
     urls = []
@@ -76,10 +77,7 @@ async def test_forgot_link_works_once_and_expires(portal_store, client_factory, 
         urls.append(browser.last_url)
         assert status == 200 and browser.last_url.endswith("/inbox")
         assert all("@" not in u and "ana" not in u.lower() for u in urls), urls
-        # The sender's audit line comes once the upstream has answered.
-        async with asyncio.timeout(30):
-            while not any(e["event"] == "notice_sent" for e in logs):
-                await asyncio.sleep(0.05)      # polling a condition, bounded by the timeout
+        await settle(portal_web_app)     # the sender's audit line: once the upstream answered
     reset_sent = [e for e in logs if e["event"] == "notice_sent"]
     assert reset_sent == [{"event": "notice_sent", "account_id": reset_sent[0]["account_id"],
                            "action": "portal_reset", "audit": True, "log_level": "info"}]
@@ -89,6 +87,7 @@ async def test_forgot_link_works_once_and_expires(portal_store, client_factory, 
     # A second link, left unused past its lifetime, no longer works.
     fresh = client_factory()
     await ask(fresh, "ana@mail.example")
+    await settle(portal_web_app)
     await upstream_sink.wait_for(2, timeout=30)
     second = link_from(upstream_sink.messages[1].data, "reset")
     with portal_store.engine.begin() as conn:
@@ -97,8 +96,8 @@ async def test_forgot_link_works_once_and_expires(portal_store, client_factory, 
     assert (await fresh.post(second, {"password": OLD, "password2": OLD}))[0] == 410
 
 
-async def test_unknown_or_revoked_address_gets_the_same_page(portal_store, client_factory,
-                                                             upstream_sink):
+async def test_unknown_or_revoked_address_gets_the_same_page(portal_store, portal_web_app,
+                                                             client_factory, upstream_sink):
     await patient(portal_store, "known@mail.example")
     gone = await patient(portal_store, "gone@mail.example")
     portal_store.revoke_sync(gone["id"])
@@ -110,13 +109,14 @@ async def test_unknown_or_revoked_address_gets_the_same_page(portal_store, clien
         assert answers[address] == answers["nobody@mail.example"], address   # byte for byte
         assert "@" not in browser.last_url
     # Only the active account got a link and a mail.
+    await settle(portal_web_app)
     assert count_links(portal_store) == 1
     await upstream_sink.wait_for(1, timeout=30)
     assert [m.rcpt_tos for m in upstream_sink.messages] == [["known@mail.example"]]
 
 
-async def test_forgot_is_rate_limited_per_address_and_per_client(portal_store, client_factory,
-                                                                 upstream_sink):
+async def test_forgot_is_rate_limited_per_address_and_per_client(portal_store, portal_web_app,
+                                                                 client_factory, upstream_sink):
     await patient(portal_store, "ana@mail.example")
     browser = client_factory()
     pages = set()
@@ -124,6 +124,7 @@ async def test_forgot_is_rate_limited_per_address_and_per_client(portal_store, c
         status, page = await ask(browser, "ana@mail.example")
         pages.add((status, page))
     assert len(pages) == 1                               # throttled looks the same
+    await settle(portal_web_app)
     assert count_links(portal_store) == portal_app.FORGOT_PER_ADDRESS
 
     # One client asking for many addresses is stopped too; another client is not.
@@ -133,8 +134,10 @@ async def test_forgot_is_rate_limited_per_address_and_per_client(portal_store, c
         await ask(browser, f"guess{n}@mail.example", crowd)
     before = count_links(portal_store)
     assert (await ask(browser, "bo@mail.example", crowd))[0] == 200
+    await settle(portal_web_app)
     assert count_links(portal_store) == before           # over the client limit: no link
     await ask(browser, "bo@mail.example", {"X-Forwarded-For": "203.0.113.9"})
+    await settle(portal_web_app)
     assert count_links(portal_store) == before + 1
     await upstream_sink.wait_for(portal_app.FORGOT_PER_ADDRESS + 1, timeout=30)
     with portal_store.engine.connect() as conn:
@@ -142,10 +145,11 @@ async def test_forgot_is_rate_limited_per_address_and_per_client(portal_store, c
     assert keys and all(len(k) == 64 and "@" not in k and "." not in k for k in keys)
 
 
-async def test_forgot_needs_the_csrf_token(portal_store, client_factory):
+async def test_forgot_needs_the_csrf_token(portal_store, portal_web_app, client_factory):
     await patient(portal_store, "ana@mail.example")
     browser = client_factory()
     await browser.get("/forgot")
     status, _ = await browser.post("/forgot", {"email": "ana@mail.example"}, csrf=False)
     assert status == 403
+    await settle(portal_web_app)
     assert count_links(portal_store) == 0
