@@ -1,6 +1,6 @@
 """The optional TOTP second factor from the patient's side, on SQLite and
 PostgreSQL: turn it on under "Sign-in security" (key as text and an otpauth
-URI, QR image when segno is installed), confirm with a current code, log in
+URI, QR image), confirm with a current code, log in
 with password + code (a used code is not accepted again), turn it off with
 password + code. Codes are computed with pyotp."""
 from __future__ import annotations
@@ -11,7 +11,6 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import pyotp
-import pytest
 
 from gateway.portal.auth import Authenticator, Lockout, hash_password
 from tests.portal.conftest import PRACTICE
@@ -130,8 +129,7 @@ async def test_security_page_needs_a_session(client_factory):
     assert status == 200 and browser.last_url.endswith("/login")
 
 
-async def test_qr_code_when_segno_is_installed(portal_store, client_factory):
-    pytest.importorskip("segno")
+async def test_qr_code_of_the_key(portal_store, client_factory):
     _, browser = await logged_in(portal_store, client_factory, "qr@mail.example")
     await browser.get("/security")
     _, page = await browser.post("/security/totp/start", {})
