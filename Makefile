@@ -19,7 +19,7 @@ system-deps:
 	.ci/system-deps
 
 test: system-deps $(BIN)/phigate
-	$(BIN)/python -m pytest
+	PHIGATE_REQUIRE_PEERS=1 $(BIN)/python -m pytest
 
 clean:
 	rm -rf $(VENV) var test-output

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.peers import missing_peer
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -17,9 +19,10 @@ OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 @pytest.fixture
 async def browser_page():
     """A phone-sized page (390×844, touch) in a fresh headless Chromium."""
-    playwright_api = pytest.importorskip("playwright.async_api")
+    import playwright.async_api as playwright_api
+
     if not os.path.exists(CHROMIUM):
-        pytest.skip("Chromium (Debian package chromium) is not installed")
+        missing_peer("Chromium (Debian package chromium) is not installed")
     async with playwright_api.async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         context = await browser.new_context(viewport={"width": 390, "height": 844},

@@ -22,6 +22,7 @@ from pathlib import Path
 import aioimaplib
 import pytest
 
+from tests.peers import missing_peer
 from tests.peers.sink import free_port, make_tls
 
 CONFIG = """\
@@ -165,7 +166,7 @@ class Dovecot:
 @pytest.fixture
 def dovecot():
     if shutil.which("dovecot") is None:
-        pytest.skip("Dovecot (Debian package dovecot-imapd) is not installed")
+        missing_peer("Dovecot (Debian package dovecot-imapd) is not installed")
     base = Path(tempfile.mkdtemp(prefix="phigate-dovecot-"))
     base.chmod(0o755)
     server = Dovecot(base / "d")

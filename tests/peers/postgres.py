@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.peers import missing_peer
 from tests.peers.sink import free_port
 
 
@@ -66,7 +67,7 @@ class PostgresCluster:
 @pytest.fixture(scope="session")
 def postgres_cluster():
     if pg_bin("initdb") is None:
-        pytest.skip("PostgreSQL (Debian package postgresql) is not installed")
+        missing_peer("PostgreSQL (Debian package postgresql) is not installed")
     # Not under pytest's tmp (0700 for root): the postgres user must reach it.
     base = Path(tempfile.mkdtemp(prefix="phigate-pg-"))
     base.chmod(0o755)

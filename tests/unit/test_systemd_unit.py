@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from gateway.app import Gateway
+from tests.peers import missing_peer
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "systemd" / "phigate.service"
@@ -33,8 +34,10 @@ TMPFILES = ROOT / "systemd" / "phigate.tmpfiles"
 INSTALLED_EXEC = "/opt/phigate/bin/phigate"
 MAX_EXPOSURE = 2.0
 
-needs_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
-                                   reason="systemd-analyze is not installed (.ci/system-deps)")
+@pytest.fixture
+def analyze():
+    if shutil.which("systemd-analyze") is None:
+        missing_peer("systemd-analyze is not installed (.ci/system-deps)")
 
 
 def settings(path: Path = UNIT) -> dict[str, list[str]]:
@@ -74,8 +77,7 @@ def local_unit(tmp_path) -> Path:
 
 
 # ---- systemd-analyze -----------------------------------------------------------------
-@needs_analyze
-def test_systemd_analyze_verify_accepts_the_unit(local_unit):
+def test_systemd_analyze_verify_accepts_the_unit(analyze, local_unit):
     run = subprocess.run(["systemd-analyze", "verify", str(local_unit)],
                          check=False, capture_output=True, text=True, timeout=120)
     complaints = [line for line in (run.stdout + run.stderr).splitlines()
@@ -83,12 +85,11 @@ def test_systemd_analyze_verify_accepts_the_unit(local_unit):
     assert run.returncode == 0 and not complaints, run.stdout + run.stderr
 
 
-@needs_analyze
-def test_security_exposure_is_at_most_2(local_unit):
+def test_security_exposure_is_at_most_2(analyze, local_unit):
     help_text = subprocess.run(["systemd-analyze", "security", "--help"],
                                check=False, capture_output=True, text=True, timeout=60).stdout
     if "--offline" not in help_text:
-        pytest.skip("this systemd-analyze has no `security --offline` (needs systemd ≥ 250)")
+        missing_peer("this systemd-analyze has no `security --offline` (needs systemd ≥ 250)")
     run = subprocess.run(["systemd-analyze", "security", "--offline=true", str(local_unit)],
                          check=False, capture_output=True, text=True, timeout=120)
     match = re.search(r"Overall exposure level for phigate\.service: (\d+\.\d+) (\w+)",
