@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -42,7 +42,7 @@ class SinkTls:
 
 def make_tls(directory: Path, hostname: str = "localhost") -> SinkTls:
     """A CA and a server certificate for ``hostname`` and 127.0.0.1."""
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "phigate test CA")])
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
