@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.policy.classifiers import build_classifier, patterns  # noqa: E402
-from gateway.policy.classifiers.scoring import scan  # noqa: E402
-from tests.corpus.build import make_pdf  # noqa: E402
+from gateway.policy.classifiers import build_classifier, patterns
+from gateway.policy.classifiers.scoring import scan
+from tests.corpus.build import make_pdf
 
 FILLER = (
     "The hygiene team reviewed home care with the family and talked about brushing twice a day. "

@@ -13,7 +13,8 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 
 def configure_logging(level: str = "info", file: Path | None = None) -> None:
     """Route structlog and stdlib logging to JSON lines on stderr or ``file``."""
-    stream = open(file, "a", buffering=1, encoding="utf-8") if file else sys.stderr
+    # held open for the life of the process (closed at exit), line-buffered
+    stream = open(file, "a", buffering=1, encoding="utf-8") if file else sys.stderr  # noqa: SIM115
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

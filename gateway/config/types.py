@@ -17,7 +17,7 @@ _SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "ki": 1024,
 def parse_duration(value) -> float:
     """'5d', '30s', '1.5h', '250ms' or a number of seconds → seconds."""
     if isinstance(value, bool):
-        raise ValueError("must be a duration such as 30s, 5m, 2h or 5d")
+        raise ValueError("must be a duration such as 30s, 5m, 2h or 5d")  # noqa: TRY004 (pydantic wants ValueError)
     if isinstance(value, (int, float)):
         seconds = float(value)
     else:
@@ -41,7 +41,7 @@ def format_duration(seconds: float) -> str:
 def parse_size(value) -> int:
     """'25MB', '512KiB', '1000' → bytes."""
     if isinstance(value, bool):
-        raise ValueError("must be a size such as 25MB or 512KiB")
+        raise ValueError("must be a size such as 25MB or 512KiB")  # noqa: TRY004 (pydantic wants ValueError)
     if isinstance(value, int):
         n = value
     else:

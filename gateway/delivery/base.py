@@ -1,7 +1,8 @@
 """The Courier protocol."""
 from __future__ import annotations
 
-from typing import Mapping, Protocol, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from gateway.model import Outcome
 

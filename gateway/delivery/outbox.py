@@ -11,8 +11,8 @@ import asyncio
 import os
 import secrets
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from gateway.model import Delivered, Outcome, Transient
 from gateway.queue.safeio import ensure_dir, fsync_dir, write_new

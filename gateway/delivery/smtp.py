@@ -16,11 +16,15 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import aiosmtplib
-from aiosmtplib import (SMTPException, SMTPRecipientsRefused, SMTPResponseException,
-                        SMTPServerDisconnected)
+from aiosmtplib import (
+    SMTPException,
+    SMTPRecipientsRefused,
+    SMTPResponseException,
+    SMTPServerDisconnected,
+)
 
 from gateway.audit import get_logger
 from gateway.model import Delivered, Outcome, Permanent, Transient

@@ -6,13 +6,26 @@ engine, the queue and the edges can all depend on it. Every type converts to
 and from plain JSON-able dicts (``to_json`` / ``from_json``) because plans are
 stored in queue items.
 """
-from gateway.model.envelope import Envelope
 from gateway.model.acceptance import Accepted, Acceptor, Refused
-from gateway.model.verdict import Finding, Verdict
-from gateway.model.decision import Action, Decision, Plan, PROTECTION_RANK
+from gateway.model.decision import PROTECTION_RANK, Action, Decision, Plan
+from gateway.model.envelope import Envelope
 from gateway.model.outcome import Delivered, Outcome, Permanent, PermanentKind, Transient
+from gateway.model.verdict import Finding, Verdict
 
 __all__ = [
-    "Accepted", "Acceptor", "Action", "Decision", "Refused", "Delivered", "Envelope", "Finding", "Outcome", "Permanent",
-    "PermanentKind", "Plan", "PROTECTION_RANK", "Transient", "Verdict",
+    "PROTECTION_RANK",
+    "Accepted",
+    "Acceptor",
+    "Action",
+    "Decision",
+    "Delivered",
+    "Envelope",
+    "Finding",
+    "Outcome",
+    "Permanent",
+    "PermanentKind",
+    "Plan",
+    "Refused",
+    "Transient",
+    "Verdict",
 ]

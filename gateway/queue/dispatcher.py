@@ -28,7 +28,7 @@ import random
 import time
 import traceback
 from collections import defaultdict
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from gateway.audit import audit, get_logger
 from gateway.model import Action, Delivered, Envelope, Permanent, PermanentKind, Plan, Transient
@@ -94,7 +94,7 @@ class Dispatcher:
         for item_id in self.store.own_ids(QUEUE):
             try:
                 item = self.store.load(item_id)
-            except Exception as exc:       # unreadable state: a human must look
+            except Exception as exc:  # noqa: BLE001 — unreadable state: a human must look
                 self.store.move_sync(item_id, QUEUE, SHUNT,
                                      f"unreadable state: {exc.__class__.__name__}\n")
                 audit("shunted", queue_id=item_id, reason="unreadable state")
@@ -143,7 +143,7 @@ class Dispatcher:
         self._stopping = True
         self._wake.set()
         if self._tasks:
-            done, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            _done, pending = await asyncio.wait(set(self._tasks), timeout=grace)
             for task in pending:
                 task.cancel()
             if pending:
@@ -171,7 +171,7 @@ class Dispatcher:
                 except asyncio.CancelledError:
                     self.store.clear_in_flight(item_id)
                     raise
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 — a bug in an action: count, maybe shunt
                     await self._crashed(item, exc)
             finally:
                 self._fresh.pop(item_id, None)

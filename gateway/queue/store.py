@@ -302,7 +302,7 @@ class QueueStore:
         removed = 0
         for area in AREAS:
             for entry in os.scandir(self.root / area):
-                stem, dot, suffix = entry.name.partition(".")
+                stem, _dot, suffix = entry.name.partition(".")
                 if owner(stem, self.shards) != self.shard or f".{suffix}" == MSG:
                     continue
                 if not (self.root / area / f"{stem}{MSG}").exists():

@@ -1,4 +1,4 @@
-# ruff: noqa: E501 -- message texts are corpus data, kept one phrase per line
+
 """Builds phigate's own labelled PHI test set (``tests/corpus/*.eml`` + ``labels.csv``).
 
 Written independently of ``../shared/corpus/phi-dev``: invented practices, people and
@@ -35,8 +35,8 @@ def make_pdf(lines: list[str]) -> bytes:
     objects = [
         "<< /Type /Catalog /Pages 2 0 R >>",
         "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        "/Resources << /Font << /F1 5 0 R >> >> >>",
+        ("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        "/Resources << /Font << /F1 5 0 R >> >> >>"),
         f"<< /Length {len(content)} >>\nstream\n{content}\nendstream",
         "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
@@ -365,9 +365,9 @@ def corpus() -> list[tuple[str, int, str, str, EmailMessage]]:
                         "block.ics",
                         "text",
                         "calendar",
-                        b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nDTSTART:20250311T140000Z\r\n"
+                        (b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nDTSTART:20250311T140000Z\r\n"
                         b"SUMMARY:Extraction #30 + bone graft - Henry Vo\r\nLOCATION:Op 2\r\n"
-                        b"END:VEVENT\r\nEND:VCALENDAR\r\n",
+                        b"END:VEVENT\r\nEND:VCALENDAR\r\n"),
                     )
                 ],
             ),
@@ -847,8 +847,8 @@ def corpus() -> list[tuple[str, int, str, str, EmailMessage]]:
                         "training.ics",
                         "text",
                         "calendar",
-                        b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nSUMMARY:Perio charting software training\r\n"
-                        b"LOCATION:Break room\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+                        (b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nSUMMARY:Perio charting software training\r\n"
+                        b"LOCATION:Break room\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"),
                     )
                 ],
             ),
@@ -1165,9 +1165,9 @@ def corpus() -> list[tuple[str, int, str, str, EmailMessage]]:
                         "visit.ics",
                         "text",
                         "calendar",
-                        b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nSUMMARY:Cedar Hollow visit\r\n"
+                        (b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nSUMMARY:Cedar Hollow visit\r\n"
                         b"LOCATION:412 Cedar Hollow Rd\r\nDTSTART:20250312T150000Z\r\n"
-                        b"END:VEVENT\r\nEND:VCALENDAR\r\n",
+                        b"END:VEVENT\r\nEND:VCALENDAR\r\n"),
                     )
                 ],
             ),

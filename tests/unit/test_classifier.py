@@ -298,7 +298,7 @@ def test_detector_exception_fails_closed(monkeypatch, classifier):
 
 
 def test_scoring_exception_fails_closed(monkeypatch, classifier):
-    import gateway.policy.classifiers as classifiers
+    from gateway.policy import classifiers
 
     def broken(*args, **kwargs):
         raise KeyError("x")

@@ -6,8 +6,17 @@ import asyncio
 
 import pytest
 
-from gateway.model import (Action, Decision, Delivered, Envelope, Permanent, PermanentKind, Plan,
-                           Transient, Verdict)
+from gateway.model import (
+    Action,
+    Decision,
+    Delivered,
+    Envelope,
+    Permanent,
+    PermanentKind,
+    Plan,
+    Transient,
+    Verdict,
+)
 from gateway.queue.dispatcher import Dispatcher
 from gateway.queue.item import Status
 from gateway.queue.store import HOLD, QUEUE, SHUNT, QueueStore

@@ -109,6 +109,7 @@ def test_group_commit_syncs_after_each_request(tmp_path):
     """Concurrent callers all return, and each is covered by an fsync that
     started after its call (counted through a wrapped fsync)."""
     import threading
+
     from gateway.queue import store as store_module
     calls = []
     real = store_module.fsync_dir
