@@ -136,9 +136,11 @@ def test_hardening_and_writable_paths_match_tmpfiles():
     assert writable == created == {"/var/lib/phigate", "/var/spool/phigate"}
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="tmpfiles must chown: run as root")
-@pytest.mark.skipif(shutil.which("systemd-sysusers") is None, reason="no systemd-sysusers")
 def test_sysusers_and_tmpfiles_create_user_and_private_dirs(tmp_path):
+    if shutil.which("systemd-sysusers") is None:
+        missing_peer("systemd-sysusers is not installed (.ci/system-deps)")
+    if os.geteuid() != 0:
+        missing_peer("systemd-tmpfiles must chown: run as root (as make test does)")
     (tmp_path / "etc").mkdir()
     subprocess.run(["systemd-sysusers", f"--root={tmp_path}", str(SYSUSERS)],
                    check=True, capture_output=True, timeout=60)
