@@ -2,8 +2,12 @@
 
 ``Gateway`` builds the queue store, the dispatcher with its explicit action
 registry, the submission acceptor (classifier + policy), the SMTP listener,
-the health/metrics endpoint and the admin control socket; ``run_daemon``
-runs them under signal handling:
+the health/metrics endpoint, the admin control socket, the portal role and
+the administrator's digest; ``run_daemon`` runs them under signal handling.
+Every courier it builds is wrapped in the last-step guard
+(``gateway.delivery.guard``), and every mail phigate writes itself (portal
+notices and mails, DSNs, held notices, the digest) goes through
+``Dispatcher.enqueue``: one road out.
 
 - SIGTERM/SIGINT: stop accepting, finish transactions and attempts in flight,
   exit 0 (STOPPING=1 to systemd first).
@@ -21,6 +25,7 @@ import socket
 from pathlib import Path
 
 from gateway import sdnotify
+from gateway.actions.mailbox import MailboxAction
 from gateway.actions.portal import PortalAction
 from gateway.actions.relay import RelayAction
 from gateway.actions.smime import SmimeAction
@@ -28,6 +33,8 @@ from gateway.audit import audit, configure_logging, get_logger
 from gateway.auth.users import UserDirectory
 from gateway.config import Config, ConfigError, load_config
 from gateway.crypto.certstore import CertStore
+from gateway.delivery.guard import GuardedCourier
+from gateway.delivery.imap import ImapCourier
 from gateway.delivery.outbox import OutboxCourier
 from gateway.delivery.smtp import UpstreamCourier
 from gateway.health import HealthServer
@@ -38,7 +45,9 @@ from gateway.policy import PolicyEngine, load_policy
 from gateway.policy.classifiers import build_classifier
 from gateway.portal.service import PortalService, open_portal_store
 from gateway.queue.control import ControlServer, control_socket
+from gateway.queue.digest import Digest
 from gateway.queue.dispatcher import Dispatcher
+from gateway.queue.notices import ExpiringCert, HeldNotice
 from gateway.queue.safeio import ensure_dir
 from gateway.queue.store import QueueStore
 from gateway.submission import Submission
@@ -52,12 +61,13 @@ def hostname_of(config: Config) -> str:
 
 
 def build_courier(config: Config, hostname: str):
+    """The upstream courier (or the local outbox), behind the last-step guard."""
     if config.upstream.host:
-        return UpstreamCourier(config.upstream, hostname)
+        return GuardedCourier(UpstreamCourier(config.upstream, hostname))
     outbox = config.effective_outbox
     log.warning("NO UPSTREAM CONFIGURED: messages are written to the local outbox, not sent",
                 path=str(outbox))
-    return OutboxCourier(outbox)
+    return GuardedCourier(OutboxCourier(outbox))
 
 
 def build_certstore(config: Config) -> CertStore:
@@ -103,14 +113,18 @@ class Gateway:
                                 shard=shard, shards=shards)
         self.courier = build_courier(config, self.hostname)
         self.certstore = build_certstore(config)
-        self.portal_store = (open_portal_store(config.portal, config.state_dir)
+        self.portal_store = (open_portal_store(config.portal, config.state_dir,
+                                               put=self.store.put_sync)
                              if config.portal.enabled or config.portal.database_url else None)
         q = config.queue
+        held = config.held_notice
         self.dispatcher = Dispatcher(
-            self.store, self.build_handlers(),
-            retry_min=q.retry.min, retry_max=q.retry.max, jitter=q.retry.jitter,
+            self.store, retry_min=q.retry.min, retry_max=q.retry.max, jitter=q.retry.jitter,
             give_up_after=q.give_up_after, concurrency=q.concurrency, max_crashes=q.max_crashes,
-            hostname=self.hostname, dsn_sender=config.dsn.sender, metrics=self.metrics)
+            hostname=self.hostname, dsn_sender=config.dsn.sender,
+            held_notice=HeldNotice(self.hostname, held.template) if held.enabled else None,
+            keep_failed=q.keep_failed, metrics=self.metrics)
+        self.dispatcher.handlers = self.build_handlers()
         classify, decide = build_policy(config, self.certstore)
         self.submission = Submission(self.store, self.dispatcher, hostname=self.hostname,
                                      classify=classify, decide=decide,
@@ -121,11 +135,14 @@ class Gateway:
                                      metrics=self.metrics, sock=listen_sock)
         self.health = (HealthServer(self.metrics, config.metrics.address)
                        if config.metrics.address and shards == 1 else None)
-        self.control = ControlServer(self.dispatcher, control_socket(config.state_dir, shard, shards))
+        self.digest = self.build_digest() if config.admin.address and shard == 0 else None
+        self.control = ControlServer(self.dispatcher, control_socket(config.state_dir, shard, shards),
+                                     digest=self.digest)
         self.portal = (PortalService(config.portal, config.state_dir, self.portal_store,
-                                     upstream=self.courier)
+                                     spool=self.dispatcher)
                        if config.portal.enabled and shard == 0 else None)
         self._dispatch_task: asyncio.Task | None = None
+        self._digest_task: asyncio.Task | None = None
 
     def build_handlers(self) -> dict:
         """The explicit action registry. An action missing here (direct until
@@ -136,9 +153,28 @@ class Gateway:
         handlers = {Action.RELAY: RelayAction(self.courier, self.certstore, smime),
                     Action.SMIME: SmimeAction(self.certstore, smime, self.courier)}
         if self.portal_store is not None:
-            handlers[Action.PORTAL] = PortalAction(self.portal_store, self.config.portal,
-                                                   self.courier)
+            portal = self.config.portal
+            handlers[Action.PORTAL] = PortalAction(self.portal_store, portal, self.dispatcher)
+            mailboxes = {name: GuardedCourier(ImapCourier.from_config(m))
+                         for name, m in portal.provider_mailboxes.items()}
+            default = (GuardedCourier(ImapCourier.from_config(portal.default_mailbox))
+                       if portal.default_mailbox else None)
+            handlers[Action.MAILBOX] = MailboxAction(mailboxes, default, self.courier,
+                                                     self.portal_store)
         return handlers
+
+    def build_digest(self) -> Digest:
+        admin = self.config.admin
+
+        def certificates() -> list[ExpiringCert]:
+            return [ExpiringCert(r.fingerprint, ", ".join(r.addresses),
+                                 r.not_after.timestamp()) for r in self.certstore.list()]
+        return Digest(self.store, self.dispatcher, address=admin.address,
+                      hostname=self.hostname,
+                      sender=self.config.dsn.sender or f"MAILER-DAEMON@{self.hostname}",
+                      interval=admin.digest_interval, cert_window=admin.cert_warning,
+                      state_path=self.config.state_dir / "digest.json",
+                      certificates=certificates, keep_failed=self.config.queue.keep_failed)
 
     def tls_context(self):
         tls = self.config.listen.submission.tls
@@ -150,9 +186,12 @@ class Gateway:
         return server_tls_context(cert, key)
 
     async def start(self) -> None:
+        await asyncio.to_thread(self.store.lock)      # a CLI may be putting into the spool
         recovered = self.dispatcher.recover()
         self._dispatch_task = asyncio.create_task(self.dispatcher.run())
         await self.control.start()
+        if self.digest is not None:
+            self._digest_task = asyncio.create_task(self.digest.run())
         if self.health is not None:
             self.health.add_check("dispatcher", lambda: self.dispatcher.alive)
             self.health.add_check("smtp", lambda: self.smtp.serving)
@@ -167,6 +206,12 @@ class Gateway:
     async def stop(self, grace: float = 30.0) -> None:
         audit("stopping")
         await self.smtp.stop(grace)
+        if self.portal is not None:
+            await self.portal.stop()               # nothing new from the web before the queue stops
+            self.portal = None
+        if self._digest_task is not None:
+            self._digest_task.cancel()
+            await asyncio.gather(self._digest_task, return_exceptions=True)
         await self.dispatcher.stop(grace)
         if self._dispatch_task is not None:
             await self._dispatch_task
@@ -178,6 +223,7 @@ class Gateway:
         if self.portal_store is not None:
             self.portal_store.close()
         await self.courier.close()
+        self.store.unlock()
 
     def healthy(self) -> bool:
         return self.dispatcher.alive and self.smtp.serving

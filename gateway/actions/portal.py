@@ -3,8 +3,11 @@
 Per recipient, two steps recorded in ``recipient.steps`` so a retry never
 repeats one: (1) deposit into the portal store, idempotent per (queue id,
 recipient) → ``steps["portal_message_id"]``; (2) only after the deposit is
-committed, a plaintext notice through the upstream ``Courier`` →
-``steps["notice_sent"]``. The notice comes from an admin-editable template
+committed, the plaintext notice is committed to the spool as its own queue
+item (``spool.enqueue``) → ``steps["notice_item"]``. The dispatcher delivers
+that notice like any mail: retries, give-up, and a DSN to the original
+sender (the notice's envelope sender) when the upstream refuses it for good.
+The notice comes from an admin-editable template
 (``$practice_name``, ``$portal_link``, ``$help_phone``) and carries no text of
 the original, not even its subject. A recipient without a portal account
 gets one (pending) and a one-time registration link in the notice.
@@ -21,7 +24,8 @@ from pathlib import Path
 
 from gateway.audit import audit
 from gateway.config.models import PortalConfig
-from gateway.model import Action, Delivered, Outcome, Permanent, PermanentKind, Transient
+from gateway.model import Action, Delivered, Outcome, Permanent, PermanentKind
+from gateway.portal.mails import phi_free
 from gateway.portal.store import AttachmentIn, Deposit, PortalStore
 
 DEFAULT_NOTICE = """Hello,
@@ -86,10 +90,11 @@ class NoticeTemplate:
 class PortalAction:
     action = Action.PORTAL
 
-    def __init__(self, store: PortalStore, config: PortalConfig, courier):
+    def __init__(self, store: PortalStore, config: PortalConfig, spool):
+        """``spool``: ``enqueue(envelope, raw, plan) -> queue id`` (the dispatcher)."""
         self.store = store
         self.config = config
-        self.courier = courier
+        self.spool = spool
         self.notice = NoticeTemplate(config)
 
     async def execute(self, item, raw: bytes, recipients: Sequence) -> dict[str, Outcome]:
@@ -111,11 +116,11 @@ class PortalAction:
             audit("deposited", queue_id=item.id, recipient=recipient.address,
                   account_id=account["id"], message_ref=recipient.steps["portal_message_id"],
                   count=len(deposit.attachments))
-        if recipient.steps.get("notice_sent"):
-            return Delivered("deposited in the portal")
-        return await self._send_notice(item, recipient, account)
+        if "notice_item" not in recipient.steps:
+            recipient.steps["notice_item"] = await self._queue_notice(item, recipient, account)
+        return Delivered(f"deposited in the portal; notice queued as {recipient.steps['notice_item']}")
 
-    async def _send_notice(self, item, recipient, account: dict) -> Outcome:
+    async def _queue_notice(self, item, recipient, account: dict) -> str:
         base = self.config.base_url.rstrip("/")
         registering = account["password_hash"] is None
         if registering:
@@ -126,13 +131,10 @@ class PortalAction:
             link = f"{base}/"
         sender = self.config.notice_from or item.envelope.mail_from
         data = self.notice.build(sender, recipient.address, link, registering)
-        outcome = (await self.courier.send(sender, [recipient.address], data))[recipient.address]
-        if isinstance(outcome, Delivered):
-            recipient.steps["notice_sent"] = True
-            audit("notice_sent", queue_id=item.id, recipient=recipient.address,
-                  account_id=account["id"])
-            return Delivered("deposited in the portal; notice sent")
-        if isinstance(outcome, Permanent):
-            return Permanent(f"portal notice refused: {outcome.reason}", outcome.code,
-                             kind=PermanentKind.REJECTED)
-        return Transient(f"portal notice not sent yet: {outcome.reason}", outcome.code)
+        # Bounces of the notice go to the original sender, who can fix the address.
+        envelope, plan = phi_free(item.envelope.mail_from, recipient.address, "portal-notice",
+                                  f"the portal notice of queue item {item.id}", source="notice")
+        notice_id = await self.spool.enqueue(envelope, data, plan)
+        audit("notice_sent", queue_id=item.id, recipient=recipient.address,
+              account_id=account["id"], message_ref=notice_id)
+        return notice_id

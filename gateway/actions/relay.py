@@ -1,12 +1,14 @@
 """RelayAction: plain delivery through the courier (the upstream provider over
 verified TLS, or the local outbox).
 
-Fail closed on its own: a message the classifiers marked as PHI is only
-relayed to a recipient whose matched rule said ``allow_phi_plaintext: true``
-or whom an administrator explicitly released as relay; anything else is a
-Permanent(POLICY) outcome and nothing is sent.
+Fail closed on its own: a message the classifiers marked as PHI (or could not
+classify) is only relayed to a recipient whose state allows it
+(``allow_phi_plaintext`` in the options of the action in effect: the matched
+rule said so, or an administrator released it as relay); anything else is a
+Permanent(POLICY) outcome and nothing is sent. The courier's guard
+(``gateway.delivery.guard``) checks the same rule again on the bytes.
 
-Trusted source: when a recipient's decision has ``options["sign"] is True``
+Trusted source: when a recipient's state has the option ``sign: true``
 the message is S/MIME clear-signed with the envelope sender's identity from
 the certificate store before it goes out. Without a store or without a
 usable identity that recipient gets Permanent(POLICY) (a DSN tells the
@@ -18,28 +20,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from gateway.actions.base import decision_option
 from gateway.actions.rewrite import by_subject_variant
 from gateway.actions.smime import NO_IDENTITY, signing_identity
 from gateway.audit import audit
 from gateway.crypto.smime_out import sign_only
+from gateway.delivery.guard import plaintext_allowed
 from gateway.model import Action, Outcome, Permanent, PermanentKind
-
-
-def plaintext_allowed(item, recipient) -> bool:
-    if not item.plan.verdict.phi:
-        return True
-    if recipient.steps.get("released_as") == Action.RELAY.value:
-        return True
-    try:
-        decision = item.plan.decision_for(recipient.address)
-    except KeyError:
-        return False
-    return decision.options.get("allow_phi_plaintext") is True and decision.action is Action.RELAY
-
-
-def wants_signature(item, address: str) -> bool:
-    return decision_option(item, address, "sign") is True
 
 
 class RelayAction:
@@ -58,16 +44,16 @@ class RelayAction:
         allowed = []
         for r in recipients:
             if plaintext_allowed(item, r):
-                allowed.append(r.address)
+                allowed.append(r)
             else:
                 audit("refused", queue_id=item.id, recipient=r.address, action="relay",
                       reason="PHI may not be relayed in plaintext")
                 outcomes[r.address] = Permanent(
                     "5.7.1 refused by the gateway: PHI may not be relayed in plaintext",
                     kind=PermanentKind.POLICY)
-        for data, members in by_subject_variant(item, raw, allowed):
-            signed = [a for a in members if wants_signature(item, a)]
-            plain = [a for a in members if a not in signed]
+        for data, members in by_subject_variant(raw, allowed):
+            signed = [r.address for r in members if r.option("sign") is True]
+            plain = [r.address for r in members if r.option("sign") is not True]
             if plain:
                 outcomes.update(await self.courier.send(item.envelope.mail_from, plain, data))
             if signed:

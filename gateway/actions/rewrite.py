@@ -13,13 +13,11 @@ import re
 from collections.abc import Iterable
 from email.header import Header, decode_header, make_header
 
-from gateway.actions.base import decision_option
-
 _SUBJECT = re.compile(rb"^subject:[^\r\n]*(?:\r?\n[ \t][^\r\n]*)*\r?\n", re.IGNORECASE | re.MULTILINE)
 
 
-def keyword_to_strip(item, address: str) -> str | None:
-    return decision_option(item, address, "strip_subject_keyword") or None
+def keyword_to_strip(recipient) -> str | None:
+    return recipient.option("strip_subject_keyword") or None
 
 
 def strip_subject_keyword(raw: bytes, keyword: str) -> bytes:
@@ -53,10 +51,10 @@ def _header_end(raw: bytes) -> int:
     return len(raw)
 
 
-def by_subject_variant(item, raw: bytes, addresses: Iterable[str]) -> list[tuple[bytes, list[str]]]:
-    """[(message bytes, recipients)] — one group per distinct keyword to strip."""
-    groups: dict[str | None, list[str]] = {}
-    for address in addresses:
-        groups.setdefault(keyword_to_strip(item, address), []).append(address)
+def by_subject_variant(raw: bytes, recipients: Iterable) -> list[tuple[bytes, list]]:
+    """[(message bytes, recipient states)] — one group per distinct keyword to strip."""
+    groups: dict[str | None, list] = {}
+    for r in recipients:
+        groups.setdefault(keyword_to_strip(r), []).append(r)
     return [(strip_subject_keyword(raw, k) if k else raw, members)
             for k, members in groups.items()]

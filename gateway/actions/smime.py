@@ -18,7 +18,7 @@ Decisions (fail closed, never plaintext):
 * The practice's own certificate is added as a recipient
   (``encrypt_to_self``) when it may encrypt, so its copy stays readable.
 * The outer Subject becomes ``smime.neutral_subject`` when the config says
-  ``strip_subject: true`` or the recipient's decision has the option
+  ``strip_subject: true`` or the recipient's state has the rule's option
   ``strip_subject: true``. Recipients sharing that setting get one message
   with one RecipientInfo each (plus self). A subject keyword the policy asked
   to strip is removed before signing.
@@ -31,7 +31,6 @@ import asyncio
 import datetime as dt
 from collections.abc import Sequence
 
-from gateway.actions.base import decision_option
 from gateway.actions.rewrite import keyword_to_strip, strip_subject_keyword
 from gateway.audit import audit
 from gateway.config.models import SmimeConfig
@@ -54,8 +53,8 @@ def signing_identity(store: CertStore, sender: str, *, require_email_protection:
     return identity
 
 
-def _wants_neutral_subject(item, address: str, config: SmimeConfig) -> bool:
-    return config.strip_subject or decision_option(item, address, "strip_subject") is True
+def _wants_neutral_subject(recipient, config: SmimeConfig) -> bool:
+    return config.strip_subject or recipient.option("strip_subject") is True
 
 
 class SmimeAction:
@@ -78,8 +77,7 @@ class SmimeAction:
                     "5.7.1 no valid S/MIME certificate for the recipient",
                     kind=PermanentKind.NO_CERTIFICATE)
                 continue
-            key = (_wants_neutral_subject(item, r.address, self.config),
-                   keyword_to_strip(item, r.address))
+            key = (_wants_neutral_subject(r, self.config), keyword_to_strip(r))
             groups.setdefault(key, []).append((r.address, cert))
         if not groups:
             return outcomes

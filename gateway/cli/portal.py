@@ -1,9 +1,11 @@
 """``phigate portal grant|revoke|reset|list|serve|purge``: patient portal accounts.
 
 ``grant`` takes Open Dental's required patient fields; a new account gets a
-one-time registration link (printed, or mailed with ``--send``). ``reset``
-issues a password-reset link the same way. ``serve`` runs the web portal
-alone (a portal host in a DMZ sharing the PostgreSQL store).
+one-time registration link (printed, or queued for mailing with ``--send``).
+``reset`` issues a password-reset link the same way. ``serve`` runs the web
+portal alone (its own process sharing the store); like ``--send`` it puts
+every mail into the gateway's queue (``RemoteSpool``: through the running
+daemon, or straight into the spool when none runs), never sends itself.
 """
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ import datetime
 import signal
 
 from gateway.cli.output import add_json_flag, fail, load_config_or_exit, print_json, print_table
-from gateway.model import Delivered
 
 
 def register(sub) -> None:
@@ -64,19 +65,26 @@ def _iso_date(text: str) -> str:
         raise SystemExit("phigate: --birth-date must be YYYY-MM-DD") from None
 
 
+def remote_spool(config):
+    from gateway.queue.control import RemoteSpool
+    return RemoteSpool(config.queue.dir, config.state_dir, config.workers,
+                       max(1, config.queue.max_items // config.workers))
+
+
 async def _deliver_link(config, email: str, link: str, purpose: str) -> int:
     from gateway.actions.portal import NoticeTemplate
-    from gateway.app import build_courier, hostname_of
-    courier = build_courier(config, hostname_of(config))
+    from gateway.app import hostname_of
+    from gateway.portal.mails import phi_free
+    from gateway.queue.control import SpoolUnavailable
+    sender = config.portal.notice_from or f"portal@{hostname_of(config)}"
+    data = NoticeTemplate(config.portal).build(sender, email, link, purpose == "register")
+    envelope, plan = phi_free(sender, email, f"portal-{purpose}",
+                              f"the portal {purpose} link an administrator sent")
     try:
-        sender = config.portal.notice_from or f"portal@{hostname_of(config)}"
-        data = NoticeTemplate(config.portal).build(sender, email, link, purpose == "register")
-        outcome = (await courier.send(sender, [email], data))[email]
-    finally:
-        await courier.close()
-    if not isinstance(outcome, Delivered):
-        return fail(f"the link was not sent: {outcome.reason}")
-    print(f"{purpose} link sent to {email}")
+        queue_id = await remote_spool(config).enqueue(envelope, data, plan)
+    except SpoolUnavailable as exc:
+        return fail(f"the link was not queued: {exc}")
+    print(f"{purpose} link for {email} queued as {queue_id}")
     return 0
 
 
@@ -158,13 +166,12 @@ def cmd_purge(args) -> int:
 
 def cmd_serve(args) -> int:
     config = load_config_or_exit(args)
-    from gateway.app import build_courier, hostname_of
     from gateway.portal.service import PortalService
 
     async def run() -> None:
         store = _store(config)
-        courier = build_courier(config, hostname_of(config))
-        service = PortalService(config.portal, config.state_dir, store, upstream=courier)
+        service = PortalService(config.portal, config.state_dir, store,
+                                spool=remote_spool(config))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -175,7 +182,6 @@ def cmd_serve(args) -> int:
             await stop.wait()
         finally:
             await service.stop()
-            await courier.close()
             store.close()
 
     asyncio.run(run())

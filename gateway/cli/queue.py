@@ -1,8 +1,9 @@
-"""``phigate queue list|show|retry|hold|release|drop``.
+"""``phigate queue list|show|retry|hold|release|drop|digest``.
 
 Reads go straight to the spool. Changes go through the running daemon's
 control socket so they never race with a delivery attempt; with no daemon
 running they are applied to the spool directly by the same Dispatcher code.
+``digest`` asks the running daemon to queue the administrator's digest now.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def register(sub) -> None:
     queue = sub.add_parser("queue", help="inspect and manage the mail queue")
     qsub = queue.add_subparsers(dest="queue_command", metavar="ACTION")
     qsub.required = True
-    ls = qsub.add_parser("list", help="list queued, held and shunted messages")
+    ls = qsub.add_parser("list", help="list queued, held, shunted and failed messages")
     ls.add_argument("--area", choices=AREAS, help="only this area")
     add_json_flag(ls)
     ls.set_defaults(func=cmd_list)
@@ -41,6 +42,10 @@ def register(sub) -> None:
                            help="action to use (default: portal for PHI, relay otherwise)")
         add_json_flag(p)
         p.set_defaults(func=cmd_change, op=op)
+    digest = qsub.add_parser("digest", help="queue the administrator's digest now "
+                             "(the daemon must run; admin.address set)")
+    add_json_flag(digest)
+    digest.set_defaults(func=cmd_digest)
 
 
 def _age(seconds: float) -> str:
@@ -122,7 +127,7 @@ def cmd_show(args) -> int:
                  for f in verdict.findings], empty="no findings")
     print()
     print_table(["recipient", "rule", "action now", "fallbacks", "status", "tries", "last error"],
-                [[r.address, item.plan.decision_for(r.address).rule, r.action.value,
+                [[r.address, r.rule, r.action.value,
                   ",".join(a.value for a in r.fallbacks) or "-", r.status.value, r.attempts,
                   r.last_error] for r in item.recipients])
     return 0
@@ -147,4 +152,19 @@ def cmd_change(args) -> int:
     else:
         extra = f" as {response['action']}" if response.get("action") else ""
         print(f"{args.op}: {args.id}{extra}: done")
+    return 0 if "error" not in response else 1
+
+
+def cmd_digest(args) -> int:
+    config = load_config_or_exit(args)
+    response = asyncio.run(control.request(control.control_socket(
+        config.state_dir, 0, config.workers), {"op": "digest"}))
+    if response is None:
+        return fail("no gateway daemon is running (phigate run)")
+    if args.json:
+        print_json(response)
+    elif "error" in response:
+        return fail(response["error"])
+    else:
+        print(f"digest queued as {response['id']}")
     return 0 if "error" not in response else 1

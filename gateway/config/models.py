@@ -93,6 +93,7 @@ class QueueConfig(Section):
     concurrency: int = Field(50, ge=1, le=10_000)   # items delivered at once
     retry: RetryConfig = RetryConfig()
     max_crashes: int = Field(3, ge=1)
+    keep_failed: Duration = 7 * 86400.0   # failed items stay in failed/ this long; 0: removed at once
 
 
 class LoggingConfig(Section):
@@ -106,6 +107,19 @@ class MetricsConfig(Section):
 
 class DsnConfig(Section):
     sender: str = ""               # From of bounces; "" = MAILER-DAEMON@<hostname>
+
+
+class HeldNoticeConfig(Section):
+    """The PHI-free notice to a sender whose message was held for some recipients."""
+    enabled: bool = True
+    template: Path | None = None   # none: the built-in text ($hostname, $queue_id, $held)
+
+
+class AdminConfig(Section):
+    """The administrator's daily digest (held, shunted, failed, expiring certificates)."""
+    address: str = ""              # where the digest goes; "" turns it off
+    digest_interval: Duration = 86400.0
+    cert_warning: Duration = 30 * 86400.0   # list certificates expiring within this
 
 
 class ClassifierConfig(Section):
@@ -184,6 +198,8 @@ class Config(Section):
     logging: LoggingConfig = LoggingConfig()
     metrics: MetricsConfig = MetricsConfig()
     dsn: DsnConfig = DsnConfig()
+    held_notice: HeldNoticeConfig = HeldNoticeConfig()
+    admin: AdminConfig = AdminConfig()
     portal: PortalConfig = PortalConfig()
     smime: SmimeConfig = SmimeConfig()
 

@@ -11,6 +11,7 @@ class PermanentKind(str, enum.Enum):
     BAD_CERTIFICATE = "bad_certificate"
     POLICY = "policy"              # our own safety check refused (e.g. PHI to plaintext)
     MESSAGE = "message"            # the message itself cannot be processed
+    HOLD = "hold"                  # a last safety check stopped it: hold for an administrator
 
 
 @dataclass(frozen=True, slots=True)

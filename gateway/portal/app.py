@@ -1,16 +1,18 @@
 """The portal web application (aiohttp + jinja2), a thin edge.
 
-``build_app(store, config, secret, outbox=None, mailer=None)`` returns the
-aiohttp Application; the daemon runs it in its own loop with
-``web.AppRunner`` / ``web.TCPSite`` (see ``serve``). Patients log in, read
-(HTML sanitised), download attachments, reply and write to their provider;
-those messages go into the store's outbox and ``outbox.wake()`` is called —
-the app never delivers them itself. They see what they sent and its delivery
-state under "Sent", turn the optional TOTP second factor on and off under
-"Sign-in security", and ask for a password-reset link on the login page
-("Forgot password?"): that one-time link is mailed through ``mailer`` (the
-upstream courier) in the background, so the answer is the same, and as quick,
-whether or not the address has an account.
+``build_app(store, config, secret, spool=None)`` returns the aiohttp
+Application; the daemon runs it in its own loop with ``web.AppRunner`` /
+``web.TCPSite`` (see ``serve``). Patients log in, read (HTML sanitised),
+download attachments, reply and write to their provider. The app never
+delivers: every mail it writes (replies and new messages, the read notice,
+reset links) is handed with its plan to ``spool.enqueue`` (``mails``), which
+returns once the mail is committed to the queue; only then does the patient
+see "sent" (else an error page: nothing was sent). Patients see what they
+sent and its delivery state under "Sent", turn the optional TOTP second
+factor on and off under "Sign-in security", and ask for a password-reset link
+on the login page ("Forgot password?"): that link is issued and queued after
+the answer, so the answer is the same, and as quick, whether or not the
+address has an account.
 
 No address or PHI in any URL: messages and attachments are addressed by
 random public ids checked against the session's account. Every POST needs the
@@ -36,7 +38,6 @@ from aiohttp import web
 
 from gateway.audit import audit
 from gateway.config.models import PortalConfig
-from gateway.model import Delivered
 from gateway.portal.auth import (
     Authenticator,
     Lockout,
@@ -44,8 +45,7 @@ from gateway.portal.auth import (
     password_problem,
     totp_step,
 )
-from gateway.portal.mails import read_notice, reset_mail
-from gateway.portal.outbox import compose_to_provider
+from gateway.portal.mails import compose_to_provider, phi_free, read_notice, reset_mail, to_provider
 from gateway.portal.security import csrf_ok, csrf_token, sanitize_html, security_headers
 from gateway.portal.store import AttachmentIn, PortalStore
 
@@ -63,8 +63,7 @@ STORE = web.AppKey("store", PortalStore)
 CONFIG = web.AppKey("config", PortalConfig)
 SECRET = web.AppKey("secret", bytes)
 AUTH = web.AppKey("auth", Authenticator)
-OUTBOX = web.AppKey("outbox", object)
-MAILER = web.AppKey("mailer", object)
+SPOOL = web.AppKey("spool", object)
 TASKS = web.AppKey("tasks", set)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 
@@ -242,20 +241,29 @@ async def _queue_read_notice(request: web.Request, account: dict, message: dict)
     if built is None:
         return
     to, msg = built
-    await request.app[STORE].enqueue_outgoing(account["id"], account["provider"],
-                                              msg["Message-ID"], msg.as_bytes(),
-                                              kind="read_notice", rcpt=to)
-    _wake(request)
+    envelope, plan = phi_free(str(msg["From"]), to, "read-notice",
+                              "the portal's notice that a message was read")
+    await _enqueue_or_log(request.app, envelope, msg.as_bytes(), plan, account["id"],
+                          "read notice")
+
+
+async def _enqueue_or_log(app: web.Application, envelope, raw: bytes, plan, account_id: int,
+                          what: str) -> str | None:
+    """Queue a mail the patient did not write (it must not fail their request)."""
+    spool = app.get(SPOOL)
+    if spool is None:
+        log.warning("portal: no queue to send through", account_id=account_id, mail=what)
+        return None
+    try:
+        return await spool.enqueue(envelope, raw, plan)
+    except Exception as exc:  # noqa: BLE001 - logged by type only: the text may hold the address
+        log.warning("portal: mail not queued", account_id=account_id, mail=what,
+                    error=type(exc).__name__)
+        return None
 
 
 def _domain(request: web.Request) -> str | None:
     return urlsplit(request.app[CONFIG].base_url).hostname or None
-
-
-def _wake(request: web.Request) -> None:
-    outbox = request.app.get(OUTBOX)
-    if outbox is not None:
-        outbox.wake()
 
 
 async def download(request: web.Request):
@@ -282,18 +290,31 @@ def _files(form) -> list[AttachmentIn]:
     return out
 
 
+NOT_SENT = ("Your message could not be sent just now, and it was not saved. Please try "
+            "again in a few minutes{phone}.")
+
+
 async def _enqueue(request, account, subject, body, files, in_reply_to="") -> None:
+    """Commit the patient's message to the queue before answering; on any
+    failure answer 503 (nothing was sent, the patient may try again)."""
     config = request.app[CONFIG]
     msg = compose_to_provider(config, account, subject, body, files, in_reply_to,
                               domain=_domain(request))
-    store = request.app[STORE]
-    outbox_id = await store.enqueue_outgoing(account["id"], account["provider"],
-                                             msg["Message-ID"], msg.as_bytes(),
-                                             subject=str(msg["Subject"]))
-    audit("portal_reply", account_id=account["id"], message_ref=str(outbox_id),
-          count=len(files))
-    await store.log_access(account["id"], "send", str(outbox_id))
-    _wake(request)
+    store, spool = request.app[STORE], request.app.get(SPOOL)
+    route = to_provider(config, account)
+    queue_id = None
+    if spool is not None and route is not None:
+        try:
+            queue_id = await spool.enqueue(route[0], msg.as_bytes(), route[1])
+        except Exception as exc:  # noqa: BLE001 - spool down or full: the patient is told
+            log.warning("portal: message not queued", account_id=account["id"],
+                        error=type(exc).__name__)
+    if queue_id is None:
+        phone = f", or call us at {config.help_phone}" if config.help_phone else ""
+        raise web.HTTPServiceUnavailable(text=NOT_SENT.format(phone=phone))
+    await store.record_sent(account["id"], queue_id, str(msg["Subject"]))
+    audit("portal_reply", account_id=account["id"], queue_id=queue_id, count=len(files))
+    await store.log_access(account["id"], "send", queue_id[:32])
 
 
 async def reply(request: web.Request):
@@ -379,33 +400,28 @@ def _background(app: web.Application, coro) -> None:
 
 
 async def _send_reset(app: web.Application, account: dict, domain: str | None):
-    mailer = app.get(MAILER)
-    if mailer is None:
-        log.warning("portal: no upstream to mail a reset link", account_id=account["id"])
+    """Issue the link and commit its mail to the queue (the dispatcher
+    delivers it, with retries, like any mail)."""
+    if app.get(SPOOL) is None:
+        log.warning("portal: no queue to send a reset link through", account_id=account["id"])
         return
     config, store = app[CONFIG], app[STORE]
     token = await store.issue_link(account["id"], "reset", config.reset_link_ttl)
     await store.log_access(account["id"], "reset_request")
     link = f"{config.base_url.rstrip('/')}/reset/{token}"
     msg = reset_mail(config, account["email"], link, domain)
-    sender = str(msg["From"])
-    try:
-        outcome = (await mailer.send(sender, [account["email"]], msg.as_bytes()))[
-            account["email"]]
-    except Exception as exc:  # noqa: BLE001 - logged by type only: the text may hold the address
-        log.warning("portal: reset link not sent", account_id=account["id"],
-                    error=type(exc).__name__)
-        return
-    if isinstance(outcome, Delivered):
-        audit("notice_sent", account_id=account["id"], action="portal_reset")
-    else:
-        log.warning("portal: reset link not sent", account_id=account["id"],
-                    outcome=type(outcome).__name__, code=getattr(outcome, "code", None))
+    envelope, plan = phi_free(str(msg["From"]), account["email"], "portal-reset",
+                              "the password-reset link a patient asked for")
+    queue_id = await _enqueue_or_log(app, envelope, msg.as_bytes(), plan, account["id"],
+                                     "reset link")
+    if queue_id is not None:
+        audit("notice_sent", account_id=account["id"], action="portal_reset",
+              queue_id=queue_id)
 
 
 async def settle(app: web.Application, timeout: float = 30.0) -> None:
-    """Wait (bounded) until the reset mails in flight are done: on shutdown,
-    and in tests."""
+    """Wait (bounded) until the reset links being queued are committed: on
+    shutdown, and in tests."""
     if app[TASKS]:
         await asyncio.wait(set(app[TASKS]), timeout=timeout)
 
@@ -484,18 +500,17 @@ def _local_time(ts: float | None) -> str:
 
 
 def build_app(store: PortalStore, config: PortalConfig, secret: bytes,
-              outbox=None, mailer=None) -> web.Application:
-    """``mailer``: a Courier (``send(sender, rcpts, data)``) for reset links."""
+              spool=None) -> web.Application:
+    """``spool``: ``enqueue(envelope, raw, plan) -> queue id`` (the daemon's
+    dispatcher, or ``RemoteSpool`` when the portal runs alone)."""
     app = web.Application(middlewares=[guard],
                           client_max_size=int(config.max_upload_size) + 1_000_000)
     app[STORE] = store
     app[CONFIG] = config
     app[SECRET] = secret
     app[AUTH] = Authenticator(store, Lockout(config.lockout_threshold, config.lockout_base))
-    if outbox is not None:
-        app[OUTBOX] = outbox
-    if mailer is not None:
-        app[MAILER] = mailer
+    if spool is not None:
+        app[SPOOL] = spool
     app[TASKS] = set()
     app.on_cleanup.append(_drain)
     app[TEMPLATES] = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),

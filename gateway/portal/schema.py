@@ -6,7 +6,9 @@ link tokens) are stored as SHA-256 hashes, never in the clear.
 
 Changes after revision 0001 go through a new alembic revision in
 ``migrations/versions`` (0002 added the TOTP enrolment columns, the outbox's
-kind/rcpt/subject and the throttle table); never edit an applied revision.
+kind/rcpt/subject and the throttle table; 0003 replaced the outbox by the
+``sent`` record: portal mail now leaves through the queue); never edit an
+applied revision.
 """
 from __future__ import annotations
 
@@ -96,21 +98,21 @@ sessions = Table(
     Column("last_seen", Float, nullable=False),
 )
 
-outbox = Table(
-    "outbox", metadata,
+# What each patient sent to the practice (the "Sent" view). The mail itself
+# is a queue item (``queue_id``); the action delivering it records here when
+# it was delivered (``delivered_at``), how often it was tried and whether it
+# failed for good. Nothing reads this table to deliver.
+sent = Table(
+    "sent", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
-    Column("provider", String(200), nullable=False),
-    Column("message_id", String(998), nullable=False),
-    Column("raw", LargeBinary, nullable=False),
-    # patient: the patient's reply or new message (the "Sent" view);
-    # read_notice: the optional "your message was read" notice to ``rcpt``.
-    Column("kind", String(16), nullable=False, default="patient", server_default="patient"),
-    Column("rcpt", String(320)),                          # set: upstream to this address
-    Column("subject", Text, nullable=False, default="", server_default=""),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("queue_id", String(64), nullable=False, unique=True),
+    Column("subject", Text, nullable=False, default=""),
     Column("created_at", Float, nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
-    Column("sent_at", Float, index=True),
+    Column("delivered_at", Float),
+    Column("failed", Integer, nullable=False, default=0),      # 1: given up, the patient should call
 )
 
 access_log = Table(

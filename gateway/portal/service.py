@@ -1,10 +1,10 @@
 """PortalService: the portal role, ready to run inside any asyncio loop.
 
-Builds from ``PortalConfig`` the store, the provider-mailbox couriers, the
-outbox delivery loop, the web app (its reset links go out through
-``upstream``) and the hourly purge; ``start()`` listens
-on ``portal.address``, ``stop()`` closes everything. Used by ``phigate run``
-(through ``gateway/app.py``) and by ``phigate portal serve``.
+Builds from ``PortalConfig`` the web app (every mail it writes goes to
+``spool``: the daemon's dispatcher, or ``RemoteSpool`` when the portal runs
+alone) and the hourly purge; ``start()`` listens on ``portal.address``,
+``stop()`` closes everything. Used by ``phigate run`` (through
+``gateway/app.py``) and by ``phigate portal serve``.
 """
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ from pathlib import Path
 import structlog
 
 from gateway.config.models import PortalConfig
-from gateway.delivery.imap import ImapCourier
 from gateway.portal.app import build_app, load_secret, serve
-from gateway.portal.outbox import OutboxDelivery
+from gateway.portal.mails import phi_free, to_provider
 from gateway.portal.store import PortalStore, open_store, sqlite_url
 
 log = structlog.get_logger()
@@ -27,9 +26,31 @@ def database_url(config: PortalConfig, state_dir: Path) -> str:
     return config.database_url or sqlite_url(state_dir / "portal.db")
 
 
-def open_portal_store(config: PortalConfig, state_dir: Path) -> PortalStore:
+def unsent_adopter(config: PortalConfig, put):
+    """For migration 0003: a function committing one row of the old outbox to
+    the spool with ``put(envelope, raw, plan) -> QueueItem``; returns its id."""
+    def adopt(row: dict) -> str:
+        if row["rcpt"]:                                   # a read notice
+            envelope, plan = phi_free(config.notice_from or "", row["rcpt"], "read-notice",
+                                      "the portal's notice that a message was read")
+        else:
+            account = {"email": "", "provider": row["provider"]}
+            route = to_provider(config, account)
+            if route is None:
+                raise RuntimeError(f"portal outbox row {row['id']}: no mailbox or address "
+                                   f"for provider {row['provider']!r}; configure "
+                                   "portal.provider_addresses or portal.default_mailbox")
+            envelope, plan = route
+        return put(envelope, row["raw"], plan).id
+    return adopt
+
+
+def open_portal_store(config: PortalConfig, state_dir: Path, put=None) -> PortalStore:
+    """The store, its schema upgraded; ``put`` (``QueueStore.put_sync``) lets
+    the upgrade move mail left in a pre-0003 outbox into the spool."""
     Path(state_dir).mkdir(parents=True, exist_ok=True)
-    return open_store(database_url(config, state_dir))
+    adopt = unsent_adopter(config, put) if put is not None else None
+    return open_store(database_url(config, state_dir), adopt_unsent=adopt)
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -38,17 +59,11 @@ def split_address(address: str) -> tuple[str, int]:
 
 
 class PortalService:
-    def __init__(self, config: PortalConfig, state_dir: Path, store: PortalStore,
-                 upstream=None, sender: str = ""):
+    def __init__(self, config: PortalConfig, state_dir: Path, store: PortalStore, spool):
         self.config = config
         self.store = store
-        mailboxes = {name: ImapCourier.from_config(m)
-                     for name, m in config.provider_mailboxes.items()}
-        default = ImapCourier.from_config(config.default_mailbox) if config.default_mailbox else None
-        self.outbox = OutboxDelivery(store, config, mailboxes, default_mailbox=default,
-                                     upstream=upstream, sender=sender or config.notice_from)
         self.app = build_app(store, config, load_secret(Path(state_dir) / "portal-secret"),
-                             outbox=self.outbox, mailer=upstream)
+                             spool=spool)
         self._runner = None
         self._tasks: list[asyncio.Task] = []
 
@@ -61,8 +76,7 @@ class PortalService:
     async def start(self) -> None:
         host, port = split_address(self.config.address)
         self._runner = await serve(self.app, host, port)
-        self._tasks = [asyncio.create_task(self.outbox.run()),
-                       asyncio.create_task(self._purge_loop())]
+        self._tasks = [asyncio.create_task(self._purge_loop())]
         log.info("portal listening", address=self.config.address)
 
     async def _purge_loop(self) -> None:

@@ -27,7 +27,7 @@ from gateway.portal.schema import (
     attachments,
     links,
     messages,
-    outbox,
+    sent,
     sessions,
     throttle,
 )
@@ -84,18 +84,26 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10)
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest alembic revision (idempotent)."""
+def migrate(engine: Engine, adopt_unsent=None) -> None:
+    """Bring the schema to the newest alembic revision (idempotent).
+    ``adopt_unsent(row) -> queue id`` moves mail still waiting in a pre-0003
+    outbox into the spool; without it that migration refuses to run while
+    such mail exists (see revision 0003)."""
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
+        cfg.attributes["adopt_unsent"] = adopt_unsent
         command.upgrade(cfg, "head")
 
 
-def open_store(url: str) -> PortalStore:
+def open_store(url: str, adopt_unsent=None) -> PortalStore:
     engine = make_engine(url)
-    migrate(engine)
+    try:
+        migrate(engine, adopt_unsent)
+    except BaseException:
+        engine.dispose()
+        raise
     return PortalStore(engine)
 
 
@@ -327,14 +335,15 @@ class PortalStore:
     def purge_sync(self, now: float | None = None, sent_retention: float | None = None) -> int:
         """Delete expired messages (attachments follow), used or expired
         one-time links, throttle rows older than a day and, with
-        ``sent_retention``, delivered outbox rows (the Sent view) older than
-        that; the number of messages removed."""
+        ``sent_retention``, lines of the Sent view older than that (delivered
+        or given up); the number of messages removed."""
         now = time.time() if now is None else now
         with self.engine.begin() as conn:
             conn.execute(delete(throttle).where(throttle.c.at <= now - THROTTLE_KEEP))
             if sent_retention is not None:
-                conn.execute(delete(outbox).where(outbox.c.sent_at.is_not(None),
-                                                  outbox.c.created_at <= now - sent_retention))
+                conn.execute(delete(sent).where(
+                    sent.c.delivered_at.is_not(None) | (sent.c.failed == 1),
+                    sent.c.created_at <= now - sent_retention))
             expired = select(messages.c.id).where(messages.c.expires_at <= now)
             conn.execute(delete(attachments).where(attachments.c.message_id.in_(expired)))
             n = conn.execute(delete(messages).where(messages.c.expires_at <= now)).rowcount
@@ -384,49 +393,45 @@ class PortalStore:
                 conn.execute(delete(sessions).where(sessions.c.id_hash == hash_secret(raw)))
         await self._run(run)
 
-    # ------------------------------------------------------------------- outbox
-    async def enqueue_outgoing(self, account_id: int, provider: str, message_id: str,
-                               raw: bytes, *, subject: str = "", kind: str = "patient",
-                               rcpt: str | None = None) -> int:
-        """Queue mail for ``OutboxDelivery``: a patient's message to ``provider``
-        (kind "patient", listed in the Sent view) or, with ``rcpt``, a notice
-        through the upstream to that address (kind "read_notice")."""
+    # --------------------------------------------------------------------- sent
+    async def record_sent(self, account_id: int, queue_id: str, subject: str) -> None:
+        """A patient's message to the practice is in the queue as ``queue_id``:
+        list it in their Sent view."""
         def run():
             with self.engine.begin() as conn:
-                return conn.execute(insert(outbox).values(
-                    account_id=account_id, provider=provider, message_id=message_id, raw=raw,
-                    kind=kind, rcpt=rcpt, subject=subject[:998],
-                    created_at=time.time()).returning(outbox.c.id)).scalar_one()
-        return await self._run(run)
-
-    async def pending_outgoing(self, limit: int = 50) -> list[dict]:
-        def run():
-            q = (select(outbox.c.id, outbox.c.provider, outbox.c.message_id, outbox.c.raw,
-                        outbox.c.attempts, outbox.c.account_id, outbox.c.kind, outbox.c.rcpt)
-                 .where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(limit))
-            with self.engine.connect() as conn:
-                return [dict(r) for r in conn.execute(q).mappings()]
-        return await self._run(run)
+                conn.execute(insert(sent).values(account_id=account_id, queue_id=queue_id,
+                                                 subject=subject[:998], created_at=time.time()))
+        await self._run(run)
 
     def sent_sync(self, account_id: int, limit: int = 200) -> list[dict]:
         """The patient's own messages to the practice, newest first, with their
-        delivery state (``sent_at`` set: delivered; ``attempts``: tries so far)."""
-        q = (select(outbox.c.id, outbox.c.subject, outbox.c.created_at, outbox.c.sent_at,
-                    outbox.c.attempts)
-             .where(outbox.c.account_id == account_id, outbox.c.kind == "patient")
-             .order_by(outbox.c.created_at.desc(), outbox.c.id.desc()).limit(limit))
+        delivery state (``delivered_at`` set: delivered; ``failed``: given up;
+        ``attempts``: tries so far)."""
+        q = (select(sent.c.id, sent.c.subject, sent.c.created_at, sent.c.delivered_at,
+                    sent.c.attempts, sent.c.failed)
+             .where(sent.c.account_id == account_id)
+             .order_by(sent.c.created_at.desc(), sent.c.id.desc()).limit(limit))
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(q).mappings()]
 
     async def sent(self, account_id: int) -> list[dict]:
         return await self._run(self.sent_sync, account_id)
 
-    async def mark_outgoing(self, outbox_id: int, *, sent: bool) -> None:
-        def run():
-            values = {"sent_at": time.time()} if sent else {"attempts": outbox.c.attempts + 1}
-            with self.engine.begin() as conn:
-                conn.execute(update(outbox).where(outbox.c.id == outbox_id).values(**values))
-        await self._run(run)
+    def note_delivery_sync(self, queue_id: str, *, delivered: bool = False,
+                           failed: bool = False) -> None:
+        """One attempt at the queue item ``queue_id`` ended (no row: nothing to do)."""
+        values = {"attempts": sent.c.attempts + 1}
+        if delivered:
+            values["delivered_at"] = time.time()
+        if failed:
+            values["failed"] = 1
+        with self.engine.begin() as conn:
+            conn.execute(update(sent).where(sent.c.queue_id == queue_id).values(**values))
+
+    async def note_delivery(self, queue_id: str, *, delivered: bool = False,
+                            failed: bool = False) -> None:
+        await self._run(lambda: self.note_delivery_sync(queue_id, delivered=delivered,
+                                                        failed=failed))
 
     # ----------------------------------------------------------------- throttle
     def throttle_sync(self, checks: list[tuple[str, float, int]]) -> bool:

@@ -9,10 +9,20 @@ memory (a heap of due times) and rebuilt from disk at start-up by
    action's handler,
 3. apply each recipient's Outcome: Delivered; Transient → backoff with
    jitter; Permanent(no certificate) → the plan's next fallback at once;
-   Permanent → failed; past ``give_up_after`` → failed,
-4. send one PHI-free DSN for newly failed recipients (itself a queue item),
-5. persist: remove the item when every recipient is final, move it to hold/
-   when only held recipients remain, else save its state atomically.
+   Permanent(hold) (the courier's last check, ``gateway.delivery.guard``) →
+   held; Permanent → failed; past ``give_up_after`` → failed,
+4. send one PHI-free DSN for newly failed recipients and one PHI-free held
+   notice for newly held ones (``gateway.queue.notices``), each itself a
+   queue item,
+5. persist: when every recipient is final remove the item (or move it to
+   failed/ when one failed, kept for ``keep_failed``), move it to hold/ when
+   only held recipients remain, else save its state atomically.
+
+Everything phigate sends is a queue item delivered here (``enqueue``): relayed
+mail, portal notices and patients' messages, read notices, reset links, DSNs,
+held notices and the administrator's digest. While a handler runs, the item
+is named in ``gateway.delivery.guard.delivering`` so the guarded couriers can
+check each recipient against it.
 
 Handler exceptions are bugs: the item's crash count goes up and after
 ``max_crashes`` it is moved to shunt/ with the traceback beside it (<id>.error).
@@ -31,10 +41,12 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 
 from gateway.audit import audit, get_logger
+from gateway.delivery.guard import delivering
 from gateway.model import Action, Delivered, Envelope, Permanent, PermanentKind, Plan, Transient
 from gateway.queue.dsn import build_dsn
 from gateway.queue.item import QueueItem, Status
-from gateway.queue.store import HOLD, QUEUE, SHUNT, ItemNotFound, QueueStore
+from gateway.queue.notices import HeldNotice
+from gateway.queue.store import FAILED, HOLD, QUEUE, SHUNT, ItemNotFound, QueueStore
 
 log = get_logger("dispatcher")
 
@@ -46,13 +58,18 @@ _UNAVAILABLE = PermanentKind.NO_CERTIFICATE
 
 
 class Dispatcher:
-    def __init__(self, store: QueueStore, handlers: Mapping[Action, object], *,
+    def __init__(self, store: QueueStore, handlers: Mapping[Action, object] | None = None, *,
                  retry_min: float = 30.0, retry_max: float = 3600.0, jitter: float = 0.2,
                  give_up_after: float = 5 * 86400.0, concurrency: int = 50,
                  max_crashes: int = 3, hostname: str = "localhost", dsn_sender: str = "",
+                 held_notice: HeldNotice | None = None, keep_failed: float = 0.0,
                  metrics=None, clock: Callable[[], float] = time.time):
+        """``handlers`` may also be set later (``self.handlers``): actions that
+        send mail of their own take the dispatcher as their spool."""
         self.store = store
-        self.handlers = dict(handlers)
+        self.handlers = dict(handlers or {})
+        self.held_notice = held_notice
+        self.keep_failed = keep_failed
         self.retry_min, self.retry_max, self.jitter = retry_min, retry_max, jitter
         self.give_up_after = give_up_after
         self.max_crashes = max_crashes
@@ -83,6 +100,18 @@ class Dispatcher:
         """A freshly committed item: attempt it now, from memory."""
         self._fresh[item.id] = (item, raw)
         self.schedule(item.id, 0.0)
+
+    async def enqueue(self, envelope: Envelope, raw: bytes, plan: Plan) -> str:
+        """The one road out for mail phigate writes itself: commit it to the
+        spool (``QueueStore.put``, fsynced) and attempt it now. Returns the
+        queue id once the item is durable."""
+        item = await self.store.put(envelope, raw, plan)
+        audit("queued", queue_id=item.id, sender=envelope.mail_from, source=envelope.source,
+              recipients=len(envelope.rcpt_tos), size=len(raw), phi=plan.verdict.phi,
+              decisions=[f"{d.action.value}:{d.rule}" for d in plan.decisions])
+        self.submit(item, raw)
+        self._update_sizes()
+        return item.id
 
     def recover(self) -> int:
         """Rebuild the schedule from disk; count and shunt crashed items."""
@@ -195,14 +224,15 @@ class Dispatcher:
                 self._fail(item, r, f"gave up after {self.give_up_after / 86400:g} days: "
                            f"{r.last_error or 'not delivered'}")
         await self._send_dsn(item)
+        await self._send_held_notice(item)
         await self._persist(item)
 
     async def _run_group(self, item, raw, action, rcpts, now, expired) -> None:
         if action is Action.HOLD:
             for r in rcpts:
                 r.status = Status.HELD
-                r.last_error = item.plan.decision_for(r.address).reason or "held by policy"
-                audit("held", queue_id=item.id, recipient=r.address, rule=item.plan.decision_for(r.address).rule)
+                r.last_error = r.reason or "held by policy"
+                audit("held", queue_id=item.id, recipient=r.address, rule=r.rule)
                 self._count("held")
             return
         handler = self.handlers.get(action)
@@ -214,7 +244,11 @@ class Dispatcher:
             for r in rcpts:
                 r.attempts += 1
             audit("attempt", queue_id=item.id, action=action.value, recipients=len(rcpts))
-            outcomes = await handler.execute(item, raw, rcpts)
+            token = delivering.set(item)
+            try:
+                outcomes = await handler.execute(item, raw, rcpts)
+            finally:
+                delivering.reset(token)
         for r in rcpts:
             outcome = outcomes.get(r.address) or Transient("no outcome reported")
             self._apply(item, r, outcome, now, expired, handler is None)
@@ -235,9 +269,13 @@ class Dispatcher:
             audit("deferred", queue_id=item.id, recipient=r.address, action=r.action.value,
                   reason=outcome.reason, next_attempt=round(r.next_attempt))
             self._count("deferred")
+        elif outcome.kind is PermanentKind.HOLD:
+            r.status = Status.HELD
+            r.last_error = outcome.reason
+            self._count("held")                       # audited by the guard that held it
         elif outcome.wants_fallback and r.fallbacks:
             previous = r.action
-            r.action = r.fallbacks.pop(0)
+            r.change_action(r.fallbacks.pop(0))
             r.next_attempt = now
             r.last_error = outcome.reason
             audit("fallback", queue_id=item.id, recipient=r.address, action=previous.value,
@@ -270,16 +308,37 @@ class Dispatcher:
             data = build_dsn(item, unreported, self.hostname, self.dsn_sender)
             envelope = Envelope(mail_from="", rcpt_tos=(sender,), received_at=self.clock(),
                                 source="dsn")
-            dsn_item = await self.store.put(envelope, data, Plan.relay_all([sender], rule="dsn"))
+            await self.enqueue(envelope, data, Plan.relay_all([sender], rule="dsn"))
             audit("dsn_sent", queue_id=item.id, recipients=len(unreported))
-            self.submit(dsn_item, data)
         for r in unreported:
             r.steps["dsn"] = True
+
+    async def _send_held_notice(self, item: QueueItem) -> None:
+        """One PHI-free notice to the sender for recipients newly held (only
+        for staff submissions: never about mail phigate wrote itself)."""
+        unreported = [r for r in item.recipients
+                      if r.status is Status.HELD and not r.steps.get("held_notice")]
+        if not unreported:
+            return
+        sender = item.envelope.mail_from
+        if self.held_notice is not None and sender and item.envelope.source == "smtp":
+            data = self.held_notice.build(item, unreported, self.dsn_sender, self.clock())
+            envelope = Envelope(mail_from="", rcpt_tos=(sender,), received_at=self.clock(),
+                                source="notice")
+            await self.enqueue(envelope, data, Plan.relay_all([sender], rule="held-notice"))
+            audit("notice_sent", queue_id=item.id, action="held_notice",
+                  recipients=len(unreported))
+        for r in unreported:
+            r.steps["held_notice"] = True
 
     async def _persist(self, item: QueueItem) -> None:
         statuses = {r.status for r in item.recipients}
         if Status.PENDING not in statuses and Status.HELD not in statuses:
-            await self.store.finish(item.id)
+            if Status.FAILED in statuses and self.keep_failed > 0:
+                await self.store.save(item)
+                await self.store.move(item.id, QUEUE, FAILED)
+            else:
+                await self.store.finish(item.id)
             self._forget(item.id)
             self._update_sizes()
             return
@@ -323,14 +382,17 @@ class Dispatcher:
         relay otherwise; ``--as relay`` on PHI is an explicit admin override."""
         async with self._locks[item_id]:
             area = self.store.find(item_id)
-            if area == QUEUE:
-                raise ValueError("item is not held")
+            if area in (QUEUE, FAILED):
+                raise ValueError("item is not held" if area == QUEUE else
+                                 "item failed; the sender was told (drop it or resubmit)")
             item = self.store.load(item_id, area)
             chosen = action or (Action.PORTAL if item.plan.verdict.phi else Action.RELAY)
             for r in item.recipients:
                 if r.status is Status.HELD or (area == SHUNT and r.status is Status.PENDING):
                     r.status = Status.PENDING
-                    r.action = chosen
+                    r.change_action(chosen)
+                    if action is Action.RELAY:        # the administrator's explicit word
+                        r.options["allow_phi_plaintext"] = True
                     r.fallbacks = []
                     r.next_attempt = 0.0
                     r.steps["released_as"] = chosen.value

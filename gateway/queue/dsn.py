@@ -1,7 +1,8 @@
 """Delivery status notifications (RFC 3464) that carry no PHI.
 
 The report names the queue id, the failed recipients and the reasons (the
-upstream's reply or ours). It never includes the original body, subject or
+upstream's reply or ours); for mail phigate wrote on the sender's behalf (a
+portal notice) also what it was, in the rule's words. It never includes the original body, subject or
 headers: a sender who needs the message still has it in their Sent folder.
 """
 from __future__ import annotations
@@ -33,6 +34,9 @@ def build_dsn(item: QueueItem, failed: list[RecipientState], reporting_host: str
         "For privacy the message itself is not attached; it is in your Sent folder.",
         "",
         *(f"  {r.address}: {_one_line(r.last_error) or 'delivery failed'}" for r in failed),
+        # mail phigate wrote for the sender (a portal notice): say which
+        *([f"This was {failed[0].reason}."]
+          if item.envelope.source != "smtp" and failed[0].reason else []),
     ]
     status = [
         f"Reporting-MTA: dns; {reporting_host}",

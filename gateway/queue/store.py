@@ -13,16 +13,24 @@ and one (shared) directory fsync — the same order of work as Postfix:
                          queue/ fsync)
     hold/<id>.*          parked for an administrator
     shunt/<id>.*         poison items, with <id>.error (the traceback) for a human
+    failed/<id>.*        finished items with a failed recipient (the sender got a DSN),
+                         kept ``queue.keep_failed`` for the administrator, then purged
 
 ``put``: write tmp/<id>.msg, fsync it, rename it into queue/, fsync queue/.
 Only after ``put`` returns may the SMTP edge answer 250. Concurrent puts share
 directory fsyncs (group commit): a put waits for an fsync of queue/ that
 started after its rename, which one syscall can satisfy for many puts.
 Blocking file work runs in worker threads so the event loop keeps serving.
+
+    lock-<shard>         flock(2)ed by the daemon process owning the shard for as
+                         long as it runs. A command-line tool that finds it free
+                         may ``put`` into the spool itself (``mark=False``); the
+                         daemon's ``recover()`` picks the item up when it starts.
 """
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import secrets
@@ -34,8 +42,8 @@ from gateway.queue.item import QueueItem
 from gateway.queue.safeio import atomic_replace, ensure_dir, fsync_dir, write_new
 
 MSG, STATE, ERROR = ".msg", ".state", ".error"
-QUEUE, HOLD, SHUNT = "queue", "hold", "shunt"
-AREAS = (QUEUE, HOLD, SHUNT)
+QUEUE, HOLD, SHUNT, FAILED = "queue", "hold", "shunt", "failed"
+AREAS = (QUEUE, HOLD, SHUNT, FAILED)
 _SUFFIXES = (MSG, STATE, ERROR)
 
 
@@ -149,7 +157,7 @@ class QueueStore:
         return new_id(self.shard, self.shards)
 
     def find(self, item_id: str) -> str:
-        """The area (queue/hold/shunt) holding ``item_id``."""
+        """The area (queue/hold/shunt/failed) holding ``item_id``."""
         for area in AREAS:
             if self.file(item_id, area, MSG).exists():
                 return area
@@ -159,13 +167,29 @@ class QueueStore:
     def size(self) -> int:
         return self._count
 
+    # ---- the owner's lock ------------------------------------------------------
+    def lock(self, blocking: bool = True) -> bool:
+        """Take this shard's lock (held until the process exits or ``unlock``);
+        False when ``blocking`` is off and another process holds it."""
+        fd = os.open(self.root / f"lock-{self.shard}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                     0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True
+
+    def unlock(self) -> None:
+        fd, self._lock_fd = getattr(self, "_lock_fd", None), None
+        if fd is not None:
+            os.close(fd)
+
     # ---- commit --------------------------------------------------------------
     async def put(self, envelope: Envelope, raw: bytes, plan: Plan,
                   item_id: str | None = None) -> QueueItem:
-        if self._count >= self.max_items:
-            raise QueueFull()
-        item = QueueItem.new(item_id or self.new_id(), envelope, plan)
-        self._count += 1
+        item = self._reserve(envelope, plan, item_id)
         try:
             await asyncio.to_thread(self._put_sync, item, raw)
         except BaseException:
@@ -173,7 +197,24 @@ class QueueStore:
             raise
         return item
 
-    def _put_sync(self, item: QueueItem, raw: bytes) -> None:
+    def put_sync(self, envelope: Envelope, raw: bytes, plan: Plan) -> QueueItem:
+        """``put`` from a process that will not attempt the item (a command-line
+        tool holding this shard's ``lock``): no in-flight mark."""
+        item = self._reserve(envelope, plan, None)
+        try:
+            self._put_sync(item, raw, mark=False)
+        except BaseException:
+            self._count -= 1
+            raise
+        return item
+
+    def _reserve(self, envelope: Envelope, plan: Plan, item_id: str | None) -> QueueItem:
+        if self._count >= self.max_items:
+            raise QueueFull()
+        self._count += 1
+        return QueueItem.new(item_id or self.new_id(), envelope, plan)
+
+    def _put_sync(self, item: QueueItem, raw: bytes, mark: bool = True) -> None:
         staging = self.file(item.id, "tmp", MSG)
         try:
             write_new(staging, _encode(item) + b"\n" + raw)
@@ -185,7 +226,8 @@ class QueueStore:
                 pass
             raise
         self._queue_sync.sync()
-        self.mark_in_flight(item.id)      # its first attempt starts now (see mark_in_flight)
+        if mark:
+            self.mark_in_flight(item.id)  # its first attempt starts now (see mark_in_flight)
 
     # ---- reading -------------------------------------------------------------
     def _read_msg(self, item_id: str, area: str) -> tuple[bytes, bytes]:
@@ -286,6 +328,19 @@ class QueueStore:
         await asyncio.to_thread(self._remove, item_id, area)
         if area == QUEUE:
             self._count -= 1
+
+    def purge_failed(self, older_than: float) -> int:
+        """Remove this shard's failed/ items last changed before ``older_than``."""
+        removed = 0
+        for item_id in self.own_ids(FAILED):
+            try:
+                changed = self.file(item_id, FAILED, STATE).stat().st_mtime
+            except FileNotFoundError:
+                changed = 0.0
+            if changed < older_than:
+                self._remove(item_id, FAILED)
+                removed += 1
+        return removed
 
     def clean_tmp(self) -> int:
         """Delete this shard's staging leftovers of interrupted puts (never

@@ -23,7 +23,7 @@ from gateway.model import (
     Plan,
     Verdict,
 )
-from gateway.queue.item import QueueItem, RecipientState
+from gateway.queue.item import QueueItem
 from tests.crypto import openssl_cli
 from tests.crypto.pki import TestPKI, write_p12, write_pem
 
@@ -71,8 +71,7 @@ def with_identity(store, people, tmp_path):
 def queue_item(rcpts, action=Action.SMIME, phi=True, **options):
     plan = Plan(Verdict(phi=phi), tuple(Decision(r, action, "rule", (Action.PORTAL,),
                                                  options=dict(options)) for r in rcpts))
-    return QueueItem("q1", Envelope(SENDER, tuple(rcpts)), plan,
-                     [RecipientState(r, action) for r in rcpts])
+    return QueueItem.new("q1", Envelope(SENDER, tuple(rcpts)), plan)
 
 
 def run(action, item):

@@ -6,7 +6,7 @@ import stat
 import pytest
 
 from gateway.model import Envelope, Plan
-from gateway.queue.item import QueueItem
+from gateway.queue.item import SCHEMA_VERSION, QueueItem
 from gateway.queue.store import HOLD, QUEUE, SHUNT, QueueFull, QueueStore
 
 
@@ -24,7 +24,7 @@ async def test_put_writes_message_and_state_0600(tmp_path):
     assert raw == b"Subject: x\r\n\r\nbody\r\n"
     assert store.read_message(item.id) == raw
     state = json.loads(header)
-    assert state["schema_version"] == 1
+    assert state["schema_version"] == SCHEMA_VERSION == 2
     assert [r["address"] for r in state["recipients"]] == ["b@partner.test", "c@partner.test"]
     assert store.load(item.id).to_json() == item.to_json()
     assert list((tmp_path / "tmp").iterdir()) == []

@@ -29,6 +29,6 @@ def test_recipients_grouped_by_what_they_receive():
                                                                    "[secure]"}),
         Decision("b@x.example", Action.RELAY, "internal")))
     item = QueueItem.new("1" * 32, Envelope("s@x.example", ("a@x.example", "b@x.example")), plan)
-    groups = {tuple(m): data for data, m in by_subject_variant(
-        item, raw, ["a@x.example", "b@x.example"])}
+    groups = {tuple(r.address for r in m): data
+              for data, m in by_subject_variant(raw, item.recipients)}
     assert groups == {("a@x.example",): b"Subject: hi\r\n\r\nbody\r\n", ("b@x.example",): raw}

@@ -3,8 +3,9 @@ accounts.totp_pending / totp_last_step, outbox.kind / rcpt / subject (subjects
 of existing rows filled from their stored mail), the throttle table.
 
 Revision 0001 builds its tables from the *current* ``schema.metadata``, so a
-database created fresh already has all of this when 0002 runs: every step
-here looks first and adds only what is missing.
+database created fresh already has all of this when 0002 runs (and, since
+0003, no outbox table at all): every step here looks first and adds only
+what is missing.
 
 Revision ID: 0002
 Revises: 0001
@@ -38,7 +39,10 @@ def upgrade() -> None:
     bind = op.get_bind()
     inspector = sa.inspect(bind)
     added: set[tuple[str, str]] = set()
+    tables = set(inspector.get_table_names())
     for table, columns in NEW_COLUMNS.items():
+        if table not in tables:
+            continue
         have = {c["name"] for c in inspector.get_columns(table)}
         for column in columns:
             if column.name not in have:
