@@ -407,7 +407,7 @@ class PortalStore:
         """The patient's own messages to the practice, newest first, with their
         delivery state (``delivered_at`` set: delivered; ``failed``: given up;
         ``attempts``: tries so far)."""
-        q = (select(sent.c.id, sent.c.subject, sent.c.created_at, sent.c.delivered_at,
+        q = (select(sent.c.id, sent.c.queue_id, sent.c.subject, sent.c.created_at, sent.c.delivered_at,
                     sent.c.attempts, sent.c.failed)
              .where(sent.c.account_id == account_id)
              .order_by(sent.c.created_at.desc(), sent.c.id.desc()).limit(limit))

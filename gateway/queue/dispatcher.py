@@ -167,6 +167,20 @@ class Dispatcher:
         finally:
             self.alive = False
 
+    async def drain(self) -> int:
+        """Attempt every item due now, one after another in this task, until
+        none is due; the number of attempts. (``run`` does the same work
+        concurrently and forever; this is the deterministic one-shot form.)"""
+        attempts = 0
+        while self._heap and self._heap[0][0] <= self.clock():
+            due, _, item_id = heapq.heappop(self._heap)
+            if self._due.get(item_id) != due:
+                continue
+            del self._due[item_id]
+            await self._attempt(item_id)
+            attempts += 1
+        return attempts
+
     async def stop(self, grace: float = 30.0) -> None:
         """Stop picking work; let attempts in flight finish within ``grace``."""
         self._stopping = True

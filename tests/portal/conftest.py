@@ -1,7 +1,11 @@
 """Portal fixtures: the store on SQLite and on PostgreSQL (every test that
-uses ``portal_store`` runs on both), the web app on a real loopback port, an
-HTTP client that keeps cookies and fills in CSRF tokens, and helpers that
-deposit PHI mail through ``PortalAction.execute`` with a real ``QueueItem``."""
+uses ``portal_store`` runs on both), the real queue the portal's mail goes
+through (``portal_spool``: a QueueStore and Dispatcher with the relay and
+mailbox actions behind the guarded upstream courier; ``await
+portal_spool.drain()`` attempts what is due), the web app on a real loopback
+port, an HTTP client that keeps cookies and fills in CSRF tokens, and
+helpers that deposit PHI mail through ``PortalAction.execute`` with a real
+``QueueItem``."""
 from __future__ import annotations
 
 import email.policy
@@ -14,16 +18,20 @@ import aiohttp
 import aiosmtplib
 import pytest
 
+from gateway.actions.mailbox import MailboxAction
 from gateway.actions.portal import PortalAction
+from gateway.actions.relay import RelayAction
 from gateway.app import Gateway
 from gateway.auth.users import UserDirectory
 from gateway.config.models import Config, PortalConfig, UpstreamConfig
+from gateway.delivery.guard import GuardedCourier
 from gateway.delivery.smtp import UpstreamCourier
 from gateway.model import Action, Decision, Envelope, Plan, Verdict
 from gateway.portal.app import build_app, serve
-from gateway.portal.outbox import OutboxDelivery
 from gateway.portal.store import open_store, sqlite_url
+from gateway.queue.dispatcher import Dispatcher
 from gateway.queue.item import QueueItem
+from gateway.queue.store import QueueStore
 from tests.peers.sink import free_port
 
 PRACTICE = "Smile Dental"
@@ -57,28 +65,34 @@ def portal_config(portal_port) -> PortalConfig:
 
 
 @pytest.fixture
-def upstream_courier(upstream_sink):
-    courier = UpstreamCourier(UpstreamConfig(host="127.0.0.1", port=upstream_sink.port,
-                                             tls="none"), "gateway.test")
+async def upstream_courier(upstream_sink):
+    """The upstream courier as ``gateway.app`` builds it: behind the guard."""
+    courier = GuardedCourier(UpstreamCourier(UpstreamConfig(
+        host="127.0.0.1", port=upstream_sink.port, tls="none"), "gateway.test"))
     yield courier
+    await courier.close()
 
 
 @pytest.fixture
-def portal_action(portal_store, portal_config, upstream_courier) -> PortalAction:
-    return PortalAction(portal_store, portal_config, upstream_courier)
+def portal_spool(tmp_path, portal_store, upstream_courier) -> Dispatcher:
+    """The queue every portal mail goes through (nothing runs in the
+    background: ``await portal_spool.drain()`` delivers what is due)."""
+    dispatcher = Dispatcher(QueueStore(tmp_path / "spool"), hostname="gateway.test")
+    dispatcher.handlers = {
+        Action.RELAY: RelayAction(upstream_courier),
+        Action.MAILBOX: MailboxAction({}, None, upstream_courier, portal_store)}
+    return dispatcher
 
 
 @pytest.fixture
-async def portal_outbox(portal_store, portal_config, upstream_courier):
-    return OutboxDelivery(portal_store, portal_config, {}, upstream=upstream_courier,
-                          sender="portal@smiledental.example")
+def portal_action(portal_store, portal_config, portal_spool) -> PortalAction:
+    return PortalAction(portal_store, portal_config, portal_spool)
 
 
 @pytest.fixture
-async def portal_web_app(portal_store, portal_config, portal_outbox, upstream_courier):
-    """The aiohttp app ``portal_server`` serves (reset links go to the sink)."""
-    return build_app(portal_store, portal_config, b"k" * 32, outbox=portal_outbox,
-                     mailer=upstream_courier)
+async def portal_web_app(portal_store, portal_config, portal_spool):
+    """The aiohttp app ``portal_server`` serves; its mail goes to ``portal_spool``."""
+    return build_app(portal_store, portal_config, b"k" * 32, spool=portal_spool)
 
 
 @pytest.fixture
@@ -179,16 +193,25 @@ default: {action: relay}
 
 
 @pytest.fixture
-async def gateway_with_portal(tmp_path, upstream_sink, portal_store, portal_config):
+def gateway_portal_config(portal_config) -> PortalConfig:
+    """The portal section ``gateway_with_portal`` runs with (a test module may
+    add a provider mailbox)."""
+    return portal_config
+
+
+@pytest.fixture
+async def gateway_with_portal(tmp_path, upstream_sink, portal_store, gateway_portal_config):
     """A whole Gateway as ``gateway.app`` wires it, with a policy sending PHI to
     the portal and the portal store of the test (its web app is served by
-    the tests themselves, so the gateway's own portal role stays off)."""
+    the tests themselves with ``spool=gw.dispatcher``, so the gateway's own
+    portal role stays off)."""
     users = tmp_path / "users.yaml"
     UserDirectory.load(users).add("frontdesk", "front desk password", [SENDER])
     policy = tmp_path / "policy.yaml"
     policy.write_text(PORTAL_FOR_PHI)
     store_url = portal_store.engine.url.render_as_string(hide_password=False)
-    portal = portal_config.model_copy(update={"enabled": False, "database_url": store_url})
+    portal = gateway_portal_config.model_copy(update={"enabled": False,
+                                                      "database_url": store_url})
     config = Config.model_validate({
         "state_dir": str(tmp_path / "state"), "auth": {"users_file": str(users)},
         "policy": str(policy),

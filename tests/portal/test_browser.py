@@ -1,7 +1,9 @@
 """The patient's whole journey in a real Chromium on a phone-sized screen:
 PHI message submitted over SMTP → notice (no PHI) → register from the link → log in → inbox → read → download
 the attachment → reply with a file → the reply is unread in the provider's
-mailbox on a real Dovecot. Screenshots of login, inbox and message pages go
+mailbox on a real Dovecot. Every mail on the way (the notice, the reply) is a
+queue item of the real Gateway's dispatcher: the web app's spool is
+``gw.dispatcher``. Screenshots of login, inbox and message pages go
 to ``test-output/``. Runs with the store on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
@@ -9,26 +11,31 @@ import asyncio
 import email
 import email.policy
 
-from gateway.portal.app import build_app, serve
-from gateway.portal.outbox import OutboxDelivery
+import pytest
+
+from gateway.portal.app import build_app, serve, settle
 from tests.portal.conftest import link_from, phi_message, submit
-from tests.portal.test_imap import PROVIDER, courier_for
+from tests.portal.test_imap import PROVIDER, mailbox_for
 
 PATIENT = "maria.lopez@mail.example"
 SUBJECT = "Maria Lopez periapical radiograph tooth 30"
 BODY = "Maria, the radiograph of tooth #30 shows a periapical lesion (K04.5); see attached."
 
 
+@pytest.fixture
+def gateway_portal_config(portal_config, dovecot, tmp_path):
+    """The gateway delivers patients' messages into the provider's Dovecot mailbox."""
+    dovecot.add_user(PROVIDER, "imap-secret")
+    return portal_config.model_copy(update={"default_mailbox": mailbox_for(dovecot, tmp_path)})
+
+
 async def test_patient_journey(gateway_with_portal, portal_store, portal_config, portal_port,
                                upstream_sink, dovecot, browser_page, screenshot_dir, tmp_path,
                                request):
     store_kind = request.node.callspec.params["portal_store"]
-    dovecot.add_user(PROVIDER, "imap-secret")
-    outbox = OutboxDelivery(portal_store, portal_config, {},
-                            default_mailbox=courier_for(dovecot, tmp_path), interval=3600)
-    runner = await serve(build_app(portal_store, portal_config, b"s" * 32, outbox=outbox),
+    runner = await serve(build_app(portal_store, portal_config, b"s" * 32,
+                                   spool=gateway_with_portal.dispatcher),
                          "127.0.0.1", portal_port)
-    loop_task = asyncio.create_task(outbox.run())
     try:
         raw = phi_message(PATIENT, SUBJECT, BODY, html=f"<p>{BODY}</p>",
                           attachment=("radiograph.pdf", b"%PDF-1.4 tooth 30"))
@@ -89,11 +96,11 @@ async def test_patient_journey(gateway_with_portal, portal_store, portal_config,
         message_ref = (await portal_store.inbox(account["id"]))[0]["public_id"]
         assert ("read_receipt", message_ref) in portal_store.access_events_sync(account["id"])
     finally:
-        loop_task.cancel()
         await runner.cleanup()
 
 
 async def test_forgot_password_in_the_browser(portal_server, portal_store, upstream_sink,
+                                              portal_web_app, portal_spool,
                                               browser_page, screenshot_dir, request):
     """Login page → "Forgot password?" → e-mail address → the link from the
     mail → new password → log in; no address in any URL on the way."""
@@ -115,6 +122,8 @@ async def test_forgot_password_in_the_browser(portal_server, portal_store, upstr
     await page.get_by_role("heading", name="Check your e-mail").wait_for()
     await page.screenshot(path=screenshot_dir / f"portal-forgot-{store_kind}.png",
                           full_page=True)
+    await settle(portal_web_app)                 # the link is issued and queued…
+    await portal_spool.drain()                   # …and the dispatcher delivers it
     await upstream_sink.wait_for(1, timeout=30)
     await page.goto(portal_server + link_from(upstream_sink.messages[0].data, "reset"))
     await page.get_by_label("New password", exact=True).fill("remembered now 2")

@@ -108,3 +108,45 @@ def test_reset_can_clear_two_step_sign_in(config_file, tmp_path, capsys):
     stored = store.account_sync(account["id"])
     assert stored["totp_secret"] is None and stored["totp_last_step"] is None
     store.close()
+
+
+async def test_send_puts_the_link_into_the_queue_with_or_without_the_daemon(
+        tmp_path, upstream_sink, capsys):
+    """``grant --send`` with no daemon running commits the mail to the spool
+    itself (no attempt started); the gateway delivers it when it starts.
+    ``reset --send`` while it runs goes through its control socket."""
+    import asyncio
+
+    from gateway.app import Gateway
+    from gateway.config import load_config
+    from gateway.queue.store import QUEUE, QueueStore
+
+    port = free_port()
+    config_file = tmp_path / "phigate.yaml"
+    config_file.write_text(
+        f"state_dir: {tmp_path / 'state'}\nqueue: {{dir: {tmp_path / 'spool'}}}\n"
+        "listen: {submission: {address: '127.0.0.1:0'}}\nmetrics: {address: null}\n"
+        f"upstream: {{host: 127.0.0.1, port: {upstream_sink.port}, tls: none}}\n"
+        f"portal:\n  address: 127.0.0.1:{port}\n  base_url: http://127.0.0.1:{port}\n"
+        "  notice_from: portal@smiledental.example\n")
+
+    async def cli(*argv) -> int:       # the CLI runs its own event loop: give it a thread
+        return await asyncio.to_thread(run, config_file, *argv)
+
+    assert await cli("grant", "ana@mail.example", *GRANT, "--send") == 0
+    [queued] = QueueStore(tmp_path / "spool").ids(QUEUE)
+    assert f"queued as {queued}" in capsys.readouterr().out
+    assert not list((tmp_path / "spool" / "active").iterdir())
+    assert upstream_sink.messages == []
+
+    gateway = Gateway(load_config(config_file), config_file)
+    await gateway.start()
+    try:
+        await upstream_sink.wait_for(1, timeout=30)
+        assert upstream_sink.messages[0].rcpt_tos == ["ana@mail.example"]
+        assert b"/register/" in upstream_sink.messages[0].data
+        assert await cli("reset", "ana@mail.example", "--send") == 0
+        await upstream_sink.wait_for(2, timeout=30)
+        assert b"/register/" in upstream_sink.messages[1].data     # not registered yet
+    finally:
+        await gateway.stop(grace=5)

@@ -3,21 +3,27 @@
 APPEND whose answer was lost."""
 from __future__ import annotations
 
+from gateway.actions.mailbox import MailboxAction
 from gateway.config.models import PortalMailbox
+from gateway.delivery.guard import GuardedCourier, delivering
 from gateway.delivery.imap import ImapCourier
 from gateway.model import Delivered, Transient
-from gateway.portal.outbox import OutboxDelivery, compose_to_provider
+from gateway.portal.mails import compose_to_provider, to_provider
+from gateway.queue.item import QueueItem
 
 PROVIDER = "dr.smith@smiledental.example"
 
 
-def courier_for(dovecot, tmp_path, password="imap-secret") -> ImapCourier:
+def mailbox_for(dovecot, tmp_path, password="imap-secret") -> PortalMailbox:
     secret = tmp_path / "imap.pw"
     secret.write_text(password + "\n")
     secret.chmod(0o600)
-    return ImapCourier.from_config(PortalMailbox(host="127.0.0.1", port=dovecot.port,
-                                                 user=PROVIDER, password_file=secret,
-                                                 ca_file=dovecot.ca_file))
+    return PortalMailbox(host="127.0.0.1", port=dovecot.port, user=PROVIDER,
+                         password_file=secret, ca_file=dovecot.ca_file)
+
+
+def courier_for(dovecot, tmp_path, password="imap-secret") -> ImapCourier:
+    return ImapCourier.from_config(mailbox_for(dovecot, tmp_path, password))
 
 
 async def test_append_is_unread_and_verified(dovecot, tmp_path):
@@ -42,20 +48,30 @@ async def test_wrong_password_and_untrusted_certificate(dovecot, tmp_path):
     assert await dovecot.messages(PROVIDER, "imap-secret") == []
 
 
-async def test_outbox_retry_does_not_append_twice(dovecot, tmp_path, portal_store, portal_config):
+async def test_mailbox_retry_does_not_append_twice(dovecot, tmp_path, portal_store,
+                                                  portal_config):
     dovecot.add_user(PROVIDER, "imap-secret")
-    courier = courier_for(dovecot, tmp_path)
+    mailbox = mailbox_for(dovecot, tmp_path)
+    courier = GuardedCourier(ImapCourier.from_config(mailbox))
+    config = portal_config.model_copy(update={"default_provider_address": "",
+                                              "provider_mailboxes": {"Dr Smith": mailbox}})
     account = await portal_store.upsert_account("pat@mail.example", first_name="Pat",
                                                 provider="Dr Smith")
-    msg = compose_to_provider(portal_config, account, "Question", "Is Tuesday fine?", [])
-    await portal_store.enqueue_outgoing(account["id"], "Dr Smith", msg["Message-ID"],
-                                        msg.as_bytes())
-    # The APPEND happened but the gateway died before marking it sent.
-    await courier.send("x", [PROVIDER], msg.as_bytes())
-    row = (await portal_store.pending_outgoing())[0]
-    await portal_store.mark_outgoing(row["id"], sent=False)
-    outbox = OutboxDelivery(portal_store, portal_config, {"Dr Smith": courier})
-    assert await outbox.deliver_pending() == 1
-    assert await outbox.deliver_pending() == 0
+    msg = compose_to_provider(config, account, "Question", "Is Tuesday fine?", [])
+    item = QueueItem.new("a" * 32, *to_provider(config, account))
+    await portal_store.record_sent(account["id"], item.id, "Question")
+    action = MailboxAction({"Dr Smith": courier}, None, None, portal_store)
+    token = delivering.set(item)                 # as the dispatcher names the item
+    try:
+        first = await action.execute(item, msg.as_bytes(), item.pending())
+        # The APPEND happened but the gateway died before saving that: the retry
+        # (a second attempt) finds the Message-ID in the mailbox.
+        item.recipients[0].attempts = 2
+        again = await action.execute(item, msg.as_bytes(), item.pending())
+    finally:
+        delivering.reset(token)
+    assert isinstance(first[PROVIDER], Delivered) and isinstance(again[PROVIDER], Delivered)
     stored = await dovecot.messages(PROVIDER, "imap-secret")
     assert len(stored) == 1 and b"Is Tuesday fine?" in stored[0][1]
+    [line] = portal_store.sent_sync(account["id"])
+    assert line["delivered_at"] is not None and line["attempts"] == 2

@@ -1,8 +1,11 @@
 """Schema migrations: a database as revision 0001 made it (SQLite, the schema
 dumped before 0002 existed, with rows in it) is upgraded to head by
 ``open_store``; the result matches a database created fresh at head, the
-rows survive, the subjects of stored outbox mail are filled in, and 0002
-downgrades again."""
+rows survive, the subjects of stored outbox mail are filled in (0002) and
+delivered patient mail becomes the Sent record (0003), and it downgrades
+again. Revision 0003 retires the outbox: mail still unsent in it moves into
+a real spool, or, with no spool to move it to, the upgrade refuses and says
+why."""
 from __future__ import annotations
 
 import email.policy
@@ -11,16 +14,31 @@ import time
 from email.message import EmailMessage
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.script import ScriptDirectory
 
+from gateway.config.models import PortalConfig
+from gateway.model import Action
+from gateway.portal.service import unsent_adopter
 from gateway.portal.store import MIGRATIONS, open_store, sqlite_url
+from gateway.queue.store import QUEUE, QueueStore
 
 DUMP_0001 = Path(__file__).parent / "data" / "portal-0001.sql"
 
 
-def make_0001_database(path: Path) -> None:
+def alembic_config() -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def make_0001_database(path: Path, unsent: bool = False) -> None:
     now = time.time()
     mail = EmailMessage(policy=email.policy.SMTP)
     mail["From"] = "Ana Silva <ana@mail.example>"
@@ -43,6 +61,11 @@ def make_0001_database(path: Path) -> None:
         db.execute("INSERT INTO outbox (id, account_id, provider, message_id, raw, created_at, "
                    "attempts, sent_at) VALUES (1, 1, 'Dr Smith', '<m1@portal.example>', ?, ?, "
                    "0, ?)", (mail.as_bytes(), now, now))
+        if unsent:
+            for n in (2, 3):
+                db.execute("INSERT INTO outbox (id, account_id, provider, message_id, raw, "
+                           "created_at, attempts, sent_at) VALUES (?, 1, 'Dr Smith', ?, ?, ?, "
+                           "7, NULL)", (n, f"<m{n}@portal.example>", mail.as_bytes(), now))
 
 
 def columns(engine) -> dict[str, set[str]]:
@@ -68,25 +91,54 @@ def test_0001_database_upgrades_to_head(tmp_path):
     try:
         fresh = open_store(sqlite_url(tmp_path / "fresh.db"))
         assert columns(store.engine) == columns(fresh.engine)
-        assert version(store.engine) == version(fresh.engine) == "0002"
+        assert version(store.engine) == version(fresh.engine) == HEAD
         fresh.close()
         account = store.account_by_email_sync("ana@mail.example")
         assert account["first_name"] == "Ana" and account["totp_pending"] is None
         assert [m["public_id"] for m in store.inbox_sync(1)] == ["msg1"]
         sent = store.sent_sync(1)
-        assert [(r["subject"], r["sent_at"] is not None) for r in sent] == [
+        assert [(r["subject"], r["delivered_at"] is not None) for r in sent] == [
             ("Question about my crown", True)]
+        assert "outbox" not in columns(store.engine)
         assert store.throttle_sync([("k", 60.0, 1)]) is True
         assert store.throttle_sync([("k", 60.0, 1)]) is False
     finally:
         store.close()
-    # Opening again is a no-op; 0002 also downgrades to 0001.
+    # Opening again is a no-op; 0003 and 0002 also downgrade to 0001.
     open_store(sqlite_url(old)).close()
     engine = sa.create_engine(sqlite_url(old))
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg = alembic_config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0001")
     assert columns(engine) == before
     engine.dispose()
+
+
+def test_unsent_outbox_mail_moves_into_the_spool_or_the_upgrade_refuses(tmp_path):
+    old = tmp_path / "old.db"
+    make_0001_database(old, unsent=True)
+    with pytest.raises(RuntimeError, match="2 unsent message"):
+        open_store(sqlite_url(old))
+    engine = sa.create_engine(sqlite_url(old))
+    assert version(engine) == "0001"            # refused as a whole: nothing changed
+    engine.dispose()
+
+    spool = QueueStore(tmp_path / "spool")
+    config = PortalConfig(default_provider_address="dr.smith@smiledental.example")
+    store = open_store(sqlite_url(old), adopt_unsent=unsent_adopter(config, spool.put_sync))
+    try:
+        queued = spool.ids(QUEUE)
+        assert len(queued) == 2 and spool.size == 2
+        assert not list((tmp_path / "spool" / "active").iterdir())   # no attempt started
+        for queue_id in queued:
+            item = spool.load(queue_id)
+            [r] = item.recipients
+            assert (r.address, r.action) == ("dr.smith@smiledental.example", Action.MAILBOX)
+            assert item.plan.verdict.phi and r.option("allow_phi_plaintext") is True
+            assert b"Does it hurt?" in spool.read_message(queue_id)
+        sent = store.sent_sync(1)
+        assert sorted(r["queue_id"] for r in sent if r["delivered_at"] is None) == queued
+        assert len(sent) == 3 and "outbox" not in columns(store.engine)
+    finally:
+        store.close()

@@ -1,6 +1,6 @@
 """``portal.read_notice: true``: the first time the patient opens a message,
-its sender gets a short notice through the upstream (queued in the outbox,
-delivered by ``OutboxDelivery``) with no text of the message, no subject and
+its sender gets a short notice through the upstream (a queue item with a
+PHI-free relay plan, delivered by the dispatcher) with no text of the message, no subject and
 no patient name or address; once only, and never in the patient's Sent view.
 SQLite and PostgreSQL."""
 from __future__ import annotations
@@ -25,9 +25,10 @@ def portal_config(portal_config):
 
 
 async def test_sender_is_told_once_that_the_message_was_read(
-        portal_store, portal_action, portal_outbox, upstream_sink, client_factory):
+        portal_store, portal_action, portal_spool, upstream_sink, client_factory):
     item = portal_item("q-n1", [PATIENT])
     await portal_action.execute(item, phi_message(PATIENT, SUBJECT, BODY), item.pending())
+    await portal_spool.drain()
     await upstream_sink.wait_for(1, timeout=30)                       # the patient's notice
     mid = item.recipient(PATIENT).steps["portal_message_id"]
     account = await portal_store.upsert_account(PATIENT, first_name="Jane", last_name="Doe")
@@ -36,7 +37,7 @@ async def test_sender_is_told_once_that_the_message_was_read(
     await browser.login(PATIENT, PASSWORD)
     assert (await browser.get(f"/m/{mid}"))[0] == 200
     assert (await browser.get(f"/m/{mid}"))[0] == 200                  # second look: no notice
-    assert await portal_outbox.deliver_pending() == 1
+    assert await portal_spool.drain() == 1
     await upstream_sink.wait_for(2, timeout=30)
     notice = upstream_sink.messages[1]
     assert notice.rcpt_tos == ["dr.smith@smiledental.example"]       # the original From
@@ -49,6 +50,6 @@ async def test_sender_is_told_once_that_the_message_was_read(
     shown = (text + str(parsed["Subject"]) + str(parsed["To"]) + str(parsed["From"])).lower()
     for private in ("crown", "tooth", "d2740", "jane", "doe", "mail.example"):
         assert private not in shown, private
-    assert await portal_outbox.deliver_pending() == 0
+    assert await portal_spool.drain() == 0
     _, page = await browser.get("/sent")
     assert "was read" not in page and "You have not sent any messages yet." in page

@@ -2,7 +2,9 @@
 SQLite and PostgreSQL: the Sent view lists the patient's own replies and new
 messages with their delivery state (only theirs); the first opening of a
 message writes one ``read_receipt`` audit event (queue id and the portal's
-message id, no content); delivered outbox rows go with the retention purge."""
+message id, no content); delivered Sent lines go with the retention purge.
+Each message the patient sends is a queue item committed before the page
+answers; its delivery state comes from the action that delivers it."""
 from __future__ import annotations
 
 import time
@@ -11,6 +13,7 @@ import aiohttp
 from structlog.testing import capture_logs
 
 from gateway.portal.auth import hash_password
+from gateway.queue.store import QUEUE
 from tests.portal.conftest import phi_message, portal_item
 
 PASSWORD = "a long passphrase 1"
@@ -24,16 +27,17 @@ async def registered(store, email: str) -> dict:
     return account
 
 
-async def deposit(action, sink, email: str, queue_id: str) -> str:
+async def deposit(action, spool, sink, email: str, queue_id: str) -> str:
     item = portal_item(queue_id, [email])
     await action.execute(item, phi_message(email, SUBJECT, BODY), item.pending())
+    await spool.drain()
     await sink.wait_for(1, timeout=30)
     return item.recipient(email).steps["portal_message_id"]
 
 
 async def test_sent_view_shows_the_patients_messages_and_delivery_state(
-        portal_store, portal_action, portal_outbox, upstream_sink, client_factory):
-    mid = await deposit(portal_action, upstream_sink, "ana@mail.example", "q-s1")
+        portal_store, portal_action, portal_spool, upstream_sink, client_factory):
+    mid = await deposit(portal_action, portal_spool, upstream_sink, "ana@mail.example", "q-s1")
     await registered(portal_store, "ana@mail.example")
     await registered(portal_store, "bo@mail.example")
     ana = client_factory()
@@ -55,12 +59,17 @@ async def test_sent_view_shows_the_patients_messages_and_delivery_state(
     assert status == 200 and f"Re: {SUBJECT}" in page
     assert "Tuesday" not in page                       # subjects only, no bodies
 
+    queued = portal_spool.store.ids(QUEUE)
+    assert len(queued) == 2                      # both committed before "was sent"
     upstream_sink.fail_mail = "451 4.3.0 try later"
-    assert await portal_outbox.deliver_pending() == 0
+    assert await portal_spool.drain() == 2
     _, page = await ana.get("/sent")
     assert page.count("Not delivered yet, we keep trying") == 2
     upstream_sink.fail_mail = None
-    assert await portal_outbox.deliver_pending() == 2
+    for queue_id in queued:
+        await portal_spool.retry(queue_id)
+    assert await portal_spool.drain() == 2
+    assert portal_spool.store.ids(QUEUE) == []
     _, page = await ana.get("/sent")
     assert page.count("Delivered to the practice") == 2 and "Not delivered yet" not in page
     # Newest first.
@@ -73,9 +82,9 @@ async def test_sent_view_shows_the_patients_messages_and_delivery_state(
 
 
 async def test_first_opening_writes_one_read_receipt_without_content(
-        portal_store, portal_action, upstream_sink, client_factory, monkeypatch):
+        portal_store, portal_action, portal_spool, upstream_sink, client_factory, monkeypatch):
     monkeypatch.setenv("PHIGATE_STRICT_AUDIT", "1")       # unknown audit fields raise
-    mid = await deposit(portal_action, upstream_sink, "ana@mail.example", "q-r1")
+    mid = await deposit(portal_action, portal_spool, upstream_sink, "ana@mail.example", "q-r1")
     account = await registered(portal_store, "ana@mail.example")
     browser = client_factory()
     await browser.login("ana@mail.example", PASSWORD)
@@ -95,13 +104,13 @@ async def test_first_opening_writes_one_read_receipt_without_content(
 
 
 async def test_purge_removes_delivered_sent_rows_past_retention(portal_store, client_factory,
-                                                                portal_outbox, upstream_sink):
+                                                                portal_spool, upstream_sink):
     account = await registered(portal_store, "ana@mail.example")
     browser = client_factory()
     await browser.login("ana@mail.example", PASSWORD)
     await browser.get("/compose")
     await browser.post("/compose", {"subject": "First", "body": "one"})
-    assert await portal_outbox.deliver_pending() == 1
+    assert await portal_spool.drain() == 1
     await browser.post("/compose", {"subject": "Second", "body": "two"})
     later = time.time() + 91 * 86400
     portal_store.purge_sync(now=later, sent_retention=90 * 86400)
