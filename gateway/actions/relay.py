@@ -4,8 +4,9 @@ verified TLS, or the local outbox).
 Fail closed on its own: a message the classifiers marked as PHI (or could not
 classify) is only relayed to a recipient whose state allows it
 (``allow_phi_plaintext`` in the options of the action in effect: the matched
-rule said so, or an administrator released it as relay); anything else is a
-Permanent(POLICY) outcome and nothing is sent. The courier's guard
+rule said so, or an administrator released it as relay); anything else is
+held (``Permanent(kind=HOLD)``, the sender gets a held notice) and nothing is
+sent. The courier's guard
 (``gateway.delivery.guard``) checks the same rule again on the bytes.
 
 Trusted source: when a recipient's state has the option ``sign: true``
@@ -49,8 +50,9 @@ class RelayAction:
                 audit("refused", queue_id=item.id, recipient=r.address, action="relay",
                       reason="PHI may not be relayed in plaintext")
                 outcomes[r.address] = Permanent(
-                    "5.7.1 refused by the gateway: PHI may not be relayed in plaintext",
-                    kind=PermanentKind.POLICY)
+                    "held by the gateway: the message carries PHI (or could not be "
+                    "classified) and this recipient's rule does not allow it in plaintext",
+                    kind=PermanentKind.HOLD)
         for data, members in by_subject_variant(raw, allowed):
             signed = [r.address for r in members if r.option("sign") is True]
             plain = [r.address for r in members if r.option("sign") is not True]
