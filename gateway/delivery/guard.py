@@ -54,6 +54,8 @@ def is_encrypted(data: bytes) -> bool:
         end = data.find(b"\n\n")
     headers = BytesHeaderParser(policy=email.policy.default).parsebytes(
         data[:end if end != -1 else len(data)])
+    if len(headers.get_all("Content-Type", [])) != 1:
+        return False                              # none, or ambiguous: a reader may pick either
     try:
         ctype = headers.get_content_type()
         smime_type = (headers.get_param("smime-type") or "").lower()

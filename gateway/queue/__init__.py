@@ -1,6 +1,10 @@
-"""The queue is the commit point. ``store`` puts a message and its plan on disk
-(fsync file and directory) before the 250; ``item`` is the JSON state of one
-queued message with per-recipient status; ``dispatcher`` runs the actions for
-due recipients with backoff, fallbacks, give-up and shunting; ``dsn`` writes
-PHI-free delivery status notifications.
+"""The queue is the commit point and the one road out. ``store`` puts a
+message and its plan on disk (fsync file and directory) before the 250;
+``item`` is the JSON state of one queued message with per-recipient state;
+``dispatcher`` runs the actions for due recipients with backoff, fallbacks,
+give-up and shunting, and ``enqueue`` is how every mail phigate writes itself
+enters the queue; ``dsn`` writes PHI-free delivery status notifications,
+``notices`` the held notice and the digest text, ``digest`` sends the
+administrator's daily digest; ``control`` is the admin socket and
+``RemoteSpool`` (enqueue from another process).
 """

@@ -19,7 +19,7 @@ from gateway.model import (
 )
 from gateway.queue.dispatcher import Dispatcher
 from gateway.queue.item import Status
-from gateway.queue.store import HOLD, QUEUE, SHUNT, QueueStore
+from gateway.queue.store import FAILED, HOLD, QUEUE, SHUNT, QueueStore
 
 
 class Scripted:
@@ -189,3 +189,75 @@ def test_backoff_grows_and_is_capped():
     d = Dispatcher(QueueStore.__new__(QueueStore), {}, retry_min=30, retry_max=3600, jitter=0)
     assert [d.backoff(n) for n in (1, 2, 3)] == [30, 60, 120]
     assert d.backoff(30) == 3600
+
+
+async def test_guard_hold_outcome_holds_and_tells_the_sender_once(store):
+    """Permanent(kind=HOLD) (the last-step guard) holds the recipient; a
+    PHI-free held notice to the sender is queued once, naming recipient and
+    reason, with the null envelope sender."""
+    from gateway.queue.notices import HeldNotice
+    relay = Scripted(Action.RELAY, {"p@x.test": Permanent("held by the gateway's last check",
+                                                          kind=PermanentKind.HOLD)})
+    d = Dispatcher(store, {Action.RELAY: relay}, held_notice=HeldNotice("gw.test"))
+    p = plan(Decision("p@x.test", Action.RELAY, "phi-anyone"),
+             Decision("ok@x.test", Action.RELAY, "phi-anyone"), phi=True)
+    item = await put(store, ["p@x.test", "ok@x.test"], p)
+    await run_once(d, item)
+    assert store.find(item.id) == HOLD
+    held = store.load(item.id, HOLD).recipient("p@x.test")
+    assert held.status is Status.HELD and held.steps["held_notice"] is True
+    (notice_id,) = store.ids(QUEUE)
+    notice = store.load(notice_id)
+    assert notice.envelope.mail_from == "" and notice.envelope.rcpt_tos == ("staff@clinic.test",)
+    assert notice.envelope.source == "notice" and not notice.plan.verdict.phi
+    text = store.read_message(notice_id).decode()
+    assert "p@x.test: held by the gateway's last check" in text and item.id in text
+    assert "ok@x.test" not in text and "data" not in text.split("\r\n\r\n", 1)[1]
+
+
+async def test_no_held_notice_about_mail_phigate_wrote(store):
+    from gateway.queue.notices import HeldNotice
+    d = Dispatcher(store, {}, held_notice=HeldNotice("gw.test"))
+    env = Envelope("portal@clinic.test", ("p@x.test",), received_at=1000.0, source="portal")
+    item = await store.put(env, b"data", plan(Decision("p@x.test", Action.HOLD, "r"), phi=True))
+    await run_once(d, item)
+    assert store.find(item.id) == HOLD and store.ids(QUEUE) == []
+
+
+async def test_fallback_and_release_decide_the_plaintext_permission(store):
+    """The rule's allow_phi_plaintext belongs to the action it chose: a
+    fallback drops it; an administrator's explicit release as relay grants it."""
+    d = Dispatcher(store, {Action.RELAY: Scripted(Action.RELAY)})
+    p = plan(Decision("p@x.test", Action.DIRECT, "partner", fallbacks=(Action.HOLD,),
+                      options={"allow_phi_plaintext": True, "sign": True}), phi=True)
+    item = await put(store, ["p@x.test"], p)
+    await run_once(d, item)
+    held = store.load(item.id, HOLD).recipient("p@x.test")
+    assert held.action is Action.HOLD and held.options == {"sign": True}
+    assert await d.release(item.id, Action.RELAY) is Action.RELAY
+    released = store.load(item.id).recipient("p@x.test")
+    assert released.options["allow_phi_plaintext"] is True
+    assert released.steps["released_as"] == "relay"
+
+
+async def test_failed_items_are_kept_in_failed_when_configured(store):
+    relay = Scripted(Action.RELAY, default=Permanent("550 5.1.1 no such user"))
+    d = Dispatcher(store, {Action.RELAY: relay}, keep_failed=86400)
+    item = await put(store, ["a@x.test"], Plan.relay_all(["a@x.test"]))
+    await run_once(d, item)
+    assert store.find(item.id) == FAILED
+    assert store.load(item.id, FAILED).recipient("a@x.test").status is Status.FAILED
+    with pytest.raises(ValueError, match="failed"):
+        await d.release(item.id)
+    assert store.purge_failed(older_than=0) == 0
+    assert store.purge_failed(older_than=float("inf")) == 1 and store.ids(FAILED) == []
+
+
+async def test_enqueue_commits_then_attempts(store):
+    relay = Scripted(Action.RELAY)
+    d = Dispatcher(store, {Action.RELAY: relay})
+    env = Envelope("", ("admin@x.test",), received_at=1000.0, source="digest")
+    queue_id = await d.enqueue(env, b"report", Plan.relay_all(["admin@x.test"]))
+    assert store.ids(QUEUE) == [queue_id] and store.size == 1      # durable before any attempt
+    assert await d.drain() == 1
+    assert relay.calls == [(queue_id, ["admin@x.test"], b"report")] and store.ids() == []

@@ -126,3 +126,46 @@ def test_group_commit_syncs_after_each_request(tmp_path):
         assert sync._done == sync._requested == 20
     finally:
         store_module.fsync_dir = real
+
+
+async def test_schema_1_items_are_upgraded_when_read(tmp_path):
+    """Schema 1 kept the rule's options only in the plan; reading such an
+    item moves them into the recipient state (only for the decided action;
+    a release as relay keeps its permission)."""
+    from gateway.model import Action, Decision, Verdict
+    plan = Plan(Verdict(phi=True), (
+        Decision("a@x.test", Action.RELAY, "internal", reason="staff",
+                 options={"allow_phi_plaintext": True}),
+        Decision("b@x.test", Action.SMIME, "partner", (Action.PORTAL,), reason="partner",
+                 options={"strip_subject": True}),
+        Decision("c@x.test", Action.HOLD, "subject", reason="PHI in subject")))
+    v1 = {"schema_version": 1, "id": "1" * 32,
+          "envelope": envelope("a@x.test", "b@x.test", "c@x.test").to_json(),
+          "plan": plan.to_json(), "created_at": 1.0, "crashes": 0, "dsn_sent": False,
+          "held_reason": "",
+          "recipients": [
+              {"address": "a@x.test", "action": "relay", "status": "pending"},
+              {"address": "b@x.test", "action": "portal", "status": "pending"},
+              {"address": "c@x.test", "action": "relay", "status": "pending",
+               "steps": {"released_as": "relay"}}]}
+    item = QueueItem.from_json(json.loads(json.dumps(v1)))
+    a, b, c = item.recipients
+    assert (a.rule, a.reason, a.options) == ("internal", "staff", {"allow_phi_plaintext": True})
+    assert (b.rule, b.options) == ("partner", {})         # now on its fallback
+    assert c.options == {"allow_phi_plaintext": True}      # released as relay
+    assert item.to_json()["schema_version"] == SCHEMA_VERSION
+    assert "dsn_sent" not in item.to_json()
+
+
+def test_put_sync_under_the_lock_marks_no_attempt(tmp_path):
+    daemon = QueueStore(tmp_path)
+    assert daemon.lock()
+    tool = QueueStore(tmp_path)
+    assert not tool.lock(blocking=False)              # the daemon runs: use its socket
+    daemon.unlock()
+    assert tool.lock(blocking=False)
+    env = envelope("b@partner.test")
+    item = tool.put_sync(env, b"Subject: x\r\n\r\nbody\r\n", Plan.relay_all(env.rcpt_tos))
+    tool.unlock()
+    assert tool.size == 1 and not tool.was_in_flight(item.id)
+    assert QueueStore(tmp_path).ids(QUEUE) == [item.id]    # found by the daemon's recovery
