@@ -142,9 +142,13 @@ def cmd_change(args) -> int:
     path = control.control_socket(config.state_dir, shard, config.workers)
     response = asyncio.run(control.request(path, request))
     if response is None:            # no daemon running: change the spool directly
-        store = QueueStore(config.queue.dir)
-        dispatcher = Dispatcher(store, {})
-        response = asyncio.run(control.perform(dispatcher, request))
+        store = QueueStore(config.queue.dir, shard=shard, shards=config.workers)
+        if not store.lock(blocking=False):
+            return fail("the gateway is starting; try again in a moment")
+        try:
+            response = asyncio.run(control.perform(Dispatcher(store), request))
+        finally:
+            store.unlock()
     if args.json:
         print_json(response)
     elif "error" in response:

@@ -286,7 +286,7 @@ class Dispatcher:
         elif outcome.kind is PermanentKind.HOLD:
             r.status = Status.HELD
             r.last_error = outcome.reason
-            self._count("held")                       # audited by the guard that held it
+            self._count("held")           # audited where decided (guard: held; relay: refused)
         elif outcome.wants_fallback and r.fallbacks:
             previous = r.action
             r.change_action(r.fallbacks.pop(0))

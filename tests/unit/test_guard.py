@@ -13,8 +13,8 @@ from gateway.delivery.guard import is_encrypted
     (b'Content-Type: multipart/signed; protocol="application/pkcs7-signature"; b="x"', False),
     (b"Content-Type: text/plain", False),
     (b"Subject: no content type at all", False),
-    (b"Content-Type: application/pkcs7-mime; smime-type=enveloped-data\r\n"
-     b"Content-Type: text/plain", False),                 # a second, conflicting one
+    ((b"Content-Type: application/pkcs7-mime; smime-type=enveloped-data\r\n"
+      b"Content-Type: text/plain"), False),                # a second, conflicting one
 ])
 def test_only_enveloped_data_is_encrypted(headers, encrypted):
     raw = b"From: a@x.test\r\n" + headers + b"\r\n\r\nbody: Content-Type: application/pkcs7-mime\r\n"
