@@ -22,7 +22,7 @@ class Envelope:
     auth_user: str | None = None
     peer: str = ""
     received_at: float = 0.0
-    source: str = "smtp"          # "smtp" | "imap" | "portal" | "local"
+    source: str = "smtp"   # smtp | imap | portal | notice | dsn | digest | local (policy test)
     helo: str = ""
     mail_options: tuple[str, ...] = field(default=())
 

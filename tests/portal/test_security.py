@@ -34,6 +34,7 @@ async def deposit_for(action, sink, email: str, queue_id: str, html: str | None 
     item = portal_item(queue_id, [email])
     await action.execute(item, phi_message(email, "Your results", "see portal", html=html),
                          item.pending())
+    await action.spool.drain()                # the notice is a queue item: deliver it
     await sink.wait_for(count, timeout=30)
     return item.recipient(email).steps["portal_message_id"]
 

@@ -115,3 +115,19 @@ async def test_purge_removes_delivered_sent_rows_past_retention(portal_store, cl
     later = time.time() + 91 * 86400
     portal_store.purge_sync(now=later, sent_retention=90 * 86400)
     assert [r["subject"] for r in portal_store.sent_sync(account["id"])] == ["Second"]
+
+
+async def test_a_message_the_queue_cannot_take_is_not_called_sent(portal_store, client_factory,
+                                                                  portal_spool):
+    """"Sent" only after the queue committed it: a full queue answers 503 with
+    "not sent, try again", lists nothing under Sent and queues nothing."""
+    await registered(portal_store, "ana@mail.example")
+    browser = client_factory()
+    await browser.login("ana@mail.example", PASSWORD)
+    await browser.get("/compose")
+    portal_spool.store.max_items = 0                    # full
+    status, page = await browser.post("/compose", {"subject": "Lost?", "body": "one"})
+    assert status == 503 and "could not be sent" in page and "was sent" not in page
+    assert portal_spool.store.ids(QUEUE) == []
+    _, page = await browser.get("/sent")
+    assert "Lost?" not in page and "You have not sent any messages yet." in page
