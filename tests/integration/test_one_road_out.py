@@ -5,7 +5,8 @@ its guard, and a real SMTP sink:
   send in plaintext, with a clear reason, and lets through what the
   recipient's rule allowed and what is S/MIME enveloped;
 * nothing can be sent outside a queue item (no fire-and-forget road);
-* 60 items stuck at the upstream (451 each time) do not delay a new one.
+* 60 portal notices stuck at the upstream (451 each time) do not delay a
+  new one (the portal's old outbox read the oldest 50 unsent rows each round).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from gateway.config.models import UpstreamConfig
 from gateway.delivery.guard import GuardedCourier
 from gateway.delivery.smtp import UpstreamCourier
 from gateway.model import Action, Decision, Envelope, PermanentKind, Plan, Verdict
+from gateway.portal.mails import phi_free
 from gateway.queue.dispatcher import Dispatcher
 from gateway.queue.item import Status
 from gateway.queue.store import HOLD, QUEUE, QueueStore
@@ -140,25 +142,27 @@ async def test_nothing_leaves_outside_a_queue_item(courier, upstream_sink):
 
 
 async def test_sixty_stuck_items_do_not_delay_a_new_one(tmp_path, courier, upstream_sink):
-    upstream_sink.fail_rcpt["stuck@partner.example"] = "451 4.3.0 mailbox busy"
+    upstream_sink.fail_rcpt["stuck@mail.example"] = "451 4.3.0 mailbox busy"
     dispatcher = dispatcher_with(tmp_path, {Action.RELAY: RelayAction(courier)})
-    no_phi = Verdict(False)
-    stuck = [await enqueue(dispatcher, "stuck@partner.example",
-                           Decision("stuck@partner.example", Action.RELAY, "no-phi"), no_phi)
-             for _ in range(60)]
+
+    async def notice(to: str) -> str:
+        envelope, plan = phi_free(SENDER, to, "portal-notice", "a portal notice",
+                                  source="notice")
+        return await dispatcher.enqueue(envelope, b"Subject: Secure message\r\n\r\nx\r\n",
+                                        plan)
+    stuck = [await notice("stuck@mail.example") for _ in range(60)]
     assert await dispatcher.drain() == 60                   # each tried once, each deferred
     for queue_id in stuck:
         [r] = dispatcher.store.load(queue_id).recipients
         assert r.status is Status.PENDING and r.attempts == 1 and r.last_error.startswith("451")
     loop = asyncio.create_task(dispatcher.run())
     try:
-        fresh = await enqueue(dispatcher, "ok@partner.example",
-                              Decision("ok@partner.example", Action.RELAY, "no-phi"), no_phi)
+        fresh = await notice("ok@mail.example")
         await upstream_sink.wait_for(1, timeout=30)
     finally:
         await dispatcher.stop(grace=30)          # lets the attempt in flight finish
         await loop
-    assert upstream_sink.messages[0].rcpt_tos == ["ok@partner.example"]
+    assert upstream_sink.messages[0].rcpt_tos == ["ok@mail.example"]
     # Delivered on its first attempt while all 60 still wait for their backoff.
     assert fresh not in dispatcher.store.ids(QUEUE)
     assert sorted(dispatcher.store.ids(QUEUE)) == sorted(stuck)
