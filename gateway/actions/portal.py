@@ -116,6 +116,8 @@ class PortalAction:
             audit("deposited", queue_id=item.id, recipient=recipient.address,
                   account_id=account["id"], message_ref=recipient.steps["portal_message_id"],
                   count=len(deposit.attachments))
+        if recipient.steps.get("notice_sent"):      # sent directly by an older phigate
+            return Delivered("deposited in the portal; notice sent")
         if "notice_item" not in recipient.steps:
             recipient.steps["notice_item"] = await self._queue_notice(item, recipient, account)
         return Delivered(f"deposited in the portal; notice queued as {recipient.steps['notice_item']}")
