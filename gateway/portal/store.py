@@ -335,15 +335,14 @@ class PortalStore:
     def purge_sync(self, now: float | None = None, sent_retention: float | None = None) -> int:
         """Delete expired messages (attachments follow), used or expired
         one-time links, throttle rows older than a day and, with
-        ``sent_retention``, lines of the Sent view older than that (delivered
-        or given up); the number of messages removed."""
+        ``sent_retention``, lines of the Sent view older than that (in any
+        state: the queue gave up on undelivered mail long before); the number
+        of messages removed."""
         now = time.time() if now is None else now
         with self.engine.begin() as conn:
             conn.execute(delete(throttle).where(throttle.c.at <= now - THROTTLE_KEEP))
             if sent_retention is not None:
-                conn.execute(delete(sent).where(
-                    sent.c.delivered_at.is_not(None) | (sent.c.failed == 1),
-                    sent.c.created_at <= now - sent_retention))
+                conn.execute(delete(sent).where(sent.c.created_at <= now - sent_retention))
             expired = select(messages.c.id).where(messages.c.expires_at <= now)
             conn.execute(delete(attachments).where(attachments.c.message_id.in_(expired)))
             n = conn.execute(delete(messages).where(messages.c.expires_at <= now)).rowcount
