@@ -21,7 +21,7 @@ from gateway.policy.classifiers import DETECTORS
 from gateway.policy.engine import Policy
 from gateway.policy.rules import Outcome, PolicyFile, Rule
 
-SHIPPED_DEFAULT = Path(__file__).resolve().parents[2] / "policies" / "default.yaml"
+SHIPPED_DEFAULT = Path(__file__).resolve().parents[1] / "policies" / "default.yaml"
 
 
 def load_policy(path: Path | None) -> Policy:
