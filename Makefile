@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 .PHONY: run test system-deps clean
 
 $(BIN)/phigate: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+	  echo "'$(PYTHON) -m venv' failed: on Debian/Ubuntu install python3-venv" >&2; exit 1; }
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $@
