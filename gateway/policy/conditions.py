@@ -4,7 +4,8 @@
 raw message (headers parsed only if a rule asks for the subject or a header,
 the MIME tree walked only if a rule asks for attachment types). Every check
 is cheap and local: nothing here touches the network; whether a recipient has
-a certificate is asked of an in-memory lookup the wiring passes in.
+a certificate is asked of a lookup the wiring passes in (the certificate
+store's in-memory index, ``CertStore.certificate_for``).
 
 ``first_failed(when, ...)`` returns the name of the first condition that does
 not hold (``None`` when all hold), which is what the explain output shows.
