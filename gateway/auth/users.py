@@ -27,6 +27,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.config.load import ConfigError, load_yaml_model
+from gateway.model.envelope import address_key, domain_of
 from gateway.queue.safeio import atomic_replace
 
 _hasher = PasswordHasher()
@@ -99,10 +100,9 @@ class UserDirectory:
         entry = self.users.get(name)
         if entry is None:
             return False
-        address = address.strip().lower()
-        domain = address.rpartition("@")[2]
+        address, domain = address_key(address), domain_of(address)
         for allowed in entry.senders:
-            allowed = allowed.strip().lower()
+            allowed = address_key(allowed)
             if allowed == address or (allowed.startswith("@") and allowed[1:] == domain):
                 return True
         return False

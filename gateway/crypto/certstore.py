@@ -56,6 +56,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from gateway.model.envelope import address_key, domain_of
 from gateway.queue.safeio import atomic_replace, ensure_dir, fsync_dir
 
 Purpose = Literal["encrypt", "sign"]
@@ -273,7 +274,7 @@ def read_certificates(path: Path) -> list[x509.Certificate]:
 
 
 def _normal_binding(value: str) -> str:
-    value = value.strip().lower()
+    value = address_key(value)
     if not (_ADDRESS.match(value) or _DOMAIN.match(value)):
         raise CertStoreError(f"not an address or @domain: {value!r}")
     return value
@@ -396,7 +397,7 @@ class CertStore:
                         now: dt.datetime | None = None) -> x509.Certificate | None:
         """The best usable recipient certificate for ``address`` (SAN
         rfc822Name or ``--for`` binding, case-insensitive), or None."""
-        address = address.strip().lower()
+        address = address_key(address)
         now = now or dt.datetime.now(dt.UTC)
         self._load()
         candidates = [r for r in self._by_address.get(address, ())
@@ -498,10 +499,10 @@ class CertStore:
     def identity_for(self, address: str, *, now: dt.datetime | None = None) -> Identity | None:
         """The identity for ``address``, else for its ``@domain``; None when
         there is none or its certificate is not valid now."""
-        address = address.strip().lower()
+        address = address_key(address)
         now = now or dt.datetime.now(dt.UTC)
         self._load()
-        for key in (address, "@" + address.rpartition("@")[2]):
+        for key in (address, "@" + domain_of(address)):
             ident = self._by_binding.get(key)
             if ident is not None:
                 valid = ident.cert.not_valid_before_utc <= now <= ident.cert.not_valid_after_utc

@@ -18,7 +18,7 @@ from email.parser import BytesParser
 from functools import cached_property
 
 from gateway.model import Envelope, Verdict
-from gateway.model.envelope import domain_of, normalize_address
+from gateway.model.envelope import address_key, domain_of
 from gateway.policy.rules import When
 
 _PARSER = BytesParser(policy=email.policy.default)
@@ -82,12 +82,6 @@ def domain_matches(domain: str, patterns: list[str]) -> bool:
     return False
 
 
-def _key(address: str) -> str:
-    """Addresses compare without case, as in Postfix lookup tables (admins
-    write Billing@ and billing@ for the same mailbox)."""
-    return normalize_address(address).lower()
-
-
 def in_list(address: str, entries: list[str]) -> bool:
     """A list holds addresses (with @) and domains (without, ``*.`` for subdomains)."""
     return _addresses(address, [e for e in entries if "@" in e]) or domain_matches(
@@ -95,7 +89,7 @@ def in_list(address: str, entries: list[str]) -> bool:
 
 
 def _addresses(address: str, wanted: list[str]) -> bool:
-    return _key(address) in {_key(w) for w in wanted}
+    return address_key(address) in {address_key(w) for w in wanted}
 
 
 def _type_matches(types: frozenset[str], wanted: list[str]) -> bool:
