@@ -42,6 +42,7 @@ from gateway.queue.dispatcher import Dispatcher
 from gateway.queue.safeio import ensure_dir
 from gateway.queue.store import QueueStore
 from gateway.submission import Submission
+from gateway.supervisor import Supervisor, die_with_parent
 from gateway.tlsutil import ensure_self_signed, server_tls_context
 
 log = get_logger("app")
@@ -241,15 +242,13 @@ def main(config: Config, config_path: Path | None, *, worker: int | None = None,
     """``phigate run``: one process, a supervisor of ``workers``, or one worker."""
     configure_logging(config.logging.level, config.logging.file)
     if worker is not None:
-        from gateway.supervisor import die_with_parent
         die_with_parent()
         sock = socket.socket(fileno=listen_fd)
         return _run(run_daemon(config, config_path, shard=worker, shards=config.workers,
                                listen_sock=sock))
     if config.workers > 1:
-        from gateway.supervisor import Supervisor
-
         async def supervise() -> int:
-            return await Supervisor(config, config_path, config.workers).run()
+            return await Supervisor(config, config_path, config.workers,
+                                    hostname=hostname_of(config)).run()
         return _run(supervise())
     return _run(run_daemon(config, config_path))

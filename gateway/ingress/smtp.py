@@ -1,7 +1,8 @@
-"""The submission listener: a thin aiosmtpd edge in front of the Acceptor.
+"""The submission listener: a thin aiosmtpd edge in front of the core.
 
 It turns an SMTP session into ``Envelope`` + bytes and hands them to
-``Acceptor.accept`` (classify, decide, commit); it never delivers.
+the acceptor's ``accept`` (``Submission.accept``: classify, decide, commit);
+it never delivers.
 
 Session rules:
 - STARTTLS (or implicit TLS) before anything else; AUTH PLAIN and LOGIN are
@@ -86,7 +87,7 @@ def enhanced(status: str) -> str:
 
 
 class SubmissionHandler:
-    """aiosmtpd hooks: AUTH, MAIL, RCPT and DATA checks, then the Acceptor."""
+    """aiosmtpd hooks: AUTH, MAIL, RCPT and DATA checks, then the acceptor."""
 
     def __init__(self, server: SubmissionServer):
         self.server = server
