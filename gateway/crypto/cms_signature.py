@@ -6,7 +6,7 @@ the signature over the DER SET OF signed attributes (or over the content when
 there are none) with RSA PKCS#1 v1.5, RSASSA-PSS or ECDSA. Whether the
 certificate deserves trust is ``verify``'s job.
 
-cryptography 50 has no CMS verification API (libs.md §1.3); asn1crypto
+cryptography 50 has no CMS verification API; asn1crypto
 parses, cryptography does the maths.
 """
 from __future__ import annotations

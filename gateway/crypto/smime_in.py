@@ -2,7 +2,7 @@
 
 cryptography 50 decrypts only PKCS#1 v1.5 / issuerAndSerialNumber /
 AES-128|256-CBC, so parsing is done with asn1crypto and only the primitives
-come from cryptography (libs.md §1.2). One code path for everything:
+come from cryptography. One code path for everything:
 
 * key transport (ktri): RSA PKCS#1 v1.5 and RSAES-OAEP (any SHA-1/SHA-2 hash
   and MGF1 hash, with or without a label); recipients named by

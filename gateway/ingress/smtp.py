@@ -92,7 +92,7 @@ class SubmissionHandler:
     def __init__(self, server: SubmissionServer):
         self.server = server
 
-    # ---- AUTH (async, so argon2 runs in a thread; see libs.md §2.1) --------
+    # ---- AUTH (async, so argon2 runs in a thread) ---------------------------
     async def _check(self, smtp, login: bytes, password: bytes) -> AuthResult:
         try:
             name, secret = login.decode("utf-8"), password.decode("utf-8")
@@ -217,6 +217,7 @@ class PhigateSMTP(SMTP):
             return                                 # the STARTTLS re-entry
         self._counted = True
         self.server.connections.add(self)
+        self.server.connections_changed()
         if self.server.trusts(self.session.peer):
             self.require_starttls = False
             self._auth_required = False
@@ -225,6 +226,7 @@ class PhigateSMTP(SMTP):
     def connection_lost(self, error) -> None:
         if self._counted:
             self.server.connections.discard(self)
+            self.server.connections_changed()
             self._counted = False
         super().connection_lost(error)
 
@@ -319,6 +321,11 @@ class SubmissionServer:
     @property
     def active_connections(self) -> int:
         return len(self.connections)
+
+    def connections_changed(self) -> None:
+        """Keep the ``phigate_smtp_connections`` gauge equal to the open sessions."""
+        if self.metrics is not None:
+            self.metrics.set_connections(len(self.connections))
 
     async def stop(self, grace: float = 30.0) -> None:
         """Stop accepting; let transactions in DATA finish (within ``grace``);

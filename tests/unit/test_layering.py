@@ -1,4 +1,4 @@
-"""Import direction (DESIGN.md "Package layout"): model imports nothing of
+"""Import direction (``gateway/__init__.py``): model imports nothing of
 ours; policy only model; the ingress edge never imports actions or delivery;
 the portal shares only model with the rest. Policy and portal may also use
 the config/audit infrastructure (YAML errors, logging).
