@@ -103,7 +103,10 @@ def test_wheel_install_relays_on_embedded_defaults(installed, tmp_path):
         proc = subprocess.Popen([phigate, "-c", str(config), "run"], cwd=work, env=env,
                                 stdout=log, stderr=log)
         try:
-            notify.wait_for("READY=1", 120, proc)
+            try:
+                notify.wait_for("READY=1", 120, proc)
+            except (RuntimeError, TimeoutError) as exc:
+                raise AssertionError(f"{exc}\n{(work / 'stderr.log').read_text()}") from None
             result = subprocess.run(
                 [swaks, "--server", "127.0.0.1", "--port", str(port), "--tls",
                  "--tls-verify", "--tls-ca-path", str(work / "var" / "tls" / "cert.pem"),
