@@ -133,7 +133,8 @@ class Supervisor:
             if self._stopping:
                 return
             worker.restarts += 1
-            log.error("worker exited; restarting", worker=worker.index, code=code, delay=delay)
+            log.error("worker exited; restarting", worker=worker.index, code=code, delay=delay,
+                      restarts=worker.restarts)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RESTART_DELAY_MAX)
 
