@@ -4,8 +4,8 @@ Every detector is one or more ``PatternRow`` rows: a regex fragment, the detecto
 reported in findings, its category and its *role* in scoring (see ``scoring``).
 ``combined()`` compiles all rows into ONE google-re2 alternation with a named
 group per row, run over UTF-8 bytes (~200 MB/s, against 1-2 MB/s for stdlib
-``re``; ``bench/classifier.py`` measures both). ``separate_stdlib()`` compiles the same rows one by one with
-stdlib ``re``; it exists only so ``bench/classifier.py`` can compare the two.
+``re``). ``separate_stdlib()`` compiles the same rows one by one with stdlib
+``re``; it exists only so ``bench/classifier.py`` can compare the two.
 (The rules are written for RE2; stdlib ``re`` accepts the same syntax here.)
 
 RE2 has no look-around, so context a pattern cannot express (Luhn, SSN area
