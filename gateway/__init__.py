@@ -13,6 +13,7 @@ Layers, lowest first; a module imports only from its own package or a lower
 layer (``tests/unit/test_layering.py`` checks it): ``model`` (pure data) <
 ``config``, ``audit``, ``metrics``, ``sdnotify``, ``queue.safeio``
 (infrastructure) < ``policy``, ``crypto``, ``auth``, ``tlsutil``, ``health``,
-``delivery``, ``queue`` < ``portal`` < ``actions`` < ``submission``,
-``ingress`` < ``supervisor`` < ``app`` < ``cli``.
+``delivery`` < ``queue`` < ``portal`` < ``submission``, ``ingress`` (the
+commit point and its edges) < ``actions`` < ``supervisor`` < ``app`` <
+``cli``.
 """

@@ -27,16 +27,21 @@ RULES = {
 
 # Lowest first. queue.safeio (atomic write + fsync) is the file-safety utility
 # everything that writes state uses; the rest of the queue sits higher up.
+# Units named here that this checkout lacks are placed for branches being
+# merged (Direct transport: gateway.direct, its wiring gateway.direct.service;
+# inbound IMAP: gateway.imapconn, gateway.inbound_state).
 LAYERS = [
     {"gateway.model"},                                                      # pure data
     {"gateway.config", "gateway.audit", "gateway.metrics", "gateway.sdnotify",
      "gateway.queue.safeio"},                                              # infrastructure
     {"gateway.policy", "gateway.crypto", "gateway.auth", "gateway.tlsutil",
-     "gateway.health", "gateway.delivery", "gateway.queue"},               # services
-    {"gateway.portal"},                                   # the portal (its own couriers)
+     "gateway.health", "gateway.delivery",
+     "gateway.imapconn", "gateway.inbound_state"},                         # services
+    {"gateway.queue"},                                    # the spool and its dispatcher
+    {"gateway.portal", "gateway.direct"},                 # the portal; Direct's spool, MDNs
+    {"gateway.submission", "gateway.ingress"},            # the commit point and its edges
     {"gateway.actions"},                                  # what the dispatcher runs
-    {"gateway.submission", "gateway.ingress"},            # the commit point and its edge
-    {"gateway.supervisor"},                               # worker processes
+    {"gateway.supervisor", "gateway.direct.service"},     # worker processes; Direct's wiring
     {"gateway.app"},                                      # the only wiring
     {"gateway.cli"},                                      # the command line
     {"gateway.__main__"},                                 # python -m gateway
@@ -77,9 +82,11 @@ def test_import_direction(package):
 
 def unit_of(module: str) -> str:
     """The layered unit a module belongs to: its package (``gateway.policy``),
-    a top-level module (``gateway.app``) or ``gateway.queue.safeio``."""
-    if module == "gateway.queue.safeio" or module.startswith("gateway.queue.safeio."):
-        return "gateway.queue.safeio"
+    a top-level module (``gateway.app``), or one of the modules layered apart
+    from their package (``gateway.queue.safeio``, ``gateway.direct.service``)."""
+    for own in ("gateway.queue.safeio", "gateway.direct.service"):
+        if module == own or module.startswith(own + "."):
+            return own
     return package_of(module)
 
 
