@@ -95,9 +95,11 @@ class PortalClient:
         self.base = base
         self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
         self.csrf = ""
+        self.headers: dict[str, str] = {}     # e.g. X-Forwarded-For: another client address
 
     async def get(self, path: str) -> tuple[int, str]:
-        async with self.session.get(self.base + path, allow_redirects=True) as r:
+        async with self.session.get(self.base + path, allow_redirects=True,
+                                    headers=self.headers) as r:
             text = await r.text(errors="replace")
             m = re.search(r'name="csrf" value="([0-9a-f]+)"', text)
             if m:
@@ -112,7 +114,8 @@ class PortalClient:
             data = {**data, **({"csrf": self.csrf} if csrf else {})}
         elif csrf:
             data.add_field("csrf", self.csrf)
-        async with self.session.post(self.base + path, data=data, allow_redirects=follow) as r:
+        async with self.session.post(self.base + path, data=data, allow_redirects=follow,
+                                     headers=self.headers) as r:
             self.last_url = str(r.url)
             return r.status, await r.text(errors="replace")
 
