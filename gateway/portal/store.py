@@ -29,6 +29,7 @@ from sqlalchemy import create_engine, delete, event, func, insert, select, updat
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 
+from gateway.config.load import ConfigError
 from gateway.portal.schema import (
     access_log,
     accounts,
@@ -109,8 +110,8 @@ def load_totp_key(path: Path) -> bytes:
             out.write(Fernet.generate_key())
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
-        raise PermissionError(f"{path}: readable by others (mode {mode:04o}); "
-                              f"run chmod 600 {path}")
+        raise ConfigError([f"portal.totp_key_file: {path} is readable by others "
+                           f"(mode {mode:04o}); run chmod 600 {path}"])
     return path.read_bytes().strip()
 
 
