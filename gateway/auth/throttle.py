@@ -112,9 +112,13 @@ class AuthThrottle:
         return Failure(worst, delay, locked)
 
     def succeeded(self, login: str) -> None:
+        """Clear the login's count (a write only when there is one, so the
+        common case takes no write lock)."""
+        key = f"login:{login}"
         db = self._connect()
         try:
-            db.execute("DELETE FROM failures WHERE key = ?", (f"login:{login}",))
+            if db.execute("SELECT 1 FROM failures WHERE key = ?", (key,)).fetchone():
+                db.execute("DELETE FROM failures WHERE key = ?", (key,))
         finally:
             db.close()
 

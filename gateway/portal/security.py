@@ -6,7 +6,7 @@ forms, frames; only https/mailto links — a ``data:`` link could carry a whole
 page; only cid:/data: images, so remote images that would tell a tracker
 "the patient opened it" never load) and is also served under a CSP without
 any script source. File names lose control and bidirectional-formatting
-characters (an RTL override makes ``invoice‮fdp.exe`` look like a PDF) and
+characters (an RTL override makes ``invoice[U+202E]fdp.exe`` look like a PDF) and
 are sent with an ASCII ``filename`` and an RFC 6266 ``filename*``. Answers
 name no server software (``Server: phigate``).
 """

@@ -110,8 +110,8 @@ def load_totp_key(path: Path) -> bytes:
             out.write(Fernet.generate_key())
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
-        raise ConfigError([f"portal.totp_key_file: {path} is readable by others "
-                           f"(mode {mode:04o}); run chmod 600 {path}"])
+        raise ConfigError([(f"portal.totp_key_file: {path} is readable by others "
+                            f"(mode {mode:04o}); run chmod 600 {path}")])
     return path.read_bytes().strip()
 
 

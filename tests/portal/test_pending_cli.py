@@ -26,7 +26,9 @@ def test_pending_lists_and_approve_releases(tmp_path, capsys):
     store = open_portal_store(PortalConfig(enabled=True), tmp_path / "state")
     deposited = store.upsert_account_sync("walkin@mail.example")      # as a deposit makes it
     store.upsert_account_sync("known@mail.example", birth_date="1970-01-01")
-    run = lambda *argv: main(["-c", str(config), "portal", *argv])   # noqa: E731
+
+    def run(*argv):
+        return main(["-c", str(config), "portal", *argv])
     assert run("pending", "--json") == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["email"], r["reason"]) for r in rows] == [

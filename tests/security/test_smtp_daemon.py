@@ -123,7 +123,8 @@ async def test_header_from_bound_to_login(daemon_factory, upstream_sink):
 
 
 async def test_auth_guessing_slowed_then_locked_then_lifted(daemon_factory):
-    daemon = daemon_factory(None, {"auth": {"throttle": {
+    # two worker processes share the listening socket: the counts must be shared too
+    daemon = daemon_factory(None, {"workers": 2, "auth": {"throttle": {
         "delay_base": "0.05s", "delay_max": "0.2s", "login_lockout_after": 5,
         "address_lockout_after": 12, "lockout_period": "2s"}}})
 
