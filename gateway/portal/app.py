@@ -217,7 +217,10 @@ def _link_view(purpose: str):
         account = await request.app[STORE].peek_link(request.match_info["token"], purpose)
         if account is None:
             return None, render(request, "expired.html", {}, status=410)
-        if purpose == "register" and needs_staff(account, request.app[CONFIG]):
+        # a "reset" of a never-registered account is a registration too ("Forgot
+        # password?" must not be a way round the identity proof)
+        unregistered = account["password_hash"] is None
+        if unregistered and needs_staff(account, request.app[CONFIG]):
             return None, render(request, "identity.html", {}, status=403)
         return account, None
 

@@ -53,6 +53,10 @@ async def test_registration_without_identity_proof_waits_for_staff(
     assert status == 403
     account = await portal_store.account_by_email("new@mail.example")
     assert account["password_hash"] is None
+    # "Forgot password?" on the unregistered account is no way round it
+    reset = await portal_store.issue_link(account["id"], "reset", 600)
+    assert (await browser.get(f"/reset/{reset}"))[0] == 403
+    assert (await browser.post(f"/reset/{reset}", FIELDS))[0] == 403
     pending = [a["email"] for a in portal_store.pending_accounts_sync(10)]
     assert pending == ["new@mail.example"]
     portal_store.approve_identity_sync(account["id"])           # staff confirmed by phone
