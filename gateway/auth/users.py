@@ -72,8 +72,10 @@ class UserDirectory:
         return cls(load_yaml_model(path, UsersFile).users, path)
 
     def replace(self, other: UserDirectory) -> None:
-        """SIGHUP: take the users of a freshly loaded directory."""
+        """SIGHUP: take the users (and the file, which may have moved) of a
+        freshly loaded directory."""
         self.users = other.users
+        self.path = other.path
         self._seen = other._seen
         self._cache.clear()
 
