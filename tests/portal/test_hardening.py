@@ -262,3 +262,23 @@ async def test_database_files_private_and_totp_encrypted(tmp_path):
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, name
     finally:
         store.close()
+
+
+async def test_refused_reply_attachment_shows_the_message_again(portal_action, upstream_sink,
+                                                                portal_store, client_factory):
+    await registered(portal_store, "reply@mail.example")
+    item = portal_item("q-r1", ["reply@mail.example"])
+    await portal_action.execute(item, phi_message("reply@mail.example", "Your results", "see"),
+                                item.pending())
+    await upstream_sink.wait_for(1, timeout=30)
+    mid = item.recipient("reply@mail.example").steps["portal_message_id"]
+    browser = client_factory()
+    await browser.login("reply@mail.example", PASSWORD)
+    await browser.get(f"/m/{mid}")
+    form = aiohttp.FormData()
+    form.add_field("body", "Here is my form.")
+    form.add_field("file", b"MZ\x90\x00" + b"\0" * 64, filename="form.exe",
+                   content_type="application/octet-stream")
+    status, page = await browser.post(f"/m/{mid}/reply", form)
+    assert status == 400 and "cannot be sent" in page and "Here is my form." in page
+    assert "Your results" in page
