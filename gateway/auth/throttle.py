@@ -11,7 +11,8 @@ locked for ``lockout_period``: every AUTH from it is answered 454 without the
 password being checked, and the reply does not say which of the two is
 locked. A success clears the login's count, not the address's. Counts not
 added to for ``forget_after`` seconds are forgotten. IPv6 clients are
-counted per /64 (one host usually holds a whole /64).
+counted per /64 (one host usually holds a whole /64). ``phigate users
+unlock NAME`` lifts a login's lock at once (``unlock``).
 """
 from __future__ import annotations
 
@@ -48,6 +49,10 @@ def address_key(ip: str) -> str:
             return f"addr:{parsed.ipv4_mapped}"
         return f"addr:{ipaddress.ip_network(f'{parsed}/64', strict=False)}"
     return f"addr:{parsed}"
+
+
+def throttle_path(state_dir: Path) -> Path:
+    return Path(state_dir) / "auth-throttle.db"
 
 
 class AuthThrottle:
@@ -110,6 +115,15 @@ class AuthThrottle:
         worst = max(counts)
         delay = min(cfg.delay_max, cfg.delay_base * 2 ** min(worst - 1, 30))
         return Failure(worst, delay, locked)
+
+    def unlock(self, login: str) -> bool:
+        """Forget a login's failures and lift its lock; False if it had none."""
+        db = self._connect()
+        try:
+            return db.execute("DELETE FROM failures WHERE key = ?",
+                              (f"login:{login}",)).rowcount > 0
+        finally:
+            db.close()
 
     def succeeded(self, login: str) -> None:
         """Clear the login's count (a write only when there is one, so the

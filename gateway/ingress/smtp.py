@@ -47,7 +47,7 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword
 
 from gateway.audit import audit, get_logger
 from gateway.auth.senders import address_allowed, header_senders
-from gateway.auth.throttle import AuthThrottle
+from gateway.auth.throttle import AuthThrottle, throttle_path
 from gateway.config.types import split_hostport
 from gateway.model import Accepted, Envelope
 
@@ -300,7 +300,7 @@ class SubmissionServer:
         self.acceptor = acceptor
         self.users = users
         self.shared_senders = list(config.auth.shared_senders)
-        self.throttle = AuthThrottle(config.state_dir / "auth-throttle.db", config.auth.throttle)
+        self.throttle = AuthThrottle(throttle_path(config.state_dir), config.auth.throttle)
         self.tls_context = tls_context
         self.metrics = metrics
         self.sock = sock

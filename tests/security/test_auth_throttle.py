@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import stat
 
+import structlog
+
 from gateway.auth.throttle import AuthThrottle, address_key
 from gateway.config.models import AuthThrottleConfig
 
@@ -63,3 +65,20 @@ def test_database_is_private_and_ipv6_counted_per_64(tmp_path):
     assert stat.S_IMODE((tmp_path / "auth-throttle.db").stat().st_mode) == 0o600
     assert address_key("2001:db8::1") == address_key("2001:db8::ffff")
     assert address_key("::ffff:192.0.2.1") == address_key("192.0.2.1")
+
+
+def test_unlock_through_the_cli(tmp_path, capsys):
+    from gateway.auth.throttle import throttle_path
+    from gateway.cli import main
+    config = tmp_path / "phigate.yaml"
+    config.write_text(f"state_dir: {tmp_path / 'state'}\n")
+    throttle = AuthThrottle(throttle_path(tmp_path / "state"), CONFIG)
+    for _ in range(4):
+        throttle.failed("frontdesk", "192.0.2.7")
+    assert throttle.locked_for("frontdesk", "198.51.100.1") > 0
+    try:
+        assert main(["-c", str(config), "users", "unlock", "frontdesk"]) == 0
+    finally:
+        structlog.reset_defaults()            # the CLI set logging up on captured stderr
+    assert "not locked" in capsys.readouterr().out
+    assert throttle.locked_for("frontdesk", "198.51.100.1") == 0
