@@ -6,6 +6,9 @@ without regard to case (DNS names are case-insensitive); the local part is
 compared exactly, as RFC 5321 §2.4 says it must be treated: ``FrontDesk@``
 and ``frontdesk@`` may be different mailboxes, so permission for one is not
 permission for the other. A user who needs several spellings lists each.
+This is an authorisation (may this login speak for that mailbox?) and fails
+closed; looking an address up in a policy list or a certificate store is a
+different question and may ignore case in both parts.
 """
 from __future__ import annotations
 
