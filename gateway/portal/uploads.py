@@ -28,26 +28,26 @@ CHUNK = 1 << 16
 
 
 @dataclass(frozen=True)
-class Kind:
+class UploadType:
     mime: str
     extensions: tuple[str, ...]
     label: str
 
 
 KINDS = {
-    "pdf": Kind("application/pdf", (".pdf",), "PDF"),
-    "png": Kind("image/png", (".png",), "PNG picture"),
-    "jpeg": Kind("image/jpeg", (".jpg", ".jpeg"), "JPEG picture"),
-    "gif": Kind("image/gif", (".gif",), "GIF picture"),
-    "webp": Kind("image/webp", (".webp",), "WebP picture"),
-    "heic": Kind("image/heic", (".heic", ".heif"), "HEIC picture"),
-    "tiff": Kind("image/tiff", (".tif", ".tiff"), "TIFF picture"),
-    "txt": Kind("text/plain", (".txt",), "plain text"),
-    "docx": Kind("application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "pdf": UploadType("application/pdf", (".pdf",), "PDF"),
+    "png": UploadType("image/png", (".png",), "PNG picture"),
+    "jpeg": UploadType("image/jpeg", (".jpg", ".jpeg"), "JPEG picture"),
+    "gif": UploadType("image/gif", (".gif",), "GIF picture"),
+    "webp": UploadType("image/webp", (".webp",), "WebP picture"),
+    "heic": UploadType("image/heic", (".heic", ".heif"), "HEIC picture"),
+    "tiff": UploadType("image/tiff", (".tif", ".tiff"), "TIFF picture"),
+    "txt": UploadType("text/plain", (".txt",), "plain text"),
+    "docx": UploadType("application/vnd.openxmlformats-officedocument.wordprocessingml.document",
                  (".docx",), "Word document"),
-    "xlsx": Kind("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "xlsx": UploadType("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                  (".xlsx",), "Excel sheet"),
-    "odt": Kind("application/vnd.oasis.opendocument.text", (".odt",), "OpenDocument text"),
+    "odt": UploadType("application/vnd.oasis.opendocument.text", (".odt",), "OpenDocument text"),
 }
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"mif1", b"msf1", b"heim", b"heis"}
 _MARKUP = re.compile(rb"<\s*[!?/]?[a-zA-Z]")
@@ -59,7 +59,7 @@ class UploadRefused(ValueError):
 
 
 @dataclass(frozen=True)
-class Accepted:
+class CheckedUpload:
     filename: str
     content_type: str
 
@@ -127,7 +127,7 @@ def _office_kind(data: bytes, max_expanded: int) -> str:
     return "zip"
 
 
-def check_upload(name: str, data: bytes, allowed: list[str], max_expanded: int) -> Accepted:
+def check_upload(name: str, data: bytes, allowed: list[str], max_expanded: int) -> CheckedUpload:
     """The name and type to store ``data`` under, or UploadRefused."""
     kind = sniff(data, max_expanded)
     if kind == "zip":
@@ -138,7 +138,7 @@ def check_upload(name: str, data: bytes, allowed: list[str], max_expanded: int) 
     filename = safe_filename(PurePath(name.replace("\\", "/")).name or "file")
     if PurePath(filename).suffix.lower() not in spec.extensions:
         filename += spec.extensions[0]
-    return Accepted(filename, spec.mime)
+    return CheckedUpload(filename, spec.mime)
 
 
 def allowed_labels(allowed: list[str]) -> str:
