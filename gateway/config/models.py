@@ -44,9 +44,22 @@ class ListenConfig(Section):
     submission: ListenerConfig = ListenerConfig()
 
 
+class AuthThrottleConfig(Section):
+    """SMTP AUTH guessing: failures counted per login and per client address
+    in <state_dir>/auth-throttle.db (shared by every worker and connection)."""
+    delay_base: Duration = 1.0            # delay before the 535 of the first failure; doubles
+    delay_max: Duration = 30.0            # cap of that delay
+    login_lockout_after: int = Field(10, ge=1)     # failures of one login → temporary lock
+    address_lockout_after: int = Field(30, ge=1)   # failures from one client address (spraying)
+    lockout_period: Duration = 900.0      # how long a lock lasts (answered 454, no password check)
+    forget_after: Duration = 86400.0      # failures older than this (since the last one) forgotten
+
+
 class AuthConfig(Section):
     users_file: Path = Path("users.yaml")
     trusted_networks: list[str] = []   # CIDRs that may submit without AUTH (off by default)
+    shared_senders: list[str] = []     # header From/Sender any logged-in user may use (info@…)
+    throttle: AuthThrottleConfig = AuthThrottleConfig()
 
 
 class LimitsConfig(Section):
@@ -147,6 +160,16 @@ class PortalConfig(Section):
     provider_addresses: dict[str, str] = {}   # provider name → e-mail (upstream when no IMAP)
     default_provider_address: str = ""
     read_notice: bool = False      # first opening: PHI-free "your message was read" to its sender
+    lockout_max: Duration = 3600.0                # a lock never lasts longer (a reset link lifts it)
+    login_client_limit: int = Field(5, ge=1)      # failed logins from one client address …
+    login_client_window: Duration = 900.0         # … per this window, then that address waits
+    identity_max_attempts: int = Field(5, ge=1)   # wrong dates of birth before a link is void
+    identity_account_max_attempts: int = Field(10, ge=1)   # … across links: staff must re-issue
+    upload_types: list[Literal["pdf", "png", "jpeg", "gif", "webp", "heic", "tiff", "txt",
+                               "docx", "xlsx", "odt"]] = [
+        "pdf", "png", "jpeg", "gif", "webp", "heic", "txt", "docx", "odt"]
+    upload_max_expanded: Size = 50_000_000   # office files (zip inside): uncompressed total
+    totp_key_file: Path | None = None   # none: <state_dir>/portal-totp.key (made 0600 on first use)
 
 
 class SmimeConfig(Section):

@@ -5,11 +5,12 @@ from dataclasses import dataclass, field
 
 
 def address_key(address: str) -> str:
-    """An address as phigate compares it everywhere (policy lists, the users
-    file's allowed senders, certificate bindings): surrounding space removed,
+    """An address as phigate looks it up (policy lists, certificate bindings):
+    surrounding space removed,
     case ignored in both parts, as Postfix lookup tables do (admins write
     Billing@ and billing@ for the same mailbox). Mail is still sent to the
-    address as given."""
+    address as given. Whether a login may send as an address is a stricter
+    question, answered by ``gateway.auth.senders``."""
     return address.strip().lower()
 
 

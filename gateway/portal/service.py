@@ -18,7 +18,7 @@ from gateway.config.types import split_hostport
 from gateway.delivery.imap import ImapCourier
 from gateway.portal.app import build_app, load_secret, serve
 from gateway.portal.outbox import OutboxDelivery
-from gateway.portal.store import PortalStore, open_store, sqlite_url
+from gateway.portal.store import PortalStore, load_totp_key, open_store, sqlite_url
 
 log = structlog.get_logger()
 PURGE_INTERVAL = 3600.0
@@ -30,7 +30,8 @@ def database_url(config: PortalConfig, state_dir: Path) -> str:
 
 def open_portal_store(config: PortalConfig, state_dir: Path) -> PortalStore:
     Path(state_dir).mkdir(parents=True, exist_ok=True)
-    return open_store(database_url(config, state_dir))
+    key = load_totp_key(config.totp_key_file or Path(state_dir) / "portal-totp.key")
+    return open_store(database_url(config, state_dir), totp_key=key)
 
 
 class PortalService:
