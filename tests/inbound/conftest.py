@@ -90,7 +90,8 @@ class InboundWorld:
             c.select_folder(folder, readonly=True)
             data = c.fetch(c.search("ALL"), [b"FLAGS", b"BODY.PEEK[]", b"INTERNALDATE"])
             return [Mail(uid, tuple(d[b"FLAGS"]), bytes(d[b"BODY[]"]), d[b"INTERNALDATE"])
-                    for uid, d in sorted(data.items())]
+                    for uid, d in sorted(data.items())
+                    if d.get(b"BODY[]") is not None]       # not expunged meanwhile
         finally:
             c.logout()
 
