@@ -32,7 +32,7 @@ def test_kill_9_at_random_points_processes_each_message_once(inbound_world, daem
         point = rng.choice(["queued", "appends", "started"])
         if point == "queued":          # a new item fetched and committed, not yet appended
             before = set(d.queue_ids())
-            wait_until(lambda: set(d.queue_ids()) - before or progress(w) >= MESSAGES,
+            wait_until(lambda b=before: set(d.queue_ids()) - b or progress(w) >= MESSAGES,
                        what="a new spool item")
         elif point == "appends":
             target = min(MESSAGES, progress(w) + rng.randint(1, 8))
