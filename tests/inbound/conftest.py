@@ -130,13 +130,13 @@ class InboundWorld:
         return self.headers(n) + self.cms("-encrypt", "-aes256", "-binary", str(recip),
                                           data=content)
 
-    def signed_entity(self) -> bytes:
-        """A multipart/signed entity over BODY, signed by the partner."""
-        cert, key = self.partner.write(self.files, "partner")
+    def signed_entity(self, signer: Issued | None = None) -> bytes:
+        """A multipart/signed entity over BODY, signed by the partner (or ``signer``)."""
+        cert, key = (signer or self.partner).write(self.files, "signer")
         return self.cms("-sign", "-signer", str(cert), "-inkey", str(key), "-binary", data=BODY)
 
-    def signed(self, n: int = 0) -> bytes:
-        return self.headers(n) + self.signed_entity()
+    def signed(self, n: int = 0, signer: Issued | None = None) -> bytes:
+        return self.headers(n) + self.signed_entity(signer)
 
     @staticmethod
     def headers(n: int) -> bytes:

@@ -5,7 +5,8 @@
   Date, INTERNALDATE and other flags; the original is in the archive folder
   (created on demand);
 * a signed-only message → verification headers, original archived;
-* a message for a key phigate does not have → left in place (flagged
+* a message for a key phigate does not have, one signed by a certificate
+  from an unknown CA, and garbage → each left in place (flagged
   ``$PhigateFailed``), a PHI-free failure notice beside it;
 * plain mail is not touched at all;
 * ``phigate inbound status`` shows the mailbox (table and JSON).
@@ -15,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+from tests.crypto.pki import TestPKI
 from tests.inbound.conftest import ARCHIVE, USER, wait_until
 
 
@@ -44,9 +46,13 @@ def test_encrypted_signed_and_failed_messages(inbound_world, daemon_factory):
     w.append(w.signed(2))
     stranger = w.pki.leaf("someone@elsewhere.test")
     w.append(w.encrypted(3, to=stranger))
+    w.append(w.signed(4, signer=TestPKI().leaf("os@surgery.test")))
+    w.append(w.headers(5) + b"MIME-Version: 1.0\r\nContent-Type: application/pkcs7-mime; "
+             b"smime-type=enveloped-data\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+             b"bm90IGNtcw==\r\n")
     d = start(daemon_factory, w)
 
-    wait_until(lambda: len(readable(w)) == 3, what="two readable copies and one notice")
+    wait_until(lambda: len(readable(w)) == 5, what="two readable copies and three notices")
     wait_until(lambda: len(w.mails(ARCHIVE)) == 2, what="two originals archived")
     inbox = w.mails()
     by_subject = {m.headers["Subject"]: m for m in inbox}
@@ -65,14 +71,20 @@ def test_encrypted_signed_and_failed_messages(inbound_world, daemon_factory):
     assert signed.headers["X-Phigate-Decrypted"] == "no"
     assert signed.headers["X-Phigate-Signature"].startswith("valid; signer=os@surgery.test")
 
-    original = by_subject["Referral 3"]                              # no key: left in place
-    assert b"$PhigateFailed" in original.flags
-    notice = by_subject["Secure message could not be opened"]
-    assert b"\\Seen" not in notice.flags
-    assert notice.headers["In-Reply-To"] == "<ref-3@surgery.test>"
-    assert notice.headers["X-Phigate-Decrypted"] == "failed; reason=no matching recipient key"
-    assert b"no matching recipient key" in notice.raw and b"Referral" not in notice.raw
-    assert b"tooth" not in notice.raw
+    for n in (3, 4, 5):                                               # left in place
+        assert b"$PhigateFailed" in by_subject[f"Referral {n}"].flags
+    notices = {m.headers["In-Reply-To"]: m for m in inbox
+               if m.headers["Subject"] == "Secure message could not be opened"}
+    assert set(notices) == {"<ref-3@surgery.test>", "<ref-4@surgery.test>",
+                            "<ref-5@surgery.test>"}
+    for notice in notices.values():
+        assert b"\\Seen" not in notice.flags
+        assert b"Referral" not in notice.raw and b"tooth" not in notice.raw
+    no_key = notices["<ref-3@surgery.test>"]
+    assert no_key.headers["X-Phigate-Decrypted"] == "failed; reason=no matching recipient key"
+    assert b"could not be decrypted (no matching recipient key)" in no_key.raw
+    assert b"signature not accepted (signer not trusted)" in notices["<ref-4@surgery.test>"].raw
+    assert b"could not be decrypted (malformed CMS)" in notices["<ref-5@surgery.test>"].raw
 
     archived = {m.headers["Subject"] for m in w.mails(ARCHIVE)}
     assert archived == {"Referral 1", "Referral 2"}
@@ -82,10 +94,10 @@ def test_encrypted_signed_and_failed_messages(inbound_world, daemon_factory):
 
     row = status(d)
     assert row["mailbox"] == "frontdesk" and row["folder"] == "INBOX"
-    assert row["processed"] == 2 and row["failed"] == 1 and row["pending"] == 0
+    assert row["processed"] == 2 and row["failed"] == 3 and row["pending"] == 0
     assert row["connection"] in ("idle", "processing")
-    assert row["last_uid"] >= 4 and row["uidvalidity"]
-    assert "no matching recipient key" in row["last_error"]
+    assert row["last_uid"] >= 6 and row["uidvalidity"]
+    assert row["last_error"].startswith(("could not be decrypted", "signature not accepted"))
     table = d.phigate(["inbound", "status"]).stdout
     assert table.splitlines()[0].startswith("MAILBOX") and "frontdesk" in table
     log = d.log_text()
