@@ -182,7 +182,10 @@ def _deliver(mailbox, options: dict, item_id: str, data: bytes, ok: bool) -> Non
         if not same_folder or not client.search(["UID", str(uid)]):
             return                           # already moved (a retry) or gone meanwhile
         if not ok:
-            client.add_flags([uid], [FAILED_KEYWORD])
+            try:
+                client.add_flags([uid], [FAILED_KEYWORD])
+            except client.Error:
+                pass      # keywords not allowed here: last UID alone keeps it from requeueing
             return
         _archive(client, uid, mailbox.archive_folder)
     finally:

@@ -119,6 +119,11 @@ class FolderWatcher:
                 self.state.connection(self.folder, "disconnected", error)
                 log.warning("inbound mailbox disconnected", mailbox=self.mailbox.name,
                             error=error, retry_in=self._delay)
+            except Exception as exc:  # noqa: BLE001 — a bug must not end the watch for good
+                error = f"internal error: {type(exc).__name__}"
+                self.state.connection(self.folder, "disconnected", error)
+                log.error("inbound watcher failed", mailbox=self.mailbox.name, error=error,
+                          retry_in=self._delay)
             try:
                 await asyncio.wait_for(self._stop.wait(), self._delay)
             except TimeoutError:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import email
 import email.policy
+import shutil
 import ssl
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from gateway.crypto.certstore import CertStore
 from gateway.crypto.smime_entity import canonical_crlf
 from tests.crypto import openssl_cli
 from tests.crypto.pki import Issued, TestPKI
+from tests.peers import missing_peer
 from tests.peers.daemon import Daemon, daemon_factory  # noqa: F401 — fixture re-export
 from tests.peers.dovecot import Dovecot, dovecot  # noqa: F401 — fixture re-export
 
@@ -145,11 +148,39 @@ class InboundWorld:
                 f"Message-ID: <ref-{n}@surgery.test>\r\n").encode()
 
 
-@pytest.fixture
-def inbound_world(dovecot, tmp_path):  # noqa: F811 — the dovecot fixture
-    dovecot.add_user(USER, PASSWORD)
+def make_world(server: Dovecot, tmp_path: Path) -> InboundWorld:
+    server.add_user(USER, PASSWORD)
     pki = TestPKI()
     files = tmp_path / "files"
     files.mkdir()
-    return InboundWorld(dovecot, pki, pki.leaf("frontdesk@smiledental.example"),
+    return InboundWorld(server, pki, pki.leaf("frontdesk@smiledental.example"),
                         pki.leaf(PARTNER), files)
+
+
+@pytest.fixture
+def inbound_world(dovecot, tmp_path):  # noqa: F811 — the dovecot fixture
+    return make_world(dovecot, tmp_path)
+
+
+# Dovecot 2.3's capabilities after login, less IDLE and MOVE.
+NO_IDLE_NO_MOVE = ("\nimap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE SORT "
+                   "SORT=DISPLAY THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT "
+                   "MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS "
+                   "LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES "
+                   "WITHIN CONTEXT=SEARCH LIST-STATUS BINARY SPECIAL-USE\n")
+
+
+@pytest.fixture
+def plain_world(tmp_path):
+    """A Dovecot that offers neither IDLE nor MOVE (UIDPLUS only)."""
+    if shutil.which("dovecot") is None:
+        missing_peer("Dovecot (Debian package dovecot-imapd) is not installed")
+    base = Path(tempfile.mkdtemp(prefix="phigate-dovecot-"))
+    base.chmod(0o755)
+    server = Dovecot(base / "d", extra_config=NO_IDLE_NO_MOVE)
+    try:
+        server.start()
+        yield make_world(server, tmp_path)
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)

@@ -77,8 +77,9 @@ service stats {{
 
 
 class Dovecot:
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, extra_config: str = ""):
         self.directory = directory
+        self.extra_config = extra_config     # appended to the config (e.g. imap_capability)
         self.port = free_port()
         self.starttls_port = free_port()     # plain IMAP port: STARTTLS (ssl = required)
         self.account = pwd.getpwnam("dovecot") if os.geteuid() == 0 else pwd.getpwuid(os.getuid())
@@ -106,7 +107,7 @@ class Dovecot:
                                       key=self.tls.key_file, user=self.account.pw_name,
                                       group=self.account.pw_name, uid=self.account.pw_uid,
                                       gid=self.account.pw_gid, port=self.port,
-                                      starttls_port=self.starttls_port))
+                                      starttls_port=self.starttls_port) + self.extra_config)
         for path in self.directory.rglob("*"):
             os.chown(path, self.account.pw_uid, self.account.pw_gid)
         os.chown(self.directory, self.account.pw_uid, self.account.pw_gid)
