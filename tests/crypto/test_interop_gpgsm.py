@@ -63,8 +63,8 @@ class Gpgsm:
 
 @pytest.fixture(scope="module")
 def world():
-    if shutil.which("gpgsm") is None:
-        missing_peer("gpgsm (Debian package gpgsm) is not installed")
+    if shutil.which("gpgsm") is None or shutil.which("gpg-agent") is None:
+        missing_peer("gpgsm and gpg-agent (Debian packages gpgsm, gpg-agent) are not installed")
     w = Partners.build()
     home = Path(tempfile.mkdtemp(prefix="gs", dir="/tmp"))
     home.chmod(0o700)
