@@ -16,6 +16,7 @@ flags, INTERNALDATE). Here, after that commit:
    * when it did not (no key, bad or untrusted or revoked signer, garbage):
      a short notice, also unread, that names what failed and where the
      original is, with no content of the message.
+   A message with no layer phigate opens (compressed data, say) is left alone.
 3. Opened: the original moves to ``archive_folder`` (created if missing),
    by MOVE, or by COPY + STORE \\Deleted + UID EXPUNGE of that UID only
    (UIDPLUS); the original is never deleted before the archive copy exists.
@@ -38,12 +39,14 @@ from pathlib import Path
 from gateway.audit import audit
 from gateway.crypto.certstore import CertStore
 from gateway.crypto.inbound import OpenResult, open_message
+from gateway.crypto.smime_entity import field_name
 from gateway.imapconn import IMAP_ERRORS, close, connect, error_text
 from gateway.inbound_state import StateBook
-from gateway.ingress.imap import FAILED_KEYWORD, QUEUE_ID_HEADER
+from gateway.ingress.imap import FAILED_KEYWORD
 from gateway.model import Action, Delivered, Envelope, Outcome, Permanent, Plan, Transient
 from gateway.queue.store import ItemNotFound, QueueFull, QueueStore
 
+QUEUE_ID_HEADER = "X-Phigate-Queue-Id"
 _DROP_FLAGS = {"\\seen", "\\recent", "\\deleted"}
 
 
@@ -70,6 +73,18 @@ class SpoolIntake:
               recipient=envelope.rcpt_tos[0], action=Action.INBOUND.value)
         self.dispatcher.submit(item, raw)
         return True
+
+
+def stamped(message: bytes, item_id: str) -> bytes:
+    """``message`` with our queue id header first and any a sender wrote removed."""
+    head, sep, body = message.partition(b"\r\n\r\n")
+    kept, skipping = [], False
+    for line in head.split(b"\r\n"):
+        if line[:1] not in (b" ", b"\t"):
+            skipping = field_name(line) == QUEUE_ID_HEADER.lower().encode()
+        if not skipping:
+            kept.append(line)
+    return f"{QUEUE_ID_HEADER}: {item_id}\r\n".encode() + b"\r\n".join(kept) + sep + body
 
 
 def opened(result: OpenResult) -> bool:
@@ -146,9 +161,11 @@ class InboundAction:
             intermediates=[*store.intermediates(), *partners], crl_dir=self.crl_dir,
             require_email_protection=self.smime.require_email_protection,
             revocation=self.smime.crl)
+        if result.decrypted == "no" and result.signature is None:
+            return Delivered("nothing to open (compressed data, say): left alone")
         ok = opened(result)
         if ok:
-            data = f"{QUEUE_ID_HEADER}: {item.id}\r\n".encode() + result.message
+            data = stamped(result.message, item.id)
         else:
             data = notice(raw, result, item.id, mailbox)
         try:

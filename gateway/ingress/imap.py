@@ -12,9 +12,11 @@ A message needs work when its top-level Content-Type is
 (BODY.PEEK: the \\Seen flag is not set) and put in the spool with an
 ``inbound`` plan (``Intake.accept``: the fsync is the commit point); only the
 inbound action, after that commit, touches the message at its source.
-Messages that need nothing are never touched, nor are phigate's own copies
-(they carry ``X-Phigate-Queue-Id``) or originals it could not open (keyword
-``$PhigateFailed``). The last UID advances in the state directory only after
+Messages that need nothing are never touched, nor are originals phigate
+could not open (keyword ``$PhigateFailed``). phigate's own copies are never
+S/MIME at the top (every S/MIME layer is opened; what has none to open is
+left alone), so they need nothing; a header a sender could forge decides
+nothing here. The last UID advances in the state directory only after
 the spool commit, and a message's spool id is fixed (``StateBook.item_id``),
 so after a crash the same message is neither lost nor queued twice.
 
@@ -39,7 +41,6 @@ from gateway.imapconn import IMAP_ERRORS, close, connect, error_text
 from gateway.inbound_state import MailboxState, StateBook
 from gateway.model import Action, Decision, Envelope, Plan, Verdict
 
-QUEUE_ID_HEADER = "X-Phigate-Queue-Id"
 FAILED_KEYWORD = "$PhigateFailed"
 _SMIME_TYPES = ("application/pkcs7-mime", "application/x-pkcs7-mime")
 _SIGNATURE_TYPES = ("application/pkcs7-signature", "application/x-pkcs7-signature")
@@ -72,8 +73,6 @@ class SpoolFull(Exception):
 def needs_work(header: bytes) -> bool:
     """Whether a message with this header block is S/MIME that phigate opens."""
     msg = email.message_from_bytes(header, policy=email.policy.compat32)
-    if msg.get(QUEUE_ID_HEADER) is not None:
-        return False
     ctype = msg.get_content_type()
     if ctype in _SMIME_TYPES:
         return True

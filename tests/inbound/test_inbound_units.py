@@ -2,7 +2,7 @@
 message, the state file, and the failure notice (no content of the message)."""
 from __future__ import annotations
 
-from gateway.actions.inbound import notice, opened
+from gateway.actions.inbound import notice, opened, stamped
 from gateway.config.models import InboundMailbox
 from gateway.crypto.inbound import open_message
 from gateway.inbound_state import StateBook, read_state
@@ -23,7 +23,8 @@ def test_needs_work():
                           b' boundary="b"\r\n')
     assert not needs_work(b"Content-Type: text/plain\r\n")
     assert not needs_work(b"Subject: no content type\r\n")
-    assert not needs_work(b"X-Phigate-Queue-Id: 0abc\r\nContent-Type: application/pkcs7-mime\r\n")
+    # a header a sender can write decides nothing
+    assert needs_work(b"X-Phigate-Queue-Id: 0abc\r\nContent-Type: application/pkcs7-mime\r\n")
 
 
 def test_item_ids_are_fixed_per_message_and_keyed(tmp_path):
@@ -61,3 +62,11 @@ def test_failure_notice_names_the_reason_never_the_content(tmp_path):
     assert b"From: a@partner.test" in text and b"In-Reply-To: <m1@partner.test>" in text
     assert b"X-Phigate-Queue-Id: 0123\r\n" in text
     assert b"\n" not in text.replace(b"\r\n", b"")
+
+
+def test_stamped_replaces_a_queue_id_a_sender_wrote():
+    message = (b"From: a@b.test\r\nX-Phigate-Queue-Id: forged\r\n  folded\r\n"
+               b"Subject: s\r\n\r\nX-Phigate-Queue-Id: body text stays\r\n")
+    assert stamped(message, "0abc") == (b"X-Phigate-Queue-Id: 0abc\r\nFrom: a@b.test\r\n"
+                                        b"Subject: s\r\n\r\n"
+                                        b"X-Phigate-Queue-Id: body text stays\r\n")
