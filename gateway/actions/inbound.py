@@ -47,6 +47,7 @@ from gateway.model import Action, Delivered, Envelope, Outcome, Permanent, Plan,
 from gateway.queue.store import ItemNotFound, QueueFull, QueueStore
 
 QUEUE_ID_HEADER = "X-Phigate-Queue-Id"
+SESSIONS_PER_MAILBOX = 3
 _DROP_FLAGS = {"\\seen", "\\recent", "\\deleted"}
 
 
@@ -143,6 +144,9 @@ class InboundAction:
         self.smime = smime
         self.crl_dir = crl_dir
         self.book = book
+        # Providers cap IMAP connections per user (Dovecot: 10 per IP): a
+        # queue of many items for one mailbox shares a few sessions' worth.
+        self._sessions = {m.name: asyncio.Semaphore(SESSIONS_PER_MAILBOX) for m in mailboxes}
 
     async def execute(self, item, raw: bytes, recipients: Sequence) -> dict[str, Outcome]:
         options = item.plan.decision_for(recipients[0].address).options
@@ -169,7 +173,8 @@ class InboundAction:
         else:
             data = notice(raw, result, item.id, mailbox)
         try:
-            await asyncio.to_thread(_deliver, mailbox, options, item.id, data, ok)
+            async with self._sessions[mailbox.name]:
+                await asyncio.to_thread(_deliver, mailbox, options, item.id, data, ok)
         except IMAP_ERRORS as exc:
             return Transient(f"IMAP: {error_text(exc)}")
         for event, fields in result.audit_events():
