@@ -27,8 +27,8 @@ from gateway.crypto.smime_entity import canonical_crlf
 from tests.crypto import openssl_cli
 from tests.crypto.pki import Issued, TestPKI
 from tests.peers import missing_peer
-from tests.peers.daemon import Daemon, daemon_factory  # noqa: F401 — fixture re-export
-from tests.peers.dovecot import Dovecot, dovecot  # noqa: F401 — fixture re-export
+from tests.peers.daemon import Daemon
+from tests.peers.dovecot import Dovecot
 
 USER = "frontdesk@smiledental.example"
 PASSWORD = "imap secret"
@@ -158,7 +158,7 @@ def make_world(server: Dovecot, tmp_path: Path) -> InboundWorld:
 
 
 @pytest.fixture
-def inbound_world(dovecot, tmp_path):  # noqa: F811 — the dovecot fixture
+def inbound_world(dovecot, tmp_path):
     return make_world(dovecot, tmp_path)
 
 
