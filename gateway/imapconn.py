@@ -20,19 +20,29 @@ import socket
 import ssl
 
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError
+from imapclient.exceptions import CapabilityError, IMAPClientError, LoginError
 
 # What a broken connection or a refusing server raises; everything is retried.
 IMAP_ERRORS = (OSError, ssl.SSLError, socket.timeout, imaplib.IMAP4.error, IMAPClientError)
 
 
+# Most specific first: (exception class, fixed phrase).
+_PHRASES = ((ssl.SSLCertVerificationError, "TLS certificate not trusted"),
+            (ssl.SSLError, "TLS failed"),
+            (LoginError, "IMAP login refused"),
+            (CapabilityError, "server lacks a needed capability (STARTTLS?)"),
+            (imaplib.IMAP4.abort, "IMAP connection lost"),
+            (imaplib.IMAP4.error, "IMAP command refused"),
+            (TimeoutError, "IMAP timeout"),
+            (ConnectionRefusedError, "connection refused"))
+
+
 def error_text(exc: BaseException) -> str:
-    """A content-free description of an IMAP failure (the type, never the text
-    a server sent, which may quote a message)."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return "TLS certificate not trusted"
-    if isinstance(exc, IMAPClient.Error) and "LOGIN" in str(exc).upper():
-        return "IMAP login refused"
+    """A fixed, content-free phrase for an IMAP failure (never the text a
+    server sent, which may quote a message); the type name otherwise."""
+    for kind, phrase in _PHRASES:
+        if isinstance(exc, kind):
+            return phrase
     return type(exc).__name__
 
 

@@ -2,9 +2,15 @@
 message, the state file, and the failure notice (no content of the message)."""
 from __future__ import annotations
 
+import imaplib
+import ssl
+
+from imapclient.exceptions import LoginError
+
 from gateway.actions.inbound import notice, opened, stamped
 from gateway.config.models import InboundMailbox
 from gateway.crypto.inbound import open_message
+from gateway.imapconn import error_text
 from gateway.inbound_state import StateBook, read_state
 from gateway.ingress.imap import needs_work
 
@@ -70,3 +76,14 @@ def test_stamped_replaces_a_queue_id_a_sender_wrote():
     assert stamped(message, "0abc") == (b"X-Phigate-Queue-Id: 0abc\r\nFrom: a@b.test\r\n"
                                         b"Subject: s\r\n\r\n"
                                         b"X-Phigate-Queue-Id: body text stays\r\n")
+
+
+def test_imap_errors_become_fixed_phrases():
+    assert error_text(LoginError("b'[AUTHENTICATIONFAILED] for jane.roe'")) == \
+        "IMAP login refused"
+    assert error_text(imaplib.IMAP4.error("SELECT: Mailbox Patient Roe doesn't exist")) == \
+        "IMAP command refused"
+    assert error_text(imaplib.IMAP4.abort("socket error: EOF")) == "IMAP connection lost"
+    assert error_text(ssl.SSLCertVerificationError("x")) == "TLS certificate not trusted"
+    assert error_text(ConnectionRefusedError()) == "connection refused"
+    assert error_text(OSError()) == "OSError"
