@@ -21,6 +21,7 @@ import socket
 from pathlib import Path
 
 from gateway import sdnotify
+from gateway.actions.inbound import InboundAction, SpoolIntake
 from gateway.actions.portal import PortalAction
 from gateway.actions.relay import RelayAction
 from gateway.actions.smime import SmimeAction
@@ -31,6 +32,8 @@ from gateway.crypto.certstore import CertStore
 from gateway.delivery.outbox import OutboxCourier
 from gateway.delivery.smtp import UpstreamCourier
 from gateway.health import HealthServer
+from gateway.inbound_state import StateBook
+from gateway.ingress.imap import InboundWatchers
 from gateway.ingress.smtp import SubmissionServer
 from gateway.metrics import Metrics
 from gateway.model import Action
@@ -106,6 +109,9 @@ class Gateway:
         self.certstore = build_certstore(config)
         self.portal_store = (open_portal_store(config.portal, config.state_dir)
                              if config.portal.enabled or config.portal.database_url else None)
+        # Inbound IMAP mailboxes: watched, and their items delivered, by worker 0 only.
+        self.inbound_book = (StateBook(config.state_dir)
+                             if config.inbound.mailboxes and shard == 0 else None)
         q = config.queue
         self.dispatcher = Dispatcher(
             self.store, self.build_handlers(),
@@ -126,6 +132,9 @@ class Gateway:
         self.portal = (PortalService(config.portal, config.state_dir, self.portal_store,
                                      upstream=self.courier)
                        if config.portal.enabled and shard == 0 else None)
+        self.inbound = (InboundWatchers(config.inbound, self.inbound_book,
+                                        SpoolIntake(self.store, self.dispatcher))
+                        if self.inbound_book is not None else None)
         self._dispatch_task: asyncio.Task | None = None
 
     def build_handlers(self) -> dict:
@@ -139,6 +148,10 @@ class Gateway:
         if self.portal_store is not None:
             handlers[Action.PORTAL] = PortalAction(self.portal_store, self.config.portal,
                                                    self.courier)
+        if self.inbound_book is not None:
+            handlers[Action.INBOUND] = InboundAction(
+                self.config.inbound.mailboxes, self.certstore, smime,
+                self.config.effective_crl_cache, self.inbound_book)
         return handlers
 
     def tls_context(self):
@@ -161,6 +174,8 @@ class Gateway:
         if self.portal is not None:
             await self.portal.start()
         await self.smtp.start()
+        if self.inbound is not None:
+            await self.inbound.start()
         self.metrics.set_queue_sizes(queue=self.store.size)
         audit("started", listener=f"{self.smtp.address[0]}:{self.smtp.address[1]}",
               count=recovered, upstream=self.config.upstream.host or "outbox")
@@ -168,6 +183,8 @@ class Gateway:
     async def stop(self, grace: float = 30.0) -> None:
         audit("stopping")
         await self.smtp.stop(grace)
+        if self.inbound is not None:
+            await self.inbound.stop()
         await self.dispatcher.stop(grace)
         if self._dispatch_task is not None:
             await self._dispatch_task

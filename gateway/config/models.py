@@ -185,6 +185,36 @@ class SmimeConfig(Section):
     crl_cache_dir: Path | None = None   # none: <state_dir>/crl (CRLs kept until nextUpdate)
 
 
+def _mailbox_name(value: str) -> str:
+    if not value or not all(c.isalnum() or c in "-_." for c in value) or value[0] == ".":
+        raise ValueError("must be letters, digits, '-', '_' or '.' (it names state files), "
+                         "e.g. frontdesk")
+    return value
+
+
+class InboundMailbox(Section):
+    """A practice mailbox at its provider that phigate watches over IMAP:
+    S/MIME and Direct mail arriving there is opened and put back readable."""
+    name: Annotated[str, AfterValidator(_mailbox_name)]
+    host: str
+    port: Port = 993
+    tls: Literal["implicit", "starttls"] = "implicit"   # the certificate is always verified
+    ca_file: Path | None = None    # private CA bundle for the IMAP server
+    user: str
+    password_file: Path            # mode 0600, one line
+    folders: list[str] = Field(default_factory=lambda: ["INBOX"], min_length=1)
+    archive_folder: str = "Encrypted originals"   # originals move here (created if missing)
+    poll_interval: Duration = 60.0   # servers without IDLE are polled this often
+    idle_refresh: Duration = 240.0   # IDLE is renewed (and the connection proven) this often
+    timeout: Duration = 60.0         # any single IMAP command
+
+
+class InboundConfig(Section):
+    mailboxes: list[InboundMailbox] = []
+    reconnect_min: Duration = 1.0    # backoff after a dropped connection doubles from here
+    reconnect_max: Duration = 60.0   # … up to this bound
+
+
 def _workers(value):
     if value == "auto":
         return max(1, min(os.cpu_count() or 1, 8))
@@ -209,6 +239,7 @@ class Config(Section):
     dsn: DsnConfig = DsnConfig()
     portal: PortalConfig = PortalConfig()
     smime: SmimeConfig = SmimeConfig()
+    inbound: InboundConfig = InboundConfig()
 
     @property
     def effective_outbox(self) -> Path:

@@ -54,7 +54,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from gateway.model.envelope import address_key, domain_of
 from gateway.queue.safeio import atomic_replace, ensure_dir, fsync_dir
@@ -90,6 +90,18 @@ def san_emails(cert: x509.Certificate) -> tuple[str, ...]:
     except x509.ExtensionNotFound:
         return ()
     return tuple(a.lower() for a in san.get_values_for_type(x509.RFC822Name))
+
+
+def cert_emails(cert: x509.Certificate) -> tuple[str, ...]:
+    """The addresses a certificate binds (lower case): its SAN rfc822Names, or
+    the subject emailAddress only when it has none (RFC 8550 §3). One rule
+    for both directions: choosing an encryption certificate and binding a
+    signer to the From address."""
+    found = san_emails(cert)
+    if found:
+        return found
+    return tuple(str(a.value).strip().lower()
+                 for a in cert.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS))
 
 
 def key_usage(cert: x509.Certificate) -> tuple[str, ...] | None:
@@ -145,7 +157,7 @@ class CertRecord:
 
     @property
     def addresses(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(san_emails(self.certificate) + self.for_addresses))
+        return tuple(dict.fromkeys(cert_emails(self.certificate) + self.for_addresses))
 
     @property
     def subject(self) -> str:
