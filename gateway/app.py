@@ -71,7 +71,7 @@ def build_policy(config: Config, certstore: CertStore | None = None):
     ``certstore`` answers the ``recipient_has_certificate`` condition.
     Raises ConfigError."""
     try:
-        classifier = build_classifier(config.classifier.shadow)
+        classifier = build_classifier(config.classifier.shadow, timeout=config.classifier.timeout)
     except ValueError as exc:
         raise ConfigError([(f"classifier.shadow: {exc}; remove it or fix the name "
                            "(phigate policy detectors lists them)")]) from None

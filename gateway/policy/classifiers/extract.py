@@ -122,6 +122,7 @@ _QUOTE_START = re2.compile(
     rb"|(?:From|De):[^\n]*\r?\n(?:Sent|Enviado|Date|Fecha):|>[^\n]*\r?\n>)"
 )
 _QUOTE_PREFIX = re2.compile(rb"(?m)^[ \t]*(?:>[ \t]?)+")
+_B_WORD = re.compile(r"=\?[^?\s]+\?[bB]\?([^?\s]*)\?=")
 _BASE64_LINE = re.compile(rb"^[A-Za-z0-9+/]{8,}={0,2}$")
 
 
@@ -151,15 +152,19 @@ class Extracted:
 
 
 def decode_header(value: str | None) -> str:
-    return _decode_header(value)[0]
+    return decode_header_checked(value)[0]
 
 
-def _decode_header(value: str | None) -> tuple[str, bool]:
-    """(text, fully decoded). Undecodable encoded words are decoded one by one, best-effort."""
+def decode_header_checked(value: str | None) -> tuple[str, bool]:
+    """(text, fully decoded). Undecodable encoded words (unknown charset, bytes the charset
+    rejects, invalid base64 the stdlib would silently drop) make it False; the text is then
+    decoded word by word, best-effort."""
     if not value:
         return "", True
     try:
-        return str(email.header.make_header(email.header.decode_header(value))), True
+        text = str(email.header.make_header(email.header.decode_header(value)))
+        if all(_valid_b64(word) for word in _B_WORD.findall(value)):
+            return text, True
     except (ValueError, LookupError, email.errors.HeaderParseError, AssertionError):
         pass
     words = []
@@ -171,6 +176,14 @@ def _decode_header(value: str | None) -> tuple[str, bool]:
                 chunk = chunk.decode("latin-1")
         words.append(chunk)
     return " ".join(words) or value, False
+
+
+def _valid_b64(word: str) -> bool:
+    try:
+        binascii.a2b_base64(word + "=" * (-len(word) % 4), strict_mode=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
 
 
 def _safe_decode_header(value: str) -> list[tuple[bytes | str, str | None]]:
@@ -299,7 +312,7 @@ def extract(raw: bytes, budget: Budget | None = None) -> Extracted:
         out.cannot_read("body", "message does not parse")
         _scan_raw(raw, out, budget)
         return out
-    subjects = [_decode_header(v) for v in msg.get_all("Subject", [])]
+    subjects = [decode_header_checked(v) for v in msg.get_all("Subject", [])]
     for subject, decoded in subjects:
         if subject:
             out.segments.append(Segment("subject", subject.encode("utf-8", "replace")))
@@ -438,7 +451,7 @@ class _Walker:
         lines = []
         for name in ATTACHED_MESSAGE_HEADERS:
             for value in inner.get_all(name, []):
-                text, decoded = _decode_header(value)
+                text, decoded = decode_header_checked(value)
                 if not decoded:
                     self.out.cannot_read(location, "subject does not decode")
                 lines.append(f"{name}: {text}\n")
