@@ -141,11 +141,11 @@ _VISIBLE_ATTR = re2.compile(
     rb"(?i)\s(?:alt|title|value|content|aria-label|aria-description|placeholder|label|summary"
     rb"|abbr|data-tooltip)\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s\"'<>]+))"
 )
-_PRINTABLE_RUNS = re.compile(rb"[\x20-\x7e\t\r\n]{4,}")
-_UTF16_RUNS = re.compile(rb"(?:[\x20-\x7e\t\r\n]\x00){4,}")
+_PRINTABLE_RUNS = re2.compile(rb"[\x20-\x7e\t\r\n]{6,}")
+_UTF16_RUNS = re2.compile(rb"(?:[\x20-\x7e\t\r\n]\x00){4,}")
 _SPACES = re.compile(rb"[ \t\xa0]+")
 _FOLDED = re.compile(rb"\r?\n[ \t]")
-_NAME_SEPARATORS = re.compile(r"[_\-.+~()\[\]]+|(?<=[a-z])(?=[A-Z])")
+_NAME_SEPARATORS = re.compile(r"[_+~()\[\]]+|(?<=[A-Za-z])[-.](?=[A-Za-z])|(?<=[a-z])(?=[A-Z])")
 
 
 def _visible_tag(match) -> bytes:

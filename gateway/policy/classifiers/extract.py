@@ -83,6 +83,7 @@ BULK_LOCALPARTS = (
     "updates",
     "mailer",
 )
+RAW_SCAN_MAX = 8 << 20  # a broken tree larger than this is not read raw (it is PHI anyway)
 MAX_PARTS = 2_000  # MIME parts in one message
 MAX_MULTIPART_DEPTH = 40
 TRANSFER_ENCODINGS = frozenset(
@@ -100,6 +101,87 @@ TRANSFER_ENCODINGS = frozenset(
 )
 IDENTITY_ENCODINGS = frozenset({"7bit", "8bit", "binary"})
 ATTACHED_MESSAGE_HEADERS = ("From", "To", "Cc", "Subject")
+# Headers read elsewhere (addresses, subject) or written by machines (routing, ids, MIME,
+# signatures, spam scores); every other header's value is scanned as ``header`` text.
+MACHINE_HEADERS = (
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "subject",
+    "date",
+    "sender",
+    "reply-to",
+    "return-path",
+    "delivered-to",
+    "received",
+    "dkim-",
+    "arc-",
+    "authentication-results",
+    "received-spf",
+    "message-id",
+    "references",
+    "in-reply-to",
+    "content-",
+    "mime-version",
+    "list-",
+    "precedence",
+    "auto-submitted",
+    "x-ms-",
+    "x-microsoft-",
+    "x-google-",
+    "x-gm-",
+    "x-received",
+    "x-mailer",
+    "user-agent",
+    "thread-index",
+    "thread-topic",
+    "x-originating",
+    "x-forefront-",
+    "x-exchange-",
+    "x-mimeole",
+    "x-priority",
+    "importance",
+    "priority",
+    "feedback-id",
+    "x-spam",
+    "x-virus",
+    "x-ses-",
+    "x-sg-",
+    "x-mailgun-",
+    "x-proofpoint-",
+    "x-cloudmark-",
+    "accept-language",
+    "x-has-attach",
+    "x-tnef-correlator",
+    "x-auto-response",
+    "x-ms-exchange",
+    "x-mc-",
+    "x-report-abuse",
+    "x-campaign",
+    "x-feedback",
+    "x-mailchimp",
+    "x-ymail",
+    "x-apple-",
+    "x-uniform-type",
+    "x-universally-unique",
+    "openpgp",
+    "autocrypt",
+    "disposition-notification-to",
+    "return-receipt-to",
+    "errors-to",
+    "x-original-",
+    "x-envelope-",
+    "x-source",
+    "x-php-",
+    "x-csa-",
+    "x-forwarded-",
+    "resent-",
+    "x-beenthere",
+    "x-mailman-",
+    "x-loop",
+    "x-phigate",
+)
 
 _DEFECT_REASONS = {
     email.errors.NoBoundaryInMultipartDefect: "multipart without boundary",
@@ -312,6 +394,9 @@ def extract(raw: bytes, budget: Budget | None = None) -> Extracted:
         out.cannot_read("body", "message does not parse")
         _scan_raw(raw, out, budget)
         return out
+    custom = _custom_headers(msg)
+    if custom:
+        out.segments.append(Segment("header", custom))
     subjects = [decode_header_checked(v) for v in msg.get_all("Subject", [])]
     for subject, decoded in subjects:
         if subject:
@@ -387,10 +472,17 @@ class _Walker:
             raise Unscannable("part limit")
         self.budget.tick()
         ctype = part.get_content_type()
-        if part.get_content_maintype() == "message" and ctype not in (
-            "message/partial",
-            "message/external-body",
-        ):
+        if ctype in ("message/partial", "message/external-body"):
+            # a piece of a message, or one stored elsewhere: what is here is read, the rest
+            # cannot be
+            location = body_location or self.next_location()
+            self.out.cannot_read(location, "message fragment or external body")
+            for inner in part.get_payload() if part.is_multipart() else []:
+                self.walk(inner, depth + 1, location, boundaries)
+            if not part.is_multipart():
+                self.leaf(part, depth, location, boundaries)
+            return
+        if part.get_content_maintype() == "message":
             self.attached_message(part, depth)
             return
         if part.is_multipart():
@@ -455,8 +547,9 @@ class _Walker:
                 if not decoded:
                     self.out.cannot_read(location, "subject does not decode")
                 lines.append(f"{name}: {text}\n")
-        if lines:
-            self.out.segments.append(Segment(location, "".join(lines).encode("utf-8", "replace")))
+        text = "".join(lines).encode("utf-8", "replace") + _custom_headers(inner)
+        if text:
+            self.out.segments.append(Segment(location, text))
 
     def leaf(
         self,
@@ -474,9 +567,6 @@ class _Walker:
             body_location if in_body and not _is_attachment(part, names) else self.next_location()
         )
         self.structure(part, location, boundaries)
-        if ctype in ("message/partial", "message/external-body"):
-            self.out.cannot_read(location, "message fragment or external body")
-            return
         cte = (part.get("Content-Transfer-Encoding") or "7bit").strip().lower()
         if cte not in TRANSFER_ENCODINGS:
             self.broken = True
@@ -509,6 +599,17 @@ class _Walker:
         self.out.marks.extend((mark, location) for mark in result.marks)
 
 
+def _custom_headers(msg: email.message.Message) -> bytes:
+    """ "Name: value" lines of the headers a person or a practice system added (not the
+    machine ones in ``MACHINE_HEADERS``), RFC 2047 decoded."""
+    lines = [
+        f"{name}: {decode_header(str(value))}\n"
+        for name, value in msg.items()
+        if not name.lower().startswith(MACHINE_HEADERS)
+    ]
+    return "".join(lines).encode("utf-8", "replace")
+
+
 def split_quoted(text: bytes) -> list[bytes]:
     """The reply, then each quoted earlier message as its own piece, ``>`` prefixes removed."""
     starts = [m.start() for m in _QUOTE_START.finditer(text)]
@@ -522,6 +623,9 @@ def split_quoted(text: bytes) -> list[bytes]:
 def _scan_raw(raw: bytes, out: Extracted, budget: Budget) -> None:
     """A tree that cannot be trusted is still read: the raw bytes with quoted-printable
     decoded, markup reduced to text, and base64 runs decoded (and inspected if binary)."""
+    if len(raw) > RAW_SCAN_MAX:
+        out.cannot_read("raw", "size limit")
+        return
     try:
         budget.spend(len(raw))
         text = html_to_text(binascii.a2b_qp(raw))
