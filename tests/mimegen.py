@@ -246,8 +246,14 @@ def wrapped(where: str, phi: Phi, rng: random.Random) -> bytes:
 # ------------------------------------------------------------------ hostile input
 
 
-def hostile(rng: random.Random, big: bool = True) -> list[tuple[str, bytes, str]]:
-    """(name, message, marker) for malformed MIME, odd encodings and bombs; each carries PHI."""
+def hostile(rng: random.Random) -> list[tuple[str, bytes, str]]:
+    """(name, message, marker): every place, malformed MIME, odd encodings, bombs and 20 MB
+    attachments; each message carries PHI."""
+    return malformed(rng) + bombs(rng)
+
+
+def malformed(rng: random.Random) -> list[tuple[str, bytes, str]]:
+    """(name, message, marker) for every place, malformed MIME and odd encodings (small)."""
     out: list[tuple[str, bytes, str]] = []
 
     def add(name: str, build) -> None:
@@ -282,6 +288,18 @@ def hostile(rng: random.Random, big: bool = True) -> list[tuple[str, bytes, str]
     add("deep_multipart", lambda p: message(_deep(p.text, 300)))
     add("many_parts", lambda p: message(multipart("mixed", [text("hi")] * 3000 + [text(p.text)], b)))
     add("html_unclosed_tags", lambda p: message(html("<" * 300_000 + "<!--" * 100_000 + p.text)))
+    return out
+
+
+def bombs(rng: random.Random) -> list[tuple[str, bytes, str]]:
+    """(name, message, marker) for zip/gzip/PDF/XML bombs and 20 MB attachments."""
+    out: list[tuple[str, bytes, str]] = []
+    b = "hostile_boundary"
+
+    def add(name: str, build) -> None:
+        phi = phi_sentence(rng)
+        out.append((name, build(phi), phi.marker))
+
     add("zip_bomb", lambda p: message(multipart("mixed", [text(p.text), attachment(
         "application/zip", "photos.zip", zip_of({"zeros.txt": bytes(200 << 20)}))], b)))
     add("nested_zip_bomb", lambda p: message(multipart("mixed", [text(p.text), attachment(
@@ -294,11 +312,10 @@ def hostile(rng: random.Random, big: bool = True) -> list[tuple[str, bytes, str]
     add("xml_bomb_docx", lambda p: message(multipart("mixed", [text(p.text), attachment(
         "application/vnd.openxmlformats-officedocument.wordprocessingml.document", "letter.docx",
         zip_of({"word/document.xml": _billion_laughs() + b"<w:t>x</w:t>" * (5 << 20)}))], b)))
-    if big:
-        add("attachment_20mb_random", lambda p: message(multipart("mixed", [text(p.text), attachment(
-            "application/octet-stream", "scan.bin", rng.randbytes(20 << 20))], b)))
-        add("attachment_20mb_text", lambda p: message(multipart("mixed", [text("See file."), attachment(
-            "text/plain", "export.txt", b"row of data\r\n" * ((20 << 20) // 13) + p.text.encode())], b)))
+    add("attachment_20mb_random", lambda p: message(multipart("mixed", [text(p.text), attachment(
+        "application/octet-stream", "scan.bin", rng.randbytes(20 << 20))], b)))
+    add("attachment_20mb_text", lambda p: message(multipart("mixed", [text("See file."), attachment(
+        "text/plain", "export.txt", b"row of data\r\n" * ((20 << 20) // 13) + p.text.encode())], b)))
     return out
 
 

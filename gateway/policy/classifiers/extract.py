@@ -612,7 +612,17 @@ def _custom_headers(msg: email.message.Message) -> bytes:
 
 def split_quoted(text: bytes) -> list[bytes]:
     """The reply, then each quoted earlier message as its own piece, ``>`` prefixes removed."""
-    starts = [m.start() for m in _QUOTE_START.finditer(text)]
+    starts: list[int] = []
+    for match in _QUOTE_START.finditer(text):
+        start = match.start()
+        line_before = text.rfind(b"\n", 0, max(start - 1, 0)) + 1
+        # a ">" line continues the quote (or the "wrote:" line) right above it
+        if text.startswith(b">", start) and (
+            text[line_before:start].lstrip().startswith(b">")
+            or (starts and starts[-1] >= line_before)
+        ):
+            continue
+        starts.append(start)
     if not starts:
         return [text]
     cuts = [0, *starts, len(text)]
