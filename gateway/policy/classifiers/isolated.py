@@ -7,7 +7,7 @@ deadline stop almost everything); the parent adds the hard bounds: it kills
 the child when the deadline passes or when the child's resident memory grows more than
 ``memory`` bytes over what it held when it became ready (the interpreter and the
 compiled patterns; checked every ``POLL`` seconds; the child also lowers its own
-address-space limit where the sandbox allows it), and when the child dies
+address-space limit, at twice that, where the sandbox allows it), and when the child dies
 for any reason. Each of these gives a PHI verdict with a PHI-free reason
 ("classifier limit (memory) …"), and the next message gets a fresh child. The
 daemon's memory therefore never holds a message's parse tree, decoded
@@ -70,7 +70,7 @@ class _Worker:
         except (BrokenPipeError, OSError) as exc:
             raise _WorkerGone from exc
 
-    def receive(self, deadline: float, memory: int) -> bytes | str:
+    def receive(self, deadline: float, rss_limit: int | None) -> bytes | str:
         """The reply, or the name of the limit that was hit ("time", "memory")."""
         fd = self.proc.stdout.fileno()
         buffer = bytearray()
@@ -79,7 +79,7 @@ class _Worker:
             left = deadline - time.monotonic()
             if left <= 0:
                 return "time"
-            if self.rss() > self.base + memory:
+            if rss_limit is not None and self.rss() > rss_limit:
                 return "memory"
             ready, _, _ = select.select([fd], [], [], min(POLL, left))
             if not ready:
@@ -138,7 +138,12 @@ class IsolatedClassifier:
                     return worker
                 worker.kill()
         worker = _Worker(self.shadow, self.timeout, self.memory)
-        if worker.receive(time.monotonic() + START_TIMEOUT, self.memory) != b"":
+        try:
+            ready = worker.receive(time.monotonic() + START_TIMEOUT, None) == b""
+        except _WorkerGone:
+            ready = False
+        if not ready:
+            worker.kill()
             raise _WorkerGone
         worker.base = worker.rss()
         return worker
@@ -152,7 +157,7 @@ class IsolatedClassifier:
             deadline = time.monotonic() + self.timeout * 0.95
             try:
                 worker.send(raw)
-                reply = worker.receive(deadline, self.memory)
+                reply = worker.receive(deadline, worker.base + self.memory)
             except _WorkerGone:
                 worker.kill()
                 return _limit_verdict("crash")
@@ -192,7 +197,7 @@ def _serve(config: dict) -> None:
             size = next(
                 int(line.split()[1]) * 1024 for line in status if line.startswith(b"VmSize:")
             )
-        limit = size + config["memory"]
+        limit = size + 2 * config["memory"]  # address space runs ahead of resident memory
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     except (OSError, ValueError, StopIteration):
         pass
