@@ -49,7 +49,7 @@ class Unscannable(Exception):
 @dataclass
 class Budget:
     max_bytes: int = 32 << 20  # text + decompressed bytes over the whole message
-    max_depth: int = 3  # nesting of archives / attached messages
+    max_depth: int = 5  # nesting of archives / attached messages
     max_members: int = 500  # archive members over the whole message
     max_pdf_pages: int = 100
     max_ratio: int = 200  # decompressed / compressed size of one member or stream ...
