@@ -15,8 +15,13 @@ encoding, a limit, the deadline, an encrypted or unsupported file…) becomes an
 ``unreadable`` finding (category ``unreadable``) with the reason
 "unreadable (<why>) in <location>"; such a message is PHI whatever else it
 says, and shadow mode never applies to it. Segment locations: ``subject``,
-``body``, ``attachment:<n>`` (its text, file names and attached-message
-headers) and ``raw`` (the raw bytes of a broken tree, decoded best-effort).
+``header`` (values of headers a person or practice system added), ``body``,
+``attachment:<n>`` (its text, file names and attached-message headers) and
+``raw`` (the raw bytes of a broken tree, decoded best-effort); an unreadable
+finding may also sit at ``message`` (the whole message: a worker limit).
+
+The daemon runs the classifier in worker processes (``isolated``) that are killed
+past the deadline or a memory allowance; ``policy test`` runs it in-process.
 
 Detector names: ssn, ssn_last4, dob, mrn, member_id, claim_id, group_id,
 account_number, npi, phone, email_address, address, patient_name, recipient_addressed
