@@ -221,3 +221,13 @@ def test_extracted_segments_keep_locations():
     out = extract(mimegen.place("broken_boundary", phi, random.Random(1)))
     assert {s.location for s in out.segments} >= {"body", "raw"}
     assert out.unreadable == [("body", "multipart boundary not found")]
+
+
+def test_quoted_message_below_a_signed_reply_is_read(classifier):
+    """The reply's signature ("-- ") does not hide the earlier message quoted under it."""
+    raw = mimegen.message(mimegen.text(
+        "Sounds good, thanks!\r\n\r\n-- \r\nFront Desk\r\nSmile Dental\r\n\r\n"
+        "On Tue, Dec 1, 2026 at 9:14 AM Records wrote:\r\n> Hi,\r\n"
+        "> Mr. Lindqvist's crown on #14 cracked again, he is in pain.\r\n> Thanks\r\n"))
+    verdict = classifier.classify(raw)
+    assert verdict.phi and ("patient_name", "body") in detected(verdict)
