@@ -192,6 +192,7 @@ def test_pdf_stream_bomb_is_stopped():
     (b"Rar!\x1a\x07\x00" + bytes(100), "unsupported archive"),
     (b"7z\xbc\xaf\x27\x1c" + bytes(100), "unsupported archive"),
     (mimegen.zip_of({"a.txt": b"x"})[:30] + b"garbage", "archive does not open"),
+    (b"\x78\x9f\x3e\x22\x01\x00" + bytes(100), "unsupported format"),
 ])
 def test_archives_it_cannot_open_are_unreadable(classifier, magic, reason):
     verdict = classifier.classify(attached("application/octet-stream", "a.bin", magic))

@@ -122,6 +122,7 @@ TEXT_EXTENSIONS = (
 )
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".tif", ".tiff", ".bmp", ".heic", ".webp")
 UNSUPPORTED_ARCHIVES = (b"Rar!\x1a\x07", b"7z\xbc\xaf\x27\x1c", b"MSCF")
+TNEF_MAGIC = b"\x78\x9f\x3e\x22"  # Outlook's winmail.dat: body and files in compressed RTF
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 OLE_ENCRYPTED = "EncryptedPackage".encode("utf-16-le")
 _OFFICE_PARTS = re.compile(
@@ -315,6 +316,8 @@ def inspect(
         _tar(payload, budget, depth, result)
     elif payload.startswith(UNSUPPORTED_ARCHIVES):
         raise Unscannable("unsupported archive")
+    elif payload.startswith(TNEF_MAGIC) or ctype == "application/ms-tnef":
+        raise Unscannable("unsupported format")
     elif payload.startswith(OLE_MAGIC) and OLE_ENCRYPTED in payload:
         raise Unscannable("encrypted document")
     elif ctype.startswith("image/") or name.endswith(IMAGE_EXTENSIONS):
