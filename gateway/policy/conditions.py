@@ -28,7 +28,7 @@ from functools import cached_property
 
 from gateway.model import Envelope, Verdict
 from gateway.model.envelope import domain_of, normalize_address
-from gateway.policy.classifiers.extract import decode_header_checked
+from gateway.policy.classifiers.extract import decode_header_checked, parse
 from gateway.policy.rules import When
 
 _PARSER = BytesParser(policy=email.policy.default)
@@ -79,7 +79,7 @@ class MessageFacts:
         ``None`` when the MIME tree does not parse."""
         found: set[str] = set()
         try:
-            message = _PARSER.parsebytes(self.raw)
+            message = parse(self.raw, email.policy.default)
             for part in message.walk():
                 if part.is_multipart():
                     continue
