@@ -39,6 +39,7 @@ from gateway.metrics import Metrics
 from gateway.model import Action
 from gateway.policy import PolicyEngine, load_policy
 from gateway.policy.classifiers import build_classifier
+from gateway.policy.classifiers.isolated import IsolatedClassifier
 from gateway.portal.service import PortalService, open_portal_store
 from gateway.queue.control import ControlServer, control_socket
 from gateway.queue.dispatcher import Dispatcher
@@ -69,13 +70,14 @@ def build_certstore(config: Config) -> CertStore:
                      require_email_protection=config.smime.require_email_protection)
 
 
-def build_policy(config: Config, certstore: CertStore | None = None):
+def build_policy(config: Config, certstore: CertStore | None = None, isolated: bool = False):
     """(classify, decide) for the Submission; ``decide`` is the PolicyEngine
     itself (callable, and its ``.policy`` is what ``policy check`` shows).
     ``certstore`` answers the ``recipient_has_certificate`` condition.
-    Raises ConfigError."""
+    ``isolated``: classify in worker processes (the daemon: a message cannot
+    blow up its memory). Raises ConfigError."""
     try:
-        classifier = build_classifier(config.classifier.shadow)
+        classifier = build_classifier(config.classifier.shadow, timeout=config.classifier.timeout)
     except ValueError as exc:
         raise ConfigError([(f"classifier.shadow: {exc}; remove it or fix the name "
                            "(phigate policy detectors lists them)")]) from None
@@ -87,6 +89,10 @@ def build_policy(config: Config, certstore: CertStore | None = None):
     if certstore is not None:
         def has_certificate(address: str) -> bool:
             return certstore.certificate_for(address) is not None
+    if isolated:
+        isolated_classifier = IsolatedClassifier(config.classifier.shadow,
+                                                 config.classifier.timeout)
+        return isolated_classifier.classify, PolicyEngine(policy, has_certificate)
     return classifier.classify, PolicyEngine(policy, has_certificate)
 
 
@@ -118,7 +124,7 @@ class Gateway:
             retry_min=q.retry.min, retry_max=q.retry.max, jitter=q.retry.jitter,
             give_up_after=q.give_up_after, concurrency=q.concurrency, max_crashes=q.max_crashes,
             hostname=self.hostname, dsn_sender=config.dsn.sender, metrics=self.metrics)
-        classify, decide = build_policy(config, self.certstore)
+        classify, decide = build_policy(config, self.certstore, isolated=True)
         self.submission = Submission(self.store, self.dispatcher, hostname=self.hostname,
                                      classify=classify, decide=decide,
                                      classifier_timeout=config.classifier.timeout,
@@ -205,7 +211,7 @@ class Gateway:
         try:
             new = load_config(self.config_path)
             users = UserDirectory.load(new.auth.users_file)
-            classify, decide = build_policy(new, self.certstore)
+            classify, decide = build_policy(new, self.certstore, isolated=True)
         except ConfigError as exc:
             audit("config_rejected", errors=exc.problems)
             log.error("new configuration rejected; keeping the running one",

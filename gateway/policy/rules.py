@@ -31,7 +31,7 @@ def _as_list(value):
 
 Names = Annotated[list[str], BeforeValidator(_as_list)]
 Place = Literal["subject", "body", "attachment"]
-Category = Literal["identifier", "clinical", "payment", "attachment", "error"]
+Category = Literal["identifier", "clinical", "payment", "attachment", "error", "unreadable"]
 ActionName = Literal["relay", "smime", "direct", "portal", "hold", "reject"]
 FallbackName = Literal["relay", "smime", "direct", "portal", "hold"]
 
