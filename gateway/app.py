@@ -25,6 +25,7 @@ import socket
 from pathlib import Path
 
 from gateway import sdnotify
+from gateway.actions.inbound import InboundAction, SpoolIntake
 from gateway.actions.mailbox import MailboxAction
 from gateway.actions.portal import PortalAction
 from gateway.actions.relay import RelayAction
@@ -38,11 +39,14 @@ from gateway.delivery.imap import ImapCourier
 from gateway.delivery.outbox import OutboxCourier
 from gateway.delivery.smtp import UpstreamCourier
 from gateway.health import HealthServer
+from gateway.inbound_state import StateBook
+from gateway.ingress.imap import InboundWatchers
 from gateway.ingress.smtp import SubmissionServer
 from gateway.metrics import Metrics
 from gateway.model import Action
 from gateway.policy import PolicyEngine, load_policy
 from gateway.policy.classifiers import build_classifier
+from gateway.policy.classifiers.isolated import IsolatedClassifier
 from gateway.portal.service import PortalService, open_portal_store
 from gateway.queue.control import ControlServer, control_socket
 from gateway.queue.digest import Digest
@@ -51,6 +55,7 @@ from gateway.queue.notices import ExpiringCert, HeldNotice
 from gateway.queue.safeio import ensure_dir
 from gateway.queue.store import QueueStore
 from gateway.submission import Submission
+from gateway.supervisor import Supervisor, die_with_parent
 from gateway.tlsutil import ensure_self_signed, server_tls_context
 
 log = get_logger("app")
@@ -75,13 +80,14 @@ def build_certstore(config: Config) -> CertStore:
                      require_email_protection=config.smime.require_email_protection)
 
 
-def build_policy(config: Config, certstore: CertStore | None = None):
+def build_policy(config: Config, certstore: CertStore | None = None, isolated: bool = False):
     """(classify, decide) for the Submission; ``decide`` is the PolicyEngine
     itself (callable, and its ``.policy`` is what ``policy check`` shows).
     ``certstore`` answers the ``recipient_has_certificate`` condition.
-    Raises ConfigError."""
+    ``isolated``: classify in worker processes (the daemon: a message cannot
+    blow up its memory). Raises ConfigError."""
     try:
-        classifier = build_classifier(config.classifier.shadow)
+        classifier = build_classifier(config.classifier.shadow, timeout=config.classifier.timeout)
     except ValueError as exc:
         raise ConfigError([(f"classifier.shadow: {exc}; remove it or fix the name "
                            "(phigate policy detectors lists them)")]) from None
@@ -93,6 +99,10 @@ def build_policy(config: Config, certstore: CertStore | None = None):
     if certstore is not None:
         def has_certificate(address: str) -> bool:
             return certstore.certificate_for(address) is not None
+    if isolated:
+        isolated_classifier = IsolatedClassifier(config.classifier.shadow,
+                                                 config.classifier.timeout)
+        return isolated_classifier.classify, PolicyEngine(policy, has_certificate)
     return classifier.classify, PolicyEngine(policy, has_certificate)
 
 
@@ -116,6 +126,9 @@ class Gateway:
         self.portal_store = (open_portal_store(config.portal, config.state_dir,
                                                put=self.store.put_sync)
                              if config.portal.enabled or config.portal.database_url else None)
+        # Inbound IMAP mailboxes: watched, and their items delivered, by worker 0 only.
+        self.inbound_book = (StateBook(config.state_dir)
+                             if config.inbound.mailboxes and shard == 0 else None)
         q = config.queue
         held = config.held_notice
         self.dispatcher = Dispatcher(
@@ -125,7 +138,7 @@ class Gateway:
             held_notice=HeldNotice(self.hostname, held.template) if held.enabled else None,
             keep_failed=q.keep_failed, metrics=self.metrics)
         self.dispatcher.handlers = self.build_handlers()
-        classify, decide = build_policy(config, self.certstore)
+        classify, decide = build_policy(config, self.certstore, isolated=True)
         self.submission = Submission(self.store, self.dispatcher, hostname=self.hostname,
                                      classify=classify, decide=decide,
                                      classifier_timeout=config.classifier.timeout,
@@ -141,6 +154,9 @@ class Gateway:
         self.portal = (PortalService(config.portal, config.state_dir, self.portal_store,
                                      spool=self.dispatcher)
                        if config.portal.enabled and shard == 0 else None)
+        self.inbound = (InboundWatchers(config.inbound, self.inbound_book,
+                                        SpoolIntake(self.store, self.dispatcher))
+                        if self.inbound_book is not None else None)
         self._dispatch_task: asyncio.Task | None = None
         self._digest_task: asyncio.Task | None = None
 
@@ -161,6 +177,10 @@ class Gateway:
                        if portal.default_mailbox else None)
             handlers[Action.MAILBOX] = MailboxAction(mailboxes, default, self.courier,
                                                      self.portal_store)
+        if self.inbound_book is not None:
+            handlers[Action.INBOUND] = InboundAction(
+                self.config.inbound.mailboxes, self.certstore, smime,
+                self.config.effective_crl_cache, self.inbound_book)
         return handlers
 
     def build_digest(self) -> Digest:
@@ -199,6 +219,8 @@ class Gateway:
         if self.portal is not None:
             await self.portal.start()
         await self.smtp.start()
+        if self.inbound is not None:
+            await self.inbound.start()
         self.metrics.set_queue_sizes(queue=self.store.size)
         audit("started", listener=f"{self.smtp.address[0]}:{self.smtp.address[1]}",
               count=recovered, upstream=self.config.upstream.host or "outbox")
@@ -206,6 +228,8 @@ class Gateway:
     async def stop(self, grace: float = 30.0) -> None:
         audit("stopping")
         await self.smtp.stop(grace)
+        if self.inbound is not None:
+            await self.inbound.stop()
         if self.portal is not None:
             await self.portal.stop()               # nothing new from the web before the queue stops
             self.portal = None
@@ -233,7 +257,7 @@ class Gateway:
         try:
             new = load_config(self.config_path)
             users = UserDirectory.load(new.auth.users_file)
-            classify, decide = build_policy(new, self.certstore)
+            classify, decide = build_policy(new, self.certstore, isolated=True)
         except ConfigError as exc:
             audit("config_rejected", errors=exc.problems)
             log.error("new configuration rejected; keeping the running one",
@@ -287,15 +311,13 @@ def main(config: Config, config_path: Path | None, *, worker: int | None = None,
     """``phigate run``: one process, a supervisor of ``workers``, or one worker."""
     configure_logging(config.logging.level, config.logging.file)
     if worker is not None:
-        from gateway.supervisor import die_with_parent
         die_with_parent()
         sock = socket.socket(fileno=listen_fd)
         return _run(run_daemon(config, config_path, shard=worker, shards=config.workers,
                                listen_sock=sock))
     if config.workers > 1:
-        from gateway.supervisor import Supervisor
-
         async def supervise() -> int:
-            return await Supervisor(config, config_path, config.workers).run()
+            return await Supervisor(config, config_path, config.workers,
+                                    hostname=hostname_of(config)).run()
         return _run(supervise())
     return _run(run_daemon(config, config_path))

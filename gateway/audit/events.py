@@ -11,6 +11,8 @@ EVENTS = frozenset({
     "dsn_sent", "recovered", "config_loaded", "config_rejected", "started", "stopping",
     "decrypted", "verified", "signed", "encrypted", "deposited", "notice_sent", "portal_view",
     "portal_login", "portal_reply", "read_receipt",
+    "auth_failed", "auth_locked", "portal_login_failed", "portal_identity_failed",
+    "portal_upload_refused",
 })
 
 # Fields that can never carry message content. Addresses are allowed in the audit

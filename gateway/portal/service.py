@@ -14,9 +14,10 @@ from pathlib import Path
 import structlog
 
 from gateway.config.models import PortalConfig
+from gateway.config.types import split_hostport
 from gateway.portal.app import build_app, load_secret, serve
 from gateway.portal.mails import phi_free, to_provider
-from gateway.portal.store import PortalStore, open_store, sqlite_url
+from gateway.portal.store import PortalStore, load_totp_key, open_store, sqlite_url
 
 log = structlog.get_logger()
 PURGE_INTERVAL = 3600.0
@@ -27,7 +28,7 @@ def database_url(config: PortalConfig, state_dir: Path) -> str:
 
 
 def unsent_adopter(config: PortalConfig, put):
-    """For migration 0003: a function committing one row of the old outbox to
+    """For migration 0004: a function committing one row of the old outbox to
     the spool with ``put(envelope, raw, plan) -> QueueItem``; returns its id."""
     def adopt(row: dict) -> str:
         if row["rcpt"]:                                   # a read notice
@@ -47,15 +48,11 @@ def unsent_adopter(config: PortalConfig, put):
 
 def open_portal_store(config: PortalConfig, state_dir: Path, put=None) -> PortalStore:
     """The store, its schema upgraded; ``put`` (``QueueStore.put_sync``) lets
-    the upgrade move mail left in a pre-0003 outbox into the spool."""
+    the upgrade move mail left in a pre-0004 outbox into the spool."""
     Path(state_dir).mkdir(parents=True, exist_ok=True)
     adopt = unsent_adopter(config, put) if put is not None else None
-    return open_store(database_url(config, state_dir), adopt_unsent=adopt)
-
-
-def split_address(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host.strip("[]"), int(port)
+    key = load_totp_key(config.totp_key_file or Path(state_dir) / "portal-totp.key")
+    return open_store(database_url(config, state_dir), totp_key=key, adopt_unsent=adopt)
 
 
 class PortalService:
@@ -74,7 +71,7 @@ class PortalService:
         return server.sockets[0].getsockname()[:2]
 
     async def start(self) -> None:
-        host, port = split_address(self.config.address)
+        host, port = split_hostport(self.config.address)
         self._runner = await serve(self.app, host, port)
         self._tasks = [asyncio.create_task(self._purge_loop())]
         log.info("portal listening", address=self.config.address)

@@ -2,8 +2,8 @@
 dumped before 0002 existed, with rows in it) is upgraded to head by
 ``open_store``; the result matches a database created fresh at head, the
 rows survive, the subjects of stored outbox mail are filled in (0002) and
-delivered patient mail becomes the Sent record (0003), and it downgrades
-again. Revision 0003 retires the outbox: mail still unsent in it moves into
+delivered patient mail becomes the Sent record (0004), and it downgrades
+again. Revision 0004 retires the outbox: mail still unsent in it moves into
 a real spool, or, with no spool to move it to, the upgrade refuses and says
 why."""
 from __future__ import annotations
@@ -35,7 +35,13 @@ def alembic_config() -> AlembicConfig:
     return cfg
 
 
-HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
+SCRIPTS = ScriptDirectory.from_config(alembic_config())
+HEAD = SCRIPTS.get_current_head()        # raises when the revisions fork into two heads
+
+
+def test_revisions_form_one_line():
+    chain = [r.revision for r in SCRIPTS.walk_revisions("base", "heads")]
+    assert list(reversed(chain)) == ["0001", "0002", "0003s", "0004"]
 
 
 def make_0001_database(path: Path, unsent: bool = False) -> None:
@@ -104,7 +110,7 @@ def test_0001_database_upgrades_to_head(tmp_path):
         assert store.throttle_sync([("k", 60.0, 1)]) is False
     finally:
         store.close()
-    # Opening again is a no-op; 0003 and 0002 also downgrade to 0001.
+    # Opening again is a no-op; 0004, 0003s and 0002 also downgrade to 0001.
     open_store(sqlite_url(old)).close()
     engine = sa.create_engine(sqlite_url(old))
     cfg = alembic_config()

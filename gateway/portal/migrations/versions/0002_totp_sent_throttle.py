@@ -4,7 +4,7 @@ of existing rows filled from their stored mail), the throttle table.
 
 Revision 0001 builds its tables from the *current* ``schema.metadata``, so a
 database created fresh already has all of this when 0002 runs (and, since
-0003, no outbox table at all): every step here looks first and adds only
+0004, no outbox table at all): every step here looks first and adds only
 what is missing.
 
 Revision ID: 0002

@@ -9,14 +9,14 @@ a queue item and a ``sent`` line; delivered rows of patients keep their line.
 Without it the migration refuses to run while unsent rows exist, and says
 what to do.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003s
 """
 import sqlalchemy as sa
 from alembic import context, op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003s"
 branch_labels = None
 depends_on = None
 
