@@ -82,7 +82,7 @@ PROCEDURES = (
     r"fluoride varnish",
     r"space maintainer",
     r"stainless steel crown",
-    r"ssc",
+    r"sscs?",
     r"wax try-?in",
     r"try-?in",
     r"impressions? for",
@@ -112,6 +112,33 @@ PROCEDURES = (
     r"cbct",
     r"x-?rays?",
     r"radiographs?",
+    r"brackets?",
+    r"wires?",
+    r"bands",
+    r"expanders?",
+    r"dentures?",
+    r"partials?",
+    r"mock-?up",
+    r"preps?",
+    r"seat(?:ed)?",
+    r"recement(?:ed)?",
+    r"re-?cement(?:ed)?",
+    r"temporary",
+    r"scan body",
+    r"shade",
+    r"buildup",
+    r"build up",
+    r"smooth(?:ed)?",
+    r"adjustments?",
+    r"remake",
+    r"perio maint",
+    r"cleaning",
+    r"prophy",
+    r"exam",
+    r"screening",
+    r"ortho",
+    r"sealed",
+    r"fluoride",
 )
 
 # Findings, conditions, symptoms, relevant medical history.
@@ -243,6 +270,45 @@ DIAGNOSES = (
     r"came off",
     r"fell out",
     r"chipped",
+    r"sore spot",
+    r"rubbing",
+    r"rubs",
+    r"poking",
+    r"grey(?:ish)? discoloration",
+    r"discolou?ration",
+    r"white patch",
+    r"calculus",
+    r"furcations?",
+    r"class ii(?: div \d)?",
+    r"overjet",
+    r"crowding",
+    r"crossbite",
+    r"impacted (?:canine|molar|tooth|teeth)",
+    r"root tip",
+    r"cyst",
+    r"oozing",
+    r"draining",
+    r"drainage",
+    r"pulp(?:al)? necrosis",
+    r"intruded",
+    r"intrusion",
+    r"knocked",
+    r"cusp",
+    r"pocket(?:s| depths?)",
+    r"\d-\d ?mm",
+    r"\d ?mm pockets?",
+    r"stage i{1,3}v?",
+    r"bleeding everywhere",
+    r"heavy calc",
+    r"medical alert",
+    r"med(?:ical)? hx",
+    r"allerg(?:y|ies|ic)",
+    r"nkda",
+    r"post[- ]?op",
+    r"stitches",
+    r"numb",
+    r"teeth pulled",
+    r"greyish",
     (r"(?:tooth|teeth|crown|filling|bridge) (?:\w+ ){0,3}?(?:put back in|knocked out|fell out|"
     r"came out|broke|"
     r"chipped|cracked|sensitive|sore|hurt|hurts|hurting|came loose|is loose|feels loose|"
@@ -290,9 +356,6 @@ MEDICATIONS = (
     r"dexamethasone",
     r"diphenhydramine",
     r"benadryl",
-    r"lidocaine",
-    r"articaine",
-    r"septocaine",
     r"halcion",
     r"triazolam",
     r"valium",
@@ -330,6 +393,10 @@ MEDICATIONS = (
 # Words for medicines in general: also on intake forms and in supply orders, so they count
 # only as generic clinical content.
 MEDICATION_WORDS = (
+    r"lidocaine",
+    r"articaine",
+    r"septocaine",
+    r"anestesia",
     r"prescriptions?",
     r"rx",
     r"medications?",
@@ -374,6 +441,181 @@ PAYMENT = (
     r"frequency limitation",
     r"annual maximum",
     r"benefits? (?:used|remaining)",
+    r"statements?",
+    r"copayments?",
+    r"self[- ]pay",
+    r"estimate(?:d)? (?:patient )?portion",
+    r"(?:patient|your) portion",
+    r"payment (?:plan|received|due)",
+    r"collections?",
+    r"placing (?:the following )?account",
+    r"charged",
+    r"paid (?:its|their) share",
+    r"maxed out",
+    r"downgraded",
+    r"cash price",
+    r"appeal",
+    r"overpa(?:id|yment)",
+    r"resubmit(?:ted)?",
+    r"rebill",
+)
+
+# Medical-practice vocabulary (primary care, labs, behavioural health): findings and
+# treatment about a person, counted like the dental DIAGNOSES / PROCEDURES.
+MEDICAL = (
+    r"lab (?:results?|work|values?)",
+    r"labs",
+    r"blood (?:draw|work|test|sugar|pressure)",
+    r"bp (?:at home|reading|of|is|was)",
+    r"\d{2,3}/\d{2,3} (?:mmhg|at home|this morning|today)",
+    r"potassium",
+    r"sodium",
+    r"creatinine",
+    r"hemoglobin",
+    r"cholesterol",
+    r"inr",
+    r"pt/inr",
+    r"bmp",
+    r"cbc",
+    r"ecg",
+    r"ekg",
+    r"mri",
+    r"ct scan",
+    r"ultrasound",
+    r"biopsy results?",
+    r"afib",
+    r"atrial fibrillation",
+    r"arrhythmia",
+    r"stent",
+    r"pacemaker",
+    r"heart failure",
+    r"copd",
+    r"pneumonia",
+    r"bronchitis",
+    r"strep(?: throat| test)?",
+    r"tonsil(?:litis|lectomy)",
+    r"uti",
+    r"fever",
+    r"headaches?",
+    r"migraines?",
+    r"dizz(?:y|iness)",
+    r"nausea",
+    r"vomiting",
+    r"shortness of breath",
+    r"chest pain",
+    r"depress(?:ion|ed)",
+    r"suicidal",
+    r"phq-?9",
+    r"gad-?7",
+    r"bipolar",
+    r"schizophrenia",
+    r"ptsd",
+    r"insomnia",
+    r"substance use",
+    r"overdose",
+    r"obesity",
+    r"bmi of",
+    r"vsd",
+    r"cardiology",
+    r"cardiologist",
+    r"oncology",
+    r"dermatology",
+    r"physical therapy",
+    r"vasovagal",
+    r"fainted",
+    r"passed out",
+    r"diagnosed with",
+    r"diagnosis",
+    r"symptoms?",
+    r"refill(?:s|ed)?",
+    r"dose",
+    r"dosage",
+    r"spironolactone",
+    r"metoprolol",
+    r"losartan",
+    r"sertraline",
+    r"zoloft",
+    r"fluoxetine",
+    r"prozac",
+    r"bupropion",
+    r"aripiprazole",
+    r"lexapro",
+    r"escitalopram",
+    r"gabapentin",
+    r"omeprazole",
+    r"albuterol",
+    r"statin",
+    r"glucose",
+    r"glucagon",
+    r"epipen",
+    r"antibiotics?",
+    r"ibuprofeno",
+    r"paracetamol",
+    r"amoxicilina",
+    r"clindamicina",
+    r"penicilina",
+    r"metformina",
+    r"losart[aá]n",
+    r"alvogyl",
+    r"halcion",
+)
+
+# Spanish: how patients and clinics in the US and Latin America write about care.
+SPANISH = (
+    r"dolor(?:es)?",
+    r"duele",
+    r"duelen",
+    r"hinchad[ao]s?",
+    r"inflamad[ao]s?",
+    r"sangra(?:do|n)?",
+    r"sangrado",
+    r"infecci[oó]n",
+    r"fiebre",
+    r"mareado",
+    r"mareos?",
+    r"caries",
+    r"muelas?",
+    r"diente(?:s)?",
+    r"enc[ií]as?",
+    r"empastes?",
+    r"resinas?",
+    r"endodoncia",
+    r"coronas?",
+    r"puente",
+    r"pr[oó]tesis",
+    r"dentadura",
+    r"implantes?",
+    r"extracci[oó]n",
+    r"me sacaron",
+    r"alveolitis",
+    r"curaci[oó]n",
+    r"limpieza profunda",
+    r"selladores",
+    r"fl[uú]or",
+    r"ortodoncia",
+    r"alineadores",
+    r"retenedor",
+    r"brackets",
+    r"radiograf[ií]as?",
+    r"tratamiento",
+    r"receta(?:ron)?",
+    r"presi[oó]n (?:arterial|alta)",
+    r"an[aá]lisis",
+    r"hemoglobina",
+    r"embarazada",
+    r"al[eé]rgic[ao]",
+    r"se (?:le |me )?(?:rompi[oó]|cay[oó]|quebr[oó])",
+)
+
+# Spanish words for paying for care.
+SPANISH_PAYMENT = (
+    r"presupuesto",
+    r"saldo",
+    r"copago",
+    r"deducible",
+    r"pagos?",
+    r"recibo",
+    r"factura",
 )
 
 # Words that never start or end a person's name (sentence starters, greetings,
@@ -384,7 +626,7 @@ NOT_NAME_WORDS = frozenset(
 
 # Organisation words: a capitalised pair followed by one of these names a business.
 ORG_WORDS = frozenset(
-    ["dental", "dentistry", "dentists", "studio", "lab", "labs", "laboratory", "laboratories", "clinic", "clinics", "surgery", "orthodontics", "endodontics", "periodontics", "prosthetics", "prosthodontics", "implants", "associates", "group", "center", "centre", "practice", "partners", "health", "healthcare", "insurance", "supply", "supplies", "distribution", "inc", "llc", "pc", "pllc", "company", "corp", "services", "tech", "pharmacy", "hospital", "medical", "university", "college", "school", "club", "society", "association", "foundation", "bank", "team", "staff", "office"]
+    ["dental", "dentistry", "dentists", "studio", "lab", "labs", "laboratory", "laboratories", "clinic", "clinics", "surgery", "orthodontics", "endodontics", "periodontics", "prosthetics", "prosthodontics", "implants", "associates", "group", "center", "centre", "practice", "partners", "health", "healthcare", "insurance", "supply", "supplies", "distribution", "inc", "llc", "pc", "pllc", "company", "corp", "services", "tech", "pharmacy", "hospital", "medical", "university", "college", "school", "club", "society", "association", "foundation", "bank", "team", "staff", "office", "smiles", "pediatrics", "medicine", "oral", "dds", "dmd", "clinica", "clínica", "consultorio", "laboratorio", "seguros", "aseguradora", "plans", "plan", "systems", "source", "recovery", "service", "answering", "management", "mgmt", "property"]
 )
 
 # Attachment names that mark a dental image of a patient.
@@ -420,3 +662,101 @@ IMAGE_NAME_WORDS = (
     "postop",
     "post-op",
 )
+
+# Words that take a letter after them ("Vitamin D.", "Plan B.") and so look like a first
+# name + last initial.
+LETTER_TERMS = frozenset(
+    """
+vitamin hepatitis hep type class plan grade stage suite unit section part option group zone
+tier level building room phase schedule exhibit appendix figure table item model size lot
+row column category track block wing floor box area site quadrant tooth teeth version
+""".split()
+)
+
+# Given names that are also everyday words, months, places or business names: a capitalised
+# "Grace" or "Hope" at the start of a sentence is not a person on its own.
+COMMON_WORD_NAMES = frozenset(
+    """
+al an art august bee berry bill bo brook brooke candy carry chance cherry christian crystal
+dale dawn del delta desire diamond dot drew duke earl echo else era faith fe gale gay ginger
+grace grant guy ha hang harmony honey hope hunter in iris ivory jack jewel joy king lane lean
+long lore love major man manual many mark may merry miss misty my nan nova ok page pat
+patience pearl penny precious prince princess ray rich robin rocky rod rose royal ruby rusty
+sandy see so soon spring star sterling stormy summer sun sunny tiny un will winter young
+april june september january october sky cliff forest river rain storm autumn amber
+""".split()
+)
+
+
+def _census_first_names() -> frozenset[str]:
+    """Lower-case given names from the US Census 1990 lists in the ``names`` package
+    (MIT licence, public-domain data): ~5,000 names of every origin common in the US."""
+    from importlib.resources import files
+
+    found: set[str] = set()
+    for table in ("dist.male.first", "dist.female.first"):
+        text = (files("names") / table).read_text(encoding="ascii")
+        found.update(line.split(None, 1)[0].lower() for line in text.splitlines() if line.strip())
+    return frozenset(found)
+
+
+GIVEN_NAMES: frozenset[str] = frozenset(
+    name
+    for name in _census_first_names()
+    if len(name) >= 3 and name not in COMMON_WORD_NAMES and name not in NOT_NAME_WORDS
+)
+
+# Topic words that say what a message is about when it is not a patient's care. Two distinct
+# words of one topic (one for de-identified data and fiction) mark the whole message:
+# people named in it are employees, providers, vendors' staff or invented.
+TOPICS: dict[str, tuple[str, ...]] = {
+    "hr": (
+        r"payroll", r"pay ?(?:date|check|stub|rate)", r"pto", r"timesheets?", r"overtime",
+        r"w-?[24]", r"i-?9", r"direct deposit", r"new hire", r"onboarding", r"offer letter",
+        r"start date", r"employee(?:s|'s)?(?: id| file| record)?", r"ee id", r"ee \d+",
+        r"hr (?:file|cabinet|record)", r"fmla", r"maternity leave", r"bereavement",
+        r"jury duty", r"sick (?:day|leave|time)", r"time off", r"day off", r"return to work",
+        r"back to work", r"work excuse", r"workers'? comp(?:ensation)?",
+        r"(?:first )?report of injury", r"cobra", r"401\(?k\)?", r"open enrollment",
+        r"(?:annual|performance|90-day) review", r"raise", r"termination", r"final pay",
+        r"unpaid leave", r"interview", r"r[eé]sum[eé] attached", r"candidate", r"position",
+        r"out sick", r"calling out", r"not going to make it in", r"my file",
+        r"n[oó]mina", r"horas extra", r"empleados?", r"schedule agreement", r"shadow",
+        r"extern(?:ship)?", r"immunization records?", r"titer",
+    ),
+    "credential": (
+        r"(?:re)?credential(?:ing|ed|s)?", r"caqh", r"dea", r"(?:state|dental|medical) license",
+        r"license (?:number|renewal|expires|d-\d+)", r"privileges", r"malpractice",
+        r"board certifi\w+", r"provider enrollment", r"group contract", r"tin", r"w-?9",
+        r"cv", r"cme", r"ce (?:hours|credits)", r"cpr (?:card|class)", r"reappointment",
+        r"c[eé]dula(?: profesional)?", r"renovaci[oó]n", r"face sheet", r"peer references?",
+        r"recredentialing", r"npi",
+    ),
+    "vendor": (
+        r"purchase order", r"po(?: number| #)?[ :#]*\d+", r"p\.o\.", r"sales order",
+        r"order (?:confirmation|number|#)", r"invoice", r"packing slip", r"backorder\w*",
+        r"ship(?:s|ping|ped)? (?:to|today|from|date)", r"tracking", r"qty", r"sku", r"rma",
+        r"reorder", r"in stock", r"net 30", r"remittance", r"price list", r"for stock",
+        r"(?:cs|bx|case|cases|box|boxes|pack|packs) of", r"pedido", r"orden de compra",
+        r"territory manager", r"sales rep", r"service agreement", r"part is",
+    ),
+    "it": (
+        r"ticket", r"helpdesk", r"help desk", r"backups?", r"servers?", r"workstations?",
+        r"firmware", r"patch(?:es|ed)?", r"windows (?:10|11|update)", r"antivirus",
+        r"phishing", r"vpn", r"password", r"mfa", r"sign-?in", r"log ?in", r"remote in",
+        r"pc name", r"printer", r"interface", r"sandbox", r"go-live", r"failover",
+        r"vulnerability", r"tls", r"monitoring", r"pushed a fix", r"wiped",
+    ),
+    "aggregate": (
+        r"de-?identified", r"aggregate(?:d)?", r"safe harbor", r"no (?:patient )?names",
+        r"nothing identifiable", r"anonymi[sz]ed", r"identifiers removed",
+    ),
+    "fiction": (
+        r"hypothetical", r"fictional", r"fictitious", r"invented", r"made[- ]up",
+        r"(?:sample|example|demo|test|fake|dummy|simulated|training) (?:patients?|records?|data|database|server|system|caller|case)s?",
+        r"demo", r"teaching cases?", r"case (?:study|studies|report|presentation)s?",
+        r"typodont", r"manikin", r"mannequin", r"no real (?:patient|data)", r"role-?play",
+        r"zz+test\w*", r"training (?:database|server|environment|mode|session)",
+        r"not (?:anyone|anybody) real",
+    ),
+}

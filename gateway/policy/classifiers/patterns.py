@@ -31,6 +31,7 @@ WEAK = "weak"  # a person, counts with health or payment info anywhere in the me
 NEAR = "near"  # a person only when health or payment info is close by
 NEAR_CLINICAL = "near_clinical"  # an account-like number: only close to clinical content
 PROVIDER = "provider"  # identifies a clinician, never a patient: recorded only
+RECORD = "record"  # a contact detail that identifies someone only as part of a record
 GENERIC = "generic"  # clinical vocabulary also found in fee lists and job ads
 SPECIFIC = "specific"  # clinical content about someone's mouth or health
 PAYMENT = "payment"
@@ -70,6 +71,18 @@ _UP, _LO = "A-ZÀ-ÖØ-Þ", "a-zß-öø-ÿ"
 _APOSTROPHE = "(?:'|\u2019)"
 _NAME_WORD = rf"[{_UP}][{_UP}{_LO}'\-]+"
 _NAME = rf"{_NAME_WORD}(?:,? {_NAME_WORD}){{0,2}}"
+
+
+def _given(case_insensitive: bool) -> str:
+    """Census given names as one alternation (RE2 compiles it to a trie)."""
+    names = sorted(lexicons.GIVEN_NAMES)
+    if case_insensitive:
+        return r"(?i:\b(?:" + "|".join(names) + r"))"
+    return r"\b(?:" + "|".join(n.capitalize() for n in names) + r")"
+
+
+def _topic(kind: str) -> str:
+    return _words(lexicons.TOPICS[kind])
 _TOOTH = r"(?:3[0-2]|[12][0-9]|[1-9])"
 _SURF = r"[MODBLFI]{1,5}"
 
@@ -131,6 +144,13 @@ RULES: tuple[Rule, ...] = (
         STRONG,
         r"(?i:\b(?:d\.o\.b\.?|dob\b|date of birth|birth ?date|birthday|born\b|b\.d\.))"
         r"[^0-9\n]{0,15}" + DATE,
+    ),
+    Rule(  # a table row: "First Last, 1990-02-11" (a birth or visit date: a patient's record)
+        "dob",
+        "beside_name",
+        IDENTIFIER,
+        STRONG,
+        rf"\b[{_UP}][{_LO}]+ [{_UP}][{_UP}{_LO}'\-]*[{_LO}][ \t]*[,;|\t][ \t]*" + DATE,
     ),
     Rule("npi", "labelled", IDENTIFIER, PROVIDER, r"(?i:\bnpi\b)[^0-9\n]{0,12}\d{10}\b"),
     Rule(
@@ -238,6 +258,20 @@ RULES: tuple[Rule, ...] = (
     Rule("patient_name", "title", IDENTIFIER, WEAK, rf"\b(?:Mr|Mrs|Ms|Miss|Mx)\.? {_NAME_WORD}"),
     Rule(
         "patient_name",
+        "initial",
+        IDENTIFIER,
+        WEAK,
+        _given(True) + r"[ ]{1,2}[A-Za-z]\b\.?",
+    ),
+    Rule(  # any capitalised word + initial and a full stop: "Klaus S." (names beyond the census)
+        "patient_name",
+        "initial_any",
+        IDENTIFIER,
+        WEAK,
+        rf"\b[{_UP}][{_LO}]{{2,}} [A-Z]\.",
+    ),
+    Rule(
+        "patient_name",
         "full",
         IDENTIFIER,
         NEAR,
@@ -271,6 +305,8 @@ RULES: tuple[Rule, ...] = (
         r"felt|feels|still has|still feels)\b",
     ),
     Rule("_salutation", "line", INTERNAL, MARKER, rf"(?m:^)[{_UP}][{_LO}]+(?:,|[ \t]?-{{1,2}}|:)"),
+    Rule("patient_name", "given", IDENTIFIER, NEAR, _given(False) + r"\b"),
+    Rule("phone", "bare", IDENTIFIER, RECORD, _PHONE),
     # --- clinical content
     Rule(
         "tooth_surface",
@@ -340,24 +376,27 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule("icd10_code", "dotted", CLINICAL, SPECIFIC, r"\b[A-TV-Z]\d[0-9AB]\.[0-9A-Z]{1,4}\b"),
     Rule("medication", "word", CLINICAL, SPECIFIC, _words(lexicons.MEDICATIONS)),
+    Rule("diagnosis", "medical", CLINICAL, SPECIFIC, _words(lexicons.MEDICAL)),
+    Rule("diagnosis", "spanish", CLINICAL, SPECIFIC, _words(lexicons.SPANISH)),
     Rule("medication", "general", CLINICAL, GENERIC, _words(lexicons.MEDICATION_WORDS)),
     Rule("diagnosis", "word", CLINICAL, SPECIFIC, _words(lexicons.DIAGNOSES)),
     Rule("procedure", "word", CLINICAL, GENERIC, _words(lexicons.PROCEDURES)),
     Rule("payment", "word", PAYMENT_CAT, PAYMENT, _words(lexicons.PAYMENT)),
+    Rule("payment", "spanish", PAYMENT_CAT, PAYMENT, _words(lexicons.SPANISH_PAYMENT)),
     # --- markers
-    Rule("_your", "word", INTERNAL, MARKER, r"(?i:\byour\b)"),
-    Rule("_you", "word", INTERNAL, MARKER, r"(?i:\byou(?:'re|'ve|'ll|'d)?\b|\bu\b)"),
+    Rule("_your", "word", INTERNAL, MARKER, r"(?i:\byour\b|\bsus?\b|\btus?\b)"),
     Rule(
-        "_fiction",
+        "_you", "word", INTERNAL, MARKER, r"(?i:\byou(?:'re|'ve|'ll|'d)?\b|\bu\b|\busted\b|\ble\b)"
+    ),
+    Rule(
+        "_me",
         "word",
         INTERNAL,
         MARKER,
-        r"(?i:\b(?:hypothetical|fictional|fictitious|invented|made-up|sample patient|example "
-        r"patient|"
-        r"test patient|teaching cases?|case (?:study|studies|report|presentation)s?|typodont|"
-        r"manikin|"
-        r"mannequin|no real patient)\b)",
+        r"(?i:\b(?:i|i'm|i've|i'd|my|me|myself|mine|mi|mis|tengo|estoy|siento)\b)",
     ),
+    Rule("_amount", "dollars", INTERNAL, MARKER, r"\$ ?\d[\d,]*(?:\.\d\d)?"),
+    *(Rule("_topic", kind, INTERNAL, MARKER, _topic(kind)) for kind in lexicons.TOPICS),
 )
 
 

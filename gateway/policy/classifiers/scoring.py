@@ -1,28 +1,30 @@
 """From pattern matches to a PHI decision with reasons.
 
-``scan()`` runs the one combined RE2 pass over a segment and keeps the matches
-their validator accepts (checksums, SSN rules, "this capitalised pair is a name,
-not a business, a colleague or the sender"). ``decide()`` applies HIPAA's
-combination rule:
+Built like a recognizer pipeline (Presidio's design, without its NLP model): each
+candidate from the one RE2 pass (``patterns``) is checked by a validator (checksums,
+SSA rules, "this capitalised word is a given name and not the sender, a colleague
+introduced by role or a business") and then scored by its *context*: what else lies
+within a window around it. ``decide()`` applies the HIPAA combination rule:
 
 * a strong identifier (SSN, labelled DOB, chart/MRN, member id, a name given as
-  "Patient:" or "records for") identifies a patient of the practice: PHI alone;
-* a person (personal phone or e-mail, "Mr./Ms. X", "Name: X", a name standing in
-  the Subject) with specific health content anywhere in the message (a tooth, a
-  diagnosis, a drug, perio charting, a radiograph), or any health or payment
-  information within ``NEAR_BYTES``;
-* a bare name ("Jane Doe", "Bram's", "8:00 Rosalind"), a street address or an
-  account/claim/group number only with health information close by (procedure
-  words and CDT codes, which also fill fee lists, only on the same line);
-* mail to one person outside the practice that says "your crown", puts "you"
-  next to a finding about a mouth, or greets the recipient by name in a message
-  with such a finding: the recipient is the identified person;
+  "Patient:") identifies a patient of the practice on its own;
+* a person (full name, first name + last initial, a census given name, a personal
+  phone or e-mail) with health or payment information close by, or with specific
+  clinical content anywhere in the message when the name is a weak identifier;
+* a demographic record: a person's street address, birth date, phone or e-mail next
+  to a name or to another of these (in a dental practice, being a patient is health
+  information), or several personal street addresses in one list;
+* mail between the practice and one person outside it that is about that person's
+  care: "your crown", "you" or "I"/"my" next to a specific finding, a greeting by name
+  with such a finding, or an amount of money next to treatment;
 * DICOM files (they carry patient tags), attachments that could not be inspected.
 
-Not patients: identifiers in the signature block, near "hypothetical" or
-"typodont", the sender and other header names, staff introduced by role, sales
-reps "from" a company, bare names in newsletters. Reasons name detectors and
-places only, never matched text.
+Not patients: whole messages whose topic words say they are about employees (payroll,
+onboarding, their own sick notes), providers' credentials, vendor orders, IT, invented
+training patients or de-identified figures; identifiers in the signature block; the
+names in the From/To/Cc headers; staff introduced by role; sales reps "from" a
+company; a recipient whose display name is a provider or a business. Reasons name
+detectors and places only, never matched text.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from gateway.policy.classifiers import lexicons, patterns
 from gateway.policy.classifiers.extract import Extracted
 from gateway.policy.classifiers.patterns import (
     CLINICAL,
+    RECORD,
     GENERIC,
     IDENTIFIER,
     NEAR,
@@ -51,12 +54,17 @@ from gateway.policy.classifiers.patterns import (
 )
 
 NEAR_BYTES = 200  # "close by" for names and numbers with health/payment content
-GENERIC_NEAR_BYTES = (
-    60  # a bare name with a procedure word or CDT code: same line ("Ann Lee -- D1110")
-)
+GENERIC_NEAR_BYTES = 60  # a bare name with a procedure word or CDT code: about one line
 YOUR_BYTES = 25  # "your <clinical word>"
 YOU_BYTES = 150  # second person near a specific finding, same paragraph
-FICTION_BYTES = 400  # identifiers this close to "hypothetical", "typodont"... are not patients
+RECORD_BYTES = 120  # contact details this close together form one person's record
+AMOUNT_BYTES = 200  # "$120" this close to treatment, in mail to one person: their bill
+# Topic words needed (distinct) before a whole message is taken to be about that topic.
+TOPIC_MIN = {"aggregate": 1, "fiction": 1}
+# Topics that say every person named is not a patient (employees, providers, invented
+# people, no people at all); for vendor and IT mail only strong identifiers still count.
+NOT_PATIENT_TOPICS = frozenset({"hr", "credential", "fiction", "aggregate"})
+BUSINESS_TOPICS = frozenset({"vendor", "it"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +100,7 @@ _ROLE_BEFORE = re.compile(
     rb"team member|staff|specialist|surgeon|orthodontist|periodontist|endodontist|owner|"
     rb"partner|front desk|"
     rb"intern|student|rep|representative|tech|technician|welcome|meet|congratulations to|"
-    rb"thanks to)[ ,:]*$"
+    rb"thanks to)[ :]*$"
 )
 _AFFILIATION_BEFORE = re.compile(rb"(?i)\b(?:from|at|with|representing|rep for|sponsored by)\s$")
 _AFFILIATION_AFTER = re.compile(rb",? (?:from|at|with|of|representing) (?:the )?[A-Z]")
@@ -128,12 +136,20 @@ def _line_of(text: bytes, start: int, end: int, reach: int = 160) -> bytes:
     return text[line_start : line_end if line_end >= 0 else min(len(text), end + reach)]
 
 
-def _org_line(text: bytes, start: int, end: int) -> bool:
-    """The line around a phone or street address names a business (or is a calendar LOCATION)."""
+def _org_line(text: bytes, start: int, end: int, block: bool = False) -> bool:
+    """The line around a phone or street address names a business (or is a calendar LOCATION);
+    with ``block``, the lines just above and below count too (an address block under a
+    practice's name)."""
     line = _line_of(text, start, end)
-    return bool(_ORG_WORD.search(line)) or line.lstrip().lower().startswith(
-        (b"location", b"organizer")
-    )
+    if line.lstrip().lower().startswith((b"location", b"organizer")):
+        return True
+    if block:
+        above = text.rfind(b"\n", 0, max(0, start - 1))
+        above = text.rfind(b"\n", 0, max(0, above)) + 1 if above > 0 else 0
+        below = text.find(b"\n", end)
+        below = text.find(b"\n", below + 1) if below >= 0 else -1
+        line = text[above : below if below >= 0 else len(text)]
+    return bool(_ORG_WORD.search(line))
 
 
 def _bare(token: str) -> str:
@@ -154,9 +170,15 @@ def _name_ok(tokens: list[str], ctx: Context, people: frozenset[str]) -> bool:
 
 
 def _in_domain(tokens: list[str], ctx: Context) -> bool:
-    """ "Riverside Bend" in mail from riversidebend.example is the practice, not a patient."""
-    words = [_bare(t).lower() for t in tokens if len(t) >= 4]
+    """A word of the practice's or a partner's domain name is the business, not a patient."""
+    words = [_bare(t).lower() for t in tokens if len(t) >= 3]
     return any(word in domain for word in words for domain in ctx.domains)
+
+
+def _initial_ok(span: bytes) -> bool:
+    """ "Ava M." yes; "will a", "Sam I think" no: a lone a/I is a word, not an initial."""
+    letter = span.rstrip(b".")[-1:]
+    return span.endswith(b".") or letter not in (b"a", b"i", b"A", b"I")
 
 
 def _valid_name(hit: Hit, span: bytes, ctx: Context) -> bool:
@@ -165,29 +187,36 @@ def _valid_name(hit: Hit, span: bytes, ctx: Context) -> bool:
     if variant in ("patient_label", "label"):
         while tokens and tokens[0].lower() in LABEL_WORDS:
             tokens.pop(0)
-        kept = []  # the leading run of name-like tokens ("Jane Doe Thursday" -> "Jane Doe")
+        kept = []  # the leading run of name-like tokens (a weekday after the name is dropped)
         for token in tokens:
             if token.lower() in lexicons.NOT_NAME_WORDS or token.lower() in lexicons.ORG_WORDS:
                 break
             kept.append(token)
         return _name_ok(kept, ctx, ctx.sender_tokens)
-    if variant == "title":  # "Mr. Lopez from Henry Schein" is a sales rep
+    if variant == "title":  # "Mr. X from <a supplier>" is a sales rep
         return _name_ok(tokens[1:2], ctx, ctx.sender_tokens) and not _AFFILIATION_AFTER.match(
             ctx.text, hit.end, hit.end + 40
         )
     # Unlabelled names: not anyone in the From/To/Cc headers (staff, the recipient), not a business.
-    if variant in ("possessive", "reported"):
+    if variant in ("possessive", "reported", "initial", "initial_any"):
         tokens = tokens[:1]
+        if variant == "initial" and not _initial_ok(span):
+            return False
+        if variant == "initial_any" and tokens[0].lower() in lexicons.LETTER_TERMS:
+            return False
     elif variant == "scheduled":
         tokens = tokens[-1:]
+    elif variant == "full" and not _name_ok(tokens, ctx, ctx.header_tokens):
+        # "Ann Park": the surname is also a word; the census given name still names someone
+        tokens = tokens[:1] if tokens[0].lower() in lexicons.GIVEN_NAMES else tokens
     if not _name_ok(tokens, ctx, ctx.header_tokens) or _in_domain(tokens, ctx):
         return False
     before = ctx.text[max(0, hit.start - 40) : hit.start]
-    if variant == "full" and _AFFILIATION_BEFORE.search(before):
-        return False  # "from Henry Schein", "at Delta Dental"
+    if variant in ("full", "given") and _AFFILIATION_BEFORE.search(before):
+        return False  # "from <a supplier>", "at <an insurer>"
     if _ROLE_BEFORE.search(before) or _CREDENTIAL_AFTER.match(ctx.text[hit.end : hit.end + 12]):
-        return False  # "our hygienist Sarah Lopez", "Sarah Lopez, RDH": staff, not a patient
-    if variant == "full":
+        return False  # "our hygienist <name>", "<name>, RDH": staff, not a patient
+    if variant in ("full", "given"):
         after = ctx.text[hit.end : hit.end + 40]
         if _STATE_AFTER.match(after):
             return False
@@ -223,7 +252,8 @@ def _valid_salutation(hit: Hit, span: bytes, ctx: Context) -> bool:
 _BUSINESS_ADDRESS_BEFORE = re.compile(
     rb"(?i)\b(?:ship(?:ping)? to|deliver(?:y)? to|remit(?:tance)? to|bill to|return to|"
     rb"send it back to|ship it back to|"
-    rb"our (?:new )?(?:address|office|location|building)(?: is| at)?|"
+    rb"our (?:new )?(?:address|office|location|building)(?: is)?(?: at| located at)?|we'?re at|"
+    rb"we are at|we'?re located at|we moved to|"
     rb"located at|visit us at|pick ?up (?:at|from)|drop[- ]off at)[:\s]*$"
 )
 
@@ -231,9 +261,9 @@ _BUSINESS_ADDRESS_BEFORE = re.compile(
 def _valid_address(hit: Hit, span: bytes, ctx: Context) -> bool:
     """A person's street address: not a business line, not "ship to" / "our office at"."""
     before = ctx.text[max(0, hit.start - 40) : hit.start]
-    return not _org_line(ctx.text, hit.start, hit.end) and not _BUSINESS_ADDRESS_BEFORE.search(
-        before
-    )
+    return not _org_line(
+        ctx.text, hit.start, hit.end, block=True
+    ) and not _BUSINESS_ADDRESS_BEFORE.search(before)
 
 
 def _valid_email(hit: Hit, span: bytes, ctx: Context) -> bool:
@@ -256,7 +286,9 @@ VALIDATORS: dict[str, Callable[[Hit, bytes, Context], bool]] = {
     "member_id": lambda hit, span, ctx: bool(_DIGITS.search(span.rsplit(None, 1)[-1])),
     "patient_name": _valid_name,
     "address": _valid_address,
-    "phone": lambda hit, span, ctx: not _org_line(ctx.text, hit.start, hit.end),
+    "phone": lambda hit, span, ctx: not _org_line(
+        ctx.text, hit.start, hit.end, block=hit.rule.role == RECORD
+    ),
 }
 
 
@@ -292,17 +324,41 @@ def scan(text: bytes, location: str, extracted: Extracted | None = None) -> list
         rule = rules[match.lastindex - 1]  # group i is RULES[i-1]; rules have no inner groups
         if rule.detector == "_skip":
             continue
-        hit = Hit(rule, location, match.start(), match.end())
-        validator = VALIDATORS.get(rule.detector)
-        if validator is not None:
-            try:
-                ok = validator(hit, match.group(), ctx)
-            except Exception as exc:
-                raise DetectorError(rule.detector, exc) from exc
-            if not ok:
-                continue
-        hits.append(hit)
+        hit = _validated(rule, match, location, ctx)
+        if hit is None and rule.detector == "patient_name":
+            hit = _second_try(text, match, location, ctx)
+        if hit is not None:
+            hits.append(hit)
     return hits
+
+
+def _validated(rule: Rule, match, location: str, ctx: Context) -> Hit | None:
+    hit = Hit(rule, location, match.start(), match.end())
+    validator = VALIDATORS.get(rule.detector)
+    if validator is None:
+        return hit
+    try:
+        return hit if validator(hit, match.group(), ctx) else None
+    except Exception as exc:
+        raise DetectorError(rule.detector, exc) from exc
+
+
+_NEXT_WORD = re.compile(rb"[^\s,]+[\s,]+")
+
+
+def _second_try(text: bytes, match, location: str, ctx: Context) -> Hit | None:
+    """A rejected name candidate may hide a real one after its first word ("<the recipient>,
+    <a patient> O. called"): match once more from the second word (overlapping candidates)."""
+    first = _NEXT_WORD.match(text, match.start())
+    if first is None or first.end() >= match.end():
+        return None
+    again = patterns.combined().search(text, first.end())
+    if again is None or again.start() >= match.end():
+        return None
+    rule = patterns.RULES[again.lastindex - 1]
+    if rule.detector != "patient_name":
+        return None
+    return _validated(rule, again, location, ctx)
 
 
 class DetectorError(Exception):
@@ -378,6 +434,45 @@ def _near(hit: Hit, generic: Positioned, specific: Positioned) -> Hit | None:
     return specific.first_within(hit, NEAR_BYTES) or generic.first_within(hit, reach)
 
 
+def _topics(extracted: Extracted, hits_by_segment: list[list[Hit]]) -> frozenset[str]:
+    """The message-wide topics (``lexicons.TOPICS``) with enough distinct words present."""
+    found: dict[str, set[bytes]] = {}
+    for segment, hits in zip(extracted.segments, hits_by_segment, strict=True):
+        for hit in hits:
+            if hit.detector == "_topic":
+                word = segment.text[hit.start : hit.end].lower()
+                found.setdefault(hit.rule.variant, set()).add(word)
+    return frozenset(k for k, words in found.items() if len(words) >= TOPIC_MIN.get(k, 2))
+
+
+_PROVIDER_TOKENS = frozenset({"dr", "doctor", "dds", "dmd", "md", "do", "rn", "np", "pa"})
+
+
+def _business_or_provider(tokens: frozenset[str]) -> bool:
+    """A display name like "Dr. Ann Lee" or "Billing Dept": a provider or a business,
+    not a patient."""
+    low = {t.lower() for t in tokens}
+    return bool(low & _PROVIDER_TOKENS) or bool(low & lexicons.ORG_WORDS)
+
+
+_CONTACT = frozenset({"address", "phone", "email_address", "dob"})
+
+
+def _records(hits: list[Hit]) -> Hit | None:
+    """A person's demographic record: a personal street address, birth date, phone or e-mail
+    next to a name or to another such detail; or several personal street addresses."""
+    people = [h for h in hits if h.rule.category == IDENTIFIER and h.role != PROVIDER]
+    placed = Positioned(people)
+    addresses = [h for h in people if h.detector == "address"]
+    for hit in people:
+        if hit.detector not in _CONTACT:
+            continue
+        for other in placed.within(hit, RECORD_BYTES):
+            if other is not hit and (other.detector != hit.detector or other.detector == "patient_name"):
+                return hit
+    return addresses[1] if len(addresses) >= 2 else None
+
+
 def decide(
     extracted: Extracted, hits_by_segment: list[list[Hit]], excluded: frozenset[str] = frozenset()
 ) -> Decision:
@@ -387,37 +482,52 @@ def decide(
     extra: Counter[tuple[str, str, str]] = Counter()
     people_anywhere: list[Hit] = []  # WEAK identifiers, for the message-wide rule
     health_anywhere: list[tuple[str, str]] = []  # (detector, location) of specific clinical content
+    topics = _topics(extracted, hits_by_segment)
+    not_patients = bool(topics & NOT_PATIENT_TOPICS)
+    business = bool(topics & BUSINESS_TOPICS)
+    # One person outside the practice, who is not a clinician or a business: "you", "your",
+    # "I" and "my" in the mail are that person (the recipient, or a patient writing in).
+    one_person = (
+        extracted.to_one_person
+        and (
+            not _business_or_provider(extracted.recipient_tokens)
+            or (bool(extracted.sender_tokens) and not _business_or_provider(extracted.sender_tokens))
+        )
+        and not not_patients
+        and not business
+    )
 
     for segment, hits in zip(extracted.segments, hits_by_segment, strict=True):
         text = segment.text
         hits = [h for h in hits if h.detector not in excluded]
         signature = _signature_start(text)
-        fiction = Positioned([h for h in hits if h.detector == "_fiction"])
         content = [h for h in hits if h.rule.category in (CLINICAL, PAYMENT_CAT)]
         generic = Positioned([h for h in content if h.role == GENERIC])
-        specific = Positioned(
-            [h for h in content if h.role != GENERIC]
-        )  # specific clinical + payment
+        specific = Positioned([h for h in content if h.role != GENERIC])  # clinical + payment
         reported.extend(content)
         health_anywhere.extend(
             (h.detector, h.location) for h in specific.hits if h.rule.category == CLINICAL
         )
+        if not_patients:
+            continue  # employees, providers, invented people, figures: nobody here is a patient
 
+        people: list[Hit] = []
         for hit in hits:
             if hit.rule.category != IDENTIFIER:
                 continue
             if hit.role == PROVIDER:
                 reported.append(hit)
                 continue
-            if fiction.first_within(hit, FICTION_BYTES):
-                continue
             if hit.role != STRONG and hit.start >= signature:
                 continue
             if hit.role == NEAR and extracted.bulk:
                 continue  # a bare name in a newsletter is staff news, not a patient
+            people.append(hit)
             if hit.role == STRONG:
                 reported.append(hit)
                 reasons.append(f"identifier({hit.detector}) in {hit.location}")
+                continue
+            if business or hit.role == RECORD:
                 continue
             near = _near(hit, generic, specific)
             if near is not None:
@@ -431,7 +541,12 @@ def decide(
                 reported.append(hit)
                 people_anywhere.append(hit)
 
-        if extracted.to_one_person and "recipient_addressed" not in excluded and not fiction:
+        record = None if business else _records(people)
+        if record is not None:
+            reported.append(record)
+            reasons.append(f"demographic record({record.detector}) in {segment.location}")
+
+        if one_person and "recipient_addressed" not in excluded:
             fired = _addressed(text, hits, Positioned(content), specific)
             if fired is not None:
                 extra[("recipient_addressed", IDENTIFIER, segment.location)] += 1
@@ -497,8 +612,9 @@ def _about_someone(text: bytes, hit: Hit) -> bool:
 def _addressed(
     text: bytes, hits: list[Hit], content: Positioned, specific: Positioned
 ) -> Hit | None:
-    """Mail to one person about that person: "your crown", "you" next to a specific finding in
-    the same paragraph, or a greeting by name in a message with specific clinical content."""
+    """Mail with one person about that person: "your crown", "you" (or "I", "my") next to a
+    specific finding in the same paragraph, a greeting by name in a message with specific
+    clinical content, or an amount of money next to treatment (their bill)."""
     clinical_specific = next(
         (c for c in specific.hits if c.rule.category == CLINICAL and _about_someone(text, c)), None
     )
@@ -507,7 +623,11 @@ def _addressed(
             for c in content.within(hit, YOUR_BYTES):
                 if c.start >= hit.end and not (c.role != SPECIFIC and _offer(text, c)):
                     return c
-        if hit.detector in ("_you", "_your"):
+        if hit.detector == "_amount":
+            for c in content.within(hit, AMOUNT_BYTES):
+                if c.rule.category == CLINICAL and not _offer(text, c):
+                    return c
+        if hit.detector in ("_you", "_your", "_me"):
             # "you" next to money is how one talks to an insurer: only findings about a mouth count
             for c in specific.within(hit, YOU_BYTES):
                 if (
