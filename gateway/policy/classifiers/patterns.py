@@ -87,22 +87,46 @@ _TOOTH = r"(?:3[0-2]|[12][0-9]|[1-9])"
 _SURF = r"[MODBLFI]{1,5}"
 
 RULES: tuple[Rule, ...] = (
-    # --- look-alikes swallowed first so their digits cannot become teeth or ids
+    # --- look-alikes swallowed first so their digits cannot become teeth or ids; order and
+    # ticket numbers also tell what the message is about (topics, see ``scoring``)
+    Rule(
+        "_topic",
+        "vendor_ref",
+        INTERNAL,
+        MARKER,
+        r"(?i:\b(?:order|invoice|inv|po|sku|tracking|item|lot|batch|rma|so)\.?)"
+        r"\s?#?\s?[A-Z0-9-]*\d[A-Z0-9-]*",
+    ),
+    Rule(
+        "_topic",
+        "it_ref",
+        INTERNAL,
+        MARKER,
+        r"(?i:\b(?:ticket|version|serial|build)\.?)\s?#?\s?[A-Z0-9-]*\d[A-Z0-9-]*",
+    ),
+    Rule(
+        "case_number",
+        "labelled",
+        IDENTIFIER,
+        NEAR_CLINICAL,
+        r"(?i:\b(?:lab case|case|referral|ref)(?: number| no\.?| #|#| id)?)[\s:#.]{0,3}"
+        r"[A-Z]{0,3}-?\d{3,12}\b",
+    ),
     Rule(
         "_skip",
         "numbered",
         INTERNAL,
         MARKER,
-        r"(?i:\b(?:order|invoice|inv|ticket|item|room|suite|ste|unit|apt|box|no|row|section|seat|"
-        r"bay|page|step|line|lot|batch|gate|ext|extension|issue|version|v|po|ref|case|model|serial|sku|tag|"
-        r"agreement|confirmation|tracking|flight|store)\.?)\s?#?\s?[A-Z0-9-]*\d[A-Z0-9-]*",
+        r"(?i:\b(?:room|suite|ste|unit|apt|box|no|row|section|seat|v|ext|extension|issue|"
+        r"bay|page|step|line|gate|ref|case|model|tag|agreement|confirmation|flight|store)\.?)"
+        r"\s?#?\s?[A-Z0-9-]*\d[A-Z0-9-]*",
     ),
     Rule(
         "_skip",
         "provider",
         INTERNAL,
         MARKER,
-        rf"\b(?:Dr|Doctor|Prof|Professor)\.? {_NAME_WORD}(?: {_NAME_WORD})?",
+        rf"\b(?:Dr|Dra|Drs|Doctor|Doctora|Prof|Professor)\.? {_NAME_WORD}(?: {_NAME_WORD})?",
     ),
     Rule("_skip", "ip", INTERNAL, MARKER, r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b"),
     Rule(
@@ -232,7 +256,8 @@ RULES: tuple[Rule, ...] = (
         "greeting",
         INTERNAL,
         MARKER,
-        rf"(?i:\b(?:hi|hello|dear|hey|good (?:morning|afternoon|evening)))[ \t,]+[{_UP}][{_LO}]+",
+        rf"(?i:\b(?:hi|hello|dear|hey|hola|good (?:morning|afternoon|evening))[ \t,]+"
+        rf"(?:(?:dr|dra|mr|mrs|ms|miss|doctor)\.?[ \t]+)?)[{_UP}][{_LO}]+",
     ),
     Rule(
         "patient_name",
@@ -384,6 +409,14 @@ RULES: tuple[Rule, ...] = (
     Rule("payment", "word", PAYMENT_CAT, PAYMENT, _words(lexicons.PAYMENT)),
     Rule("payment", "spanish", PAYMENT_CAT, PAYMENT, _words(lexicons.SPANISH_PAYMENT)),
     # --- markers
+    Rule(  # the writer's own health ("I have a fever", "my colonoscopy"), not a patient's
+        "_self",
+        "word",
+        INTERNAL,
+        MARKER,
+        r"(?i:\b(?:i have|i've got|i had|i've had|i got|i'm having|i am having|i'm getting|"
+        r"i am getting|for my own|my own|for my)\b)",
+    ),
     Rule("_your", "word", INTERNAL, MARKER, r"(?i:\byour\b|\bsus?\b|\btus?\b)"),
     Rule(
         "_you", "word", INTERNAL, MARKER, r"(?i:\byou(?:'re|'ve|'ll|'d)?\b|\bu\b|\busted\b|\ble\b)"

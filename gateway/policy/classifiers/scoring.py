@@ -57,7 +57,9 @@ NEAR_BYTES = 200  # "close by" for names and numbers with health/payment content
 GENERIC_NEAR_BYTES = 60  # a bare name with a procedure word or CDT code: about one line
 YOUR_BYTES = 25  # "your <clinical word>"
 YOU_BYTES = 150  # second person near a specific finding, same paragraph
+BLOCK_BYTES = 100  # a business name this close to an address or phone: its address block
 RECORD_BYTES = 120  # contact details this close together form one person's record
+SEVERAL_FINDINGS = 3  # distinct specific findings in mail with one person: about that person
 AMOUNT_BYTES = 200  # "$120" this close to treatment, in mail to one person: their bill
 # Topic words needed (distinct) before a whole message is taken to be about that topic.
 TOPIC_MIN = {"aggregate": 1, "fiction": 1}
@@ -144,11 +146,7 @@ def _org_line(text: bytes, start: int, end: int, block: bool = False) -> bool:
     if line.lstrip().lower().startswith((b"location", b"organizer")):
         return True
     if block:
-        above = text.rfind(b"\n", 0, max(0, start - 1))
-        above = text.rfind(b"\n", 0, max(0, above)) + 1 if above > 0 else 0
-        below = text.find(b"\n", end)
-        below = text.find(b"\n", below + 1) if below >= 0 else -1
-        line = text[above : below if below >= 0 else len(text)]
+        line = text[max(0, start - BLOCK_BYTES) : end + BLOCK_BYTES]
     return bool(_ORG_WORD.search(line))
 
 
@@ -254,7 +252,15 @@ _BUSINESS_ADDRESS_BEFORE = re.compile(
     rb"send it back to|ship it back to|"
     rb"our (?:new )?(?:address|office|location|building)(?: is)?(?: at| located at)?|we'?re at|"
     rb"we are at|we'?re located at|we moved to|"
-    rb"located at|visit us at|pick ?up (?:at|from)|drop[- ]off at)[:\s]*$"
+    rb"located at|visit us at|pick ?up (?:at|from)|drop[- ]off at|"
+    # where an appointment is ("at 12 Main St", "en Av. ..."), unless someone lives there
+    rb"(?<!lives )(?<!living )(?<!resides )(?<!staying )\b(?:at|en|in|@))[:\s]*$"
+)
+# A phone the reader is asked to call: the practice's or a business's, not someone's record.
+_BUSINESS_PHONE_BEFORE = re.compile(
+    rb"(?i)\b(?:call(?: us| our office| the office)?(?: at| on)?|contact us(?: at)?|reach us(?: at)?|"
+    rb"llame(?:nos)?(?: al)?|ll\xc3\xa1menos(?: al)?|fax|text us(?: at)?|questions\W*|office|"
+    rb"main|toll[- ]free|helpdesk|help desk|support)[:\s]*$"
 )
 
 
@@ -288,6 +294,10 @@ VALIDATORS: dict[str, Callable[[Hit, bytes, Context], bool]] = {
     "address": _valid_address,
     "phone": lambda hit, span, ctx: not _org_line(
         ctx.text, hit.start, hit.end, block=hit.rule.role == RECORD
+    )
+    and not (
+        hit.rule.role == RECORD
+        and _BUSINESS_PHONE_BEFORE.search(ctx.text, max(0, hit.start - 40), hit.start)
     ),
 }
 
@@ -419,9 +429,10 @@ def _paragraph_break_between(text: bytes, a: Hit, b: Hit) -> bool:
     return b"\n\n" in between or b"\n \n" in between or b"\r\n\r\n" in between
 
 
-def _near(hit: Hit, generic: Positioned, specific: Positioned) -> Hit | None:
-    """The health/payment hit that makes this identifier a patient's, if one is close enough."""
-    if hit.role == NEAR_CLINICAL:
+def _near(hit: Hit, generic: Positioned, specific: Positioned, text: bytes) -> Hit | None:
+    """The health/payment hit that makes this identifier a patient's, if one is close enough
+    (numbers and street addresses: only specific clinical content)."""
+    if hit.role == NEAR_CLINICAL or hit.detector == "address":
         return next(
             (
                 c
@@ -431,7 +442,19 @@ def _near(hit: Hit, generic: Positioned, specific: Positioned) -> Hit | None:
             None,
         )
     reach = GENERIC_NEAR_BYTES if hit.role == NEAR else NEAR_BYTES
-    return specific.first_within(hit, NEAR_BYTES) or generic.first_within(hit, reach)
+    found = specific.first_within(hit, NEAR_BYTES)
+    if found is not None or not _likely_person(hit, text):
+        return found
+    return generic.first_within(hit, reach)
+
+
+def _likely_person(hit: Hit, text: bytes) -> bool:
+    """Fee-list words (a CDT code, "implant") make a patient only of a stronger name: one
+    whose first word is a census given name, or any name that is not a capitalised pair."""
+    if hit.detector != "patient_name" or hit.rule.variant != "full":
+        return True
+    first = _NAME_TOKENS.match(text[hit.start : hit.end].decode("utf-8", "replace"))
+    return first is not None and first.group().lower() in lexicons.GIVEN_NAMES
 
 
 def _topics(extracted: Extracted, hits_by_segment: list[list[Hit]]) -> frozenset[str]:
@@ -440,8 +463,8 @@ def _topics(extracted: Extracted, hits_by_segment: list[list[Hit]]) -> frozenset
     for segment, hits in zip(extracted.segments, hits_by_segment, strict=True):
         for hit in hits:
             if hit.detector == "_topic":
-                word = segment.text[hit.start : hit.end].lower()
-                found.setdefault(hit.rule.variant, set()).add(word)
+                word = segment.text[hit.start : hit.end].lower().split(None, 1)[0].rstrip(b"s.#")
+                found.setdefault(hit.rule.variant.removesuffix("_ref"), set()).add(word)
     return frozenset(k for k, words in found.items() if len(words) >= TOPIC_MIN.get(k, 2))
 
 
@@ -452,25 +475,48 @@ def _business_or_provider(tokens: frozenset[str]) -> bool:
     """A display name like "Dr. Ann Lee" or "Billing Dept": a provider or a business,
     not a patient."""
     low = {t.lower() for t in tokens}
-    return bool(low & _PROVIDER_TOKENS) or bool(low & lexicons.ORG_WORDS)
+    return bool(low & (_PROVIDER_TOKENS | lexicons.ORG_WORDS | lexicons.MAILBOX_WORDS))
 
 
 _CONTACT = frozenset({"address", "phone", "email_address", "dob"})
 
 
-def _records(hits: list[Hit]) -> Hit | None:
-    """A person's demographic record: a personal street address, birth date, phone or e-mail
-    next to a name or to another such detail; or several personal street addresses."""
+def _records(hits: list[Hit], text: bytes) -> Hit | None:
+    """A person's demographic record: a personal street address, phone or e-mail next to a
+    person's name or birth date, not in a business's block (a vCard with an ORG, a company
+    signature); or several personal street addresses (a mailing list of patients)."""
     people = [h for h in hits if h.rule.category == IDENTIFIER and h.role != PROVIDER]
     placed = Positioned(people)
-    addresses = [h for h in people if h.detector == "address"]
     for hit in people:
         if hit.detector not in _CONTACT:
             continue
         for other in placed.within(hit, RECORD_BYTES):
-            if other is not hit and (other.detector != hit.detector or other.detector == "patient_name"):
-                return hit
+            if other.detector in ("patient_name", "dob") and other is not hit:
+                lo, hi = min(hit.start, other.start), max(hit.end, other.end)
+                if not _ORG_WORD.search(text, max(0, lo - BLOCK_BYTES), hi + BLOCK_BYTES):
+                    return hit
+    addresses = [h for h in people if h.detector == "address"]
     return addresses[1] if len(addresses) >= 2 else None
+
+
+SELF_BYTES = 40  # "I have a fever": the clinical word this close after the writer's "I have"
+
+
+def _not_own_health(text: bytes, hits: list[Hit], content: list[Hit]) -> list[Hit]:
+    """Among colleagues, what the writer says of their own health ("I have a bad cough",
+    "out for my colonoscopy") is an employee's matter, not a patient's: drop it."""
+    selves = [h for h in hits if h.detector == "_self"]
+    if not selves:
+        return content
+    own = Positioned(selves)
+    return [
+        c
+        for c in content
+        if not any(
+            s.end <= c.start and b"." not in text[s.end : c.start]
+            for s in own.within(c, SELF_BYTES)
+        )
+    ]
 
 
 def decide(
@@ -502,6 +548,8 @@ def decide(
         hits = [h for h in hits if h.detector not in excluded]
         signature = _signature_start(text)
         content = [h for h in hits if h.rule.category in (CLINICAL, PAYMENT_CAT)]
+        if not extracted.to_one_person:
+            content = _not_own_health(text, hits, content)
         generic = Positioned([h for h in content if h.role == GENERIC])
         specific = Positioned([h for h in content if h.role != GENERIC])  # clinical + payment
         reported.extend(content)
@@ -529,7 +577,7 @@ def decide(
                 continue
             if business or hit.role == RECORD:
                 continue
-            near = _near(hit, generic, specific)
+            near = _near(hit, generic, specific, text)
             if near is not None:
                 reported.append(hit)
                 reasons.append(
@@ -541,7 +589,7 @@ def decide(
                 reported.append(hit)
                 people_anywhere.append(hit)
 
-        record = None if business else _records(people)
+        record = None if business else _records(people, text)
         if record is not None:
             reported.append(record)
             reasons.append(f"demographic record({record.detector}) in {segment.location}")
@@ -623,10 +671,12 @@ def _addressed(
             for c in content.within(hit, YOUR_BYTES):
                 if c.start >= hit.end and not (c.role != SPECIFIC and _offer(text, c)):
                     return c
-        if hit.detector == "_amount":
-            for c in content.within(hit, AMOUNT_BYTES):
-                if c.rule.category == CLINICAL and not _offer(text, c):
-                    return c
+        if hit.detector == "_amount":  # "$88.40" with "balance" and "crown": their bill
+            near = list(content.within(hit, AMOUNT_BYTES))
+            if any(c.rule.category == PAYMENT_CAT for c in near):
+                for c in near:
+                    if c.rule.category == CLINICAL and not _offer(text, c):
+                        return c
         if hit.detector in ("_you", "_your", "_me"):
             # "you" next to money is how one talks to an insurer: only findings about a mouth count
             for c in specific.within(hit, YOU_BYTES):
@@ -638,4 +688,11 @@ def _addressed(
                     return c
         if hit.detector == "_salutation" and clinical_specific is not None:
             return clinical_specific
+    findings = {
+        text[c.start : c.end].lower(): c
+        for c in specific.hits
+        if c.rule.category == CLINICAL and _about_someone(text, c)
+    }
+    if len(findings) >= SEVERAL_FINDINGS:  # instructions after treatment, a visit summary
+        return next(iter(findings.values()))
     return None
