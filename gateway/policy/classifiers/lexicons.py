@@ -134,20 +134,6 @@ PROCEDURES = (
     r"perio maint",
     r"sealed",
     r"fluoride",
-    r"gums?",
-    r"tooth",
-    r"teeth",
-    r"molars?",
-    r"wisdom (?:tooth|teeth)",
-    r"jaw",
-    r"bite",
-    r"roots?",
-    r"nerve",
-    r"enamel",
-    r"plaque",
-    r"tartar",
-    r"tongue",
-    r"palate",
     r"socket",
     r"graft",
     r"bonding",
@@ -170,6 +156,24 @@ PROCEDURES = (
     r"pharmacy",
     r"referral to",
     r"follow-?up visit",
+)
+
+# Parts of the mouth: about someone only with more context (counted as generic content).
+ANATOMY = (
+    r"gums?",
+    r"tooth",
+    r"teeth",
+    r"molars?",
+    r"wisdom (?:tooth|teeth)",
+    r"jaw",
+    r"bite",
+    r"roots?",
+    r"nerve",
+    r"enamel",
+    r"plaque",
+    r"tartar",
+    r"tongue",
+    r"palate",
 )
 
 # Findings, conditions, symptoms, relevant medical history.
@@ -467,7 +471,7 @@ MEDICATIONS = (
     r"nystatin",
     r"acyclovir",
     r"valacyclovir",
-    r"\d{1,4} ?mg",
+    r"\d{1,4} ?(?:mg|mcg|ml)",
 )
 
 # Words for medicines in general: also on intake forms and in supply orders, so they count

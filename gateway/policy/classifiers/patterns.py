@@ -406,6 +406,7 @@ RULES: tuple[Rule, ...] = (
     Rule("medication", "general", CLINICAL, GENERIC, _words(lexicons.MEDICATION_WORDS)),
     Rule("diagnosis", "word", CLINICAL, SPECIFIC, _words(lexicons.DIAGNOSES)),
     Rule("procedure", "word", CLINICAL, GENERIC, _words(lexicons.PROCEDURES)),
+    Rule("procedure", "anatomy", CLINICAL, GENERIC, _words(lexicons.ANATOMY)),
     Rule("payment", "word", PAYMENT_CAT, PAYMENT, _words(lexicons.PAYMENT)),
     Rule("payment", "spanish", PAYMENT_CAT, PAYMENT, _words(lexicons.SPANISH_PAYMENT)),
     # --- markers

@@ -59,6 +59,7 @@ YOUR_BYTES = 25  # "your <clinical word>"
 YOU_BYTES = 150  # second person near a specific finding, same paragraph
 BLOCK_BYTES = 100  # a business name this close to an address or phone: its address block
 RECORD_BYTES = 120  # contact details this close together form one person's record
+SENTENCE_BYTES = 60  # "you"/"my"/a greeting and a treatment word in one short sentence
 SEVERAL_FINDINGS = 3  # distinct specific findings in mail with one person: about that person
 AMOUNT_BYTES = 200  # "$120" this close to treatment, in mail to one person: their bill
 # Topic words needed (distinct) before a whole message is taken to be about that topic.
@@ -335,7 +336,7 @@ def scan(text: bytes, location: str, extracted: Extracted | None = None) -> list
         if rule.detector == "_skip":
             continue
         hit = _validated(rule, match, location, ctx)
-        if hit is None and rule.detector == "patient_name":
+        if hit is None and rule.detector in ("patient_name", "_salutation"):
             hit = _second_try(text, match, location, ctx)
         if hit is not None:
             hits.append(hit)
@@ -423,6 +424,12 @@ def _signature_start(text: bytes) -> int:
     return len(text) + 1
 
 
+def _same_sentence(text: bytes, a: Hit, b: Hit) -> bool:
+    lo, hi = min(a.end, b.end), max(a.start, b.start)
+    between = text[lo:hi]
+    return not any(mark in between for mark in (b". ", b"? ", b"! ", b"\n\n", b".\n"))
+
+
 def _paragraph_break_between(text: bytes, a: Hit, b: Hit) -> bool:
     lo, hi = min(a.end, b.end), max(a.start, b.start)
     between = text[lo:hi]
@@ -468,7 +475,10 @@ def _topics(extracted: Extracted, hits_by_segment: list[list[Hit]]) -> frozenset
     return frozenset(k for k, words in found.items() if len(words) >= TOPIC_MIN.get(k, 2))
 
 
-_PROVIDER_TOKENS = frozenset({"dr", "doctor", "dds", "dmd", "md", "do", "rn", "np", "pa"})
+_PROVIDER_TOKENS = frozenset(
+    {"dr", "dra", "doctor", "dds", "dmd", "md", "do", "rn", "np", "pa", "rdh", "cda", "rda",
+     "efda", "lcsw", "ma", "ms", "phd"}
+)
 
 
 def _business_or_provider(tokens: frozenset[str]) -> bool:
@@ -499,7 +509,7 @@ def _records(hits: list[Hit], text: bytes) -> Hit | None:
     return addresses[1] if len(addresses) >= 2 else None
 
 
-SELF_BYTES = 40  # "I have a fever": the clinical word this close after the writer's "I have"
+SELF_BYTES = 60  # "I have a fever": the clinical word this close after the writer's "I have"
 
 
 def _not_own_health(text: bytes, hits: list[Hit], content: list[Hit]) -> list[Hit]:
@@ -529,26 +539,24 @@ def decide(
     people_anywhere: list[Hit] = []  # WEAK identifiers, for the message-wide rule
     health_anywhere: list[tuple[str, str]] = []  # (detector, location) of specific clinical content
     topics = _topics(extracted, hits_by_segment)
+    clinician_writes = bool({t.lower() for t in extracted.sender_tokens} & _PROVIDER_TOKENS)
     not_patients = bool(topics & NOT_PATIENT_TOPICS)
     business = bool(topics & BUSINESS_TOPICS)
-    # One person outside the practice, who is not a clinician or a business: "you", "your",
-    # "I" and "my" in the mail are that person (the recipient, or a patient writing in).
-    one_person = (
-        extracted.to_one_person
-        and (
-            not _business_or_provider(extracted.recipient_tokens)
-            or (bool(extracted.sender_tokens) and not _business_or_provider(extracted.sender_tokens))
-        )
-        and not not_patients
-        and not business
-    )
+    # One person outside the practice, who is not a clinician or a business: "you", "your"
+    # (the recipient) or "I" and "my" (a patient writing in) are that person.
+    speakers: frozenset[str] = frozenset()
+    if extracted.to_one_person and not not_patients and not business:
+        if not _business_or_provider(extracted.recipient_tokens):
+            speakers |= {"_you", "_your", "_salutation", "_amount"}
+        if extracted.sender_tokens and not _business_or_provider(extracted.sender_tokens):
+            speakers |= {"_me"}
 
     for segment, hits in zip(extracted.segments, hits_by_segment, strict=True):
         text = segment.text
         hits = [h for h in hits if h.detector not in excluded]
         signature = _signature_start(text)
         content = [h for h in hits if h.rule.category in (CLINICAL, PAYMENT_CAT)]
-        if not extracted.to_one_person:
+        if not extracted.to_one_person or clinician_writes:
             content = _not_own_health(text, hits, content)
         generic = Positioned([h for h in content if h.role == GENERIC])
         specific = Positioned([h for h in content if h.role != GENERIC])  # clinical + payment
@@ -594,8 +602,8 @@ def decide(
             reported.append(record)
             reasons.append(f"demographic record({record.detector}) in {segment.location}")
 
-        if one_person and "recipient_addressed" not in excluded:
-            fired = _addressed(text, hits, Positioned(content), specific)
+        if speakers and "recipient_addressed" not in excluded:
+            fired = _addressed(text, hits, Positioned(content), specific, speakers)
             if fired is not None:
                 extra[("recipient_addressed", IDENTIFIER, segment.location)] += 1
                 reasons.append(
@@ -634,7 +642,8 @@ def decide(
 _OFFER_AFTER = re.compile(
     rb"(?i)s?\b\W{0,3}(?:consult(?:ation)?s?|screenings?|options?|questions?|benefits?|"
     rb"coverage|special|offer|financing|and x-?rays|department|dept|team|office|portal|address|"
-    rb"fax|website|form|policy|policies|guidelines|process)\b"
+    rb"fax|website|forms?|pads?|policy|policies|guidelines|process|discount|promo(?:tion)?|sale|"
+    rb"\d+ ?%|(?:\$\d+ )?off)\b"
 )
 
 
@@ -647,7 +656,8 @@ def _offer(text: bytes, hit: Hit) -> bool:
 
 _GENERAL_MENTION_BEFORE = re.compile(
     rb"(?i)\b(?:prevent\w*|avoid\w*|reduc\w*|lower\w*|risk of|risks|signs? of|symptoms? of|"
-    rb"causes?|lead to|leads to|such as|fight\w*|protect\w* against|linked to|help(?:s)? with)"
+    rb"causes?|lead to|leads to|such as|fight\w*|protect\w* against|linked to|help(?:s)? with|"
+    rb"ask (?:us )?about|learn about|interested in|did you know|tips? (?:for|on))"
     rb"\b[\w ,-]{0,20}$"
 )
 
@@ -658,15 +668,24 @@ def _about_someone(text: bytes, hit: Hit) -> bool:
 
 
 def _addressed(
-    text: bytes, hits: list[Hit], content: Positioned, specific: Positioned
+    text: bytes,
+    hits: list[Hit],
+    content: Positioned,
+    specific: Positioned,
+    speakers: frozenset[str],
 ) -> Hit | None:
     """Mail with one person about that person: "your crown", "you" (or "I", "my") next to a
-    specific finding in the same paragraph, a greeting by name in a message with specific
-    clinical content, or an amount of money next to treatment (their bill)."""
+    specific finding in the same paragraph or a treatment word in the same sentence, a
+    greeting by name in a message with specific clinical content, several findings, or an
+    amount of money next to treatment (their bill). ``speakers`` holds the markers that can
+    mean the patient: second-person ones when the recipient is a person, first-person ones
+    when the sender is."""
     clinical_specific = next(
         (c for c in specific.hits if c.rule.category == CLINICAL and _about_someone(text, c)), None
     )
     for hit in hits:
+        if hit.detector not in speakers:
+            continue
         if hit.detector == "_your":
             for c in content.within(hit, YOUR_BYTES):
                 if c.start >= hit.end and not (c.role != SPECIFIC and _offer(text, c)):
@@ -677,6 +696,17 @@ def _addressed(
                 for c in near:
                     if c.rule.category == CLINICAL and not _offer(text, c):
                         return c
+        if hit.detector in ("_you", "_me"):
+            # treatment words in the same sentence: "the crown we seat Wednesday, you ..."
+            for c in content.within(hit, SENTENCE_BYTES):
+                if (
+                    c.rule.category == CLINICAL
+                    and c.rule.variant not in ("anatomy", "general")
+                    and not _offer(text, c)
+                    and _about_someone(text, c)
+                    and _same_sentence(text, hit, c)
+                ):
+                    return c
         if hit.detector in ("_you", "_your", "_me"):
             # "you" next to money is how one talks to an insurer: only findings about a mouth count
             for c in specific.within(hit, YOU_BYTES):
@@ -693,6 +723,6 @@ def _addressed(
         for c in specific.hits
         if c.rule.category == CLINICAL and _about_someone(text, c)
     }
-    if len(findings) >= SEVERAL_FINDINGS:  # instructions after treatment, a visit summary
+    if "_you" in speakers and len(findings) >= SEVERAL_FINDINGS:  # instructions after treatment, a visit summary
         return next(iter(findings.values()))
     return None
