@@ -211,8 +211,12 @@ def _valid_name(hit: Hit, span: bytes, ctx: Context) -> bool:
     if not _name_ok(tokens, ctx, ctx.header_tokens) or _in_domain(tokens, ctx):
         return False
     before = ctx.text[max(0, hit.start - 40) : hit.start]
-    if variant in ("full", "given") and _AFFILIATION_BEFORE.search(before):
-        return False  # "from <a supplier>", "at <an insurer>"
+    if (
+        variant == "full"
+        and _AFFILIATION_BEFORE.search(before)
+        and tokens[0].lower() not in lexicons.GIVEN_NAMES
+    ):
+        return False  # "from <a supplier>", "at <an insurer>" (but "from <first> <last>")
     if _ROLE_BEFORE.search(before) or _CREDENTIAL_AFTER.match(ctx.text[hit.end : hit.end + 12]):
         return False  # "our hygienist <name>", "<name>, RDH": staff, not a patient
     if variant in ("full", "given"):
@@ -538,6 +542,8 @@ def decide(
     extra: Counter[tuple[str, str, str]] = Counter()
     people_anywhere: list[Hit] = []  # WEAK identifiers, for the message-wide rule
     health_anywhere: list[tuple[str, str]] = []  # (detector, location) of specific clinical content
+    subject_people: list[Hit] = []  # a person named in the Subject
+    treatment_anywhere: list[Hit] = []  # treatment words (fee-list vocabulary included)
     topics = _topics(extracted, hits_by_segment)
     clinician_writes = bool({t.lower() for t in extracted.sender_tokens} & _PROVIDER_TOKENS)
     not_patients = bool(topics & NOT_PATIENT_TOPICS)
@@ -549,7 +555,7 @@ def decide(
         if not _business_or_provider(extracted.recipient_tokens):
             speakers |= {"_you", "_your", "_salutation", "_amount"}
         if extracted.sender_tokens and not _business_or_provider(extracted.sender_tokens):
-            speakers |= {"_me"}
+            speakers |= {"_me", "_self"}
 
     for segment, hits in zip(extracted.segments, hits_by_segment, strict=True):
         text = segment.text
@@ -563,6 +569,9 @@ def decide(
         reported.extend(content)
         health_anywhere.extend(
             (h.detector, h.location) for h in specific.hits if h.rule.category == CLINICAL
+        )
+        treatment_anywhere.extend(
+            h for h in generic.hits if h.rule.variant not in ("anatomy", "general")
         )
         if not_patients:
             continue  # employees, providers, invented people, figures: nobody here is a patient
@@ -596,6 +605,8 @@ def decide(
                 # a name standing in the Subject is about someone, wherever the health content sits
                 reported.append(hit)
                 people_anywhere.append(hit)
+                if segment.location == "subject":
+                    subject_people.append(hit)
 
         record = None if business else _records(people, text)
         if record is not None:
@@ -623,6 +634,12 @@ def decide(
         extra[("unscannable", "error", location)] += 1
         reasons.append(f"attachment not inspectable ({why}) in {location}")
 
+    if subject_people and treatment_anywhere and not health_anywhere:
+        person, treatment = subject_people[0], treatment_anywhere[0]
+        reasons.append(
+            f"identifier({person.detector}) in subject + clinical({treatment.detector}) "
+            f"in {treatment.location}"
+        )
     if people_anywhere and health_anywhere:
         person, (detector, location) = people_anywhere[0], health_anywhere[0]
         kind = "attachment" if detector == "radiograph" else "clinical"
@@ -696,18 +713,23 @@ def _addressed(
                 for c in near:
                     if c.rule.category == CLINICAL and not _offer(text, c):
                         return c
-        if hit.detector in ("_you", "_me"):
+        if hit.detector in ("_you", "_me", "_self"):
             # treatment words in the same sentence: "the crown we seat Wednesday, you ..."
             for c in content.within(hit, SENTENCE_BYTES):
                 if (
                     c.rule.category == CLINICAL
                     and c.rule.variant not in ("anatomy", "general")
-                    and not _offer(text, c)
+                    # "you ... our crowns" is an offer; "I had two fillings" is about me
+                    and not (
+                        _offer(text, c)
+                        if hit.detector == "_you"
+                        else _OFFER_AFTER.match(text, c.end, c.end + 20)
+                    )
                     and _about_someone(text, c)
                     and _same_sentence(text, hit, c)
                 ):
                     return c
-        if hit.detector in ("_you", "_your", "_me"):
+        if hit.detector in ("_you", "_your", "_me", "_self"):
             # "you" next to money is how one talks to an insurer: only findings about a mouth count
             for c in specific.within(hit, YOU_BYTES):
                 if (
