@@ -293,7 +293,7 @@ RULES: tuple[Rule, ...] = (
         "initial_any",
         IDENTIFIER,
         WEAK,
-        rf"\b[{_UP}][{_LO}]{{2,}} [A-Z]\.",
+        rf"\b[{_UP}][{_LO}]{{2,}} [A-Z](?:\.|\b)",
     ),
     Rule(
         "patient_name",

@@ -191,6 +191,8 @@ def _valid_name(hit: Hit, span: bytes, ctx: Context) -> bool:
             if token.lower() in lexicons.NOT_NAME_WORDS or token.lower() in lexicons.ORG_WORDS:
                 break
             kept.append(token)
+        if variant == "label" and not any(t[1:] != t[1:].upper() for t in kept):
+            return False  # "Re: GA day": an acronym, not a name
         return _name_ok(kept, ctx, ctx.sender_tokens)
     if variant == "title":  # "Mr. X from <a supplier>" is a sales rep
         return _name_ok(tokens[1:2], ctx, ctx.sender_tokens) and not _AFFILIATION_AFTER.match(
@@ -201,8 +203,12 @@ def _valid_name(hit: Hit, span: bytes, ctx: Context) -> bool:
         tokens = tokens[:1]
         if variant == "initial" and not _initial_ok(span):
             return False
-        if variant == "initial_any" and tokens[0].lower() in lexicons.LETTER_TERMS:
-            return False
+        if variant == "initial_any" and (
+            tokens[0].lower() in lexicons.LETTER_TERMS
+            or not _initial_ok(span)
+            or _CAPITAL_NEXT.match(ctx.text, hit.end)
+        ):
+            return False  # "Vitamin D", "Sam I", "Suite B Building"
     elif variant == "scheduled":
         tokens = tokens[-1:]
     elif variant == "full" and not _name_ok(tokens, ctx, ctx.header_tokens):
@@ -358,6 +364,8 @@ def _validated(rule: Rule, match, location: str, ctx: Context) -> Hit | None:
         raise DetectorError(rule.detector, exc) from exc
 
 
+_CAPITAL_NEXT = re.compile(rb"[ \t]+[A-Z]")
+_GIVEN_RULE = next(r for r in patterns.RULES if r.group == "patient_name__given")
 _NEXT_WORD = re.compile(rb"[^\s,]+[\s,]+")
 
 
@@ -367,6 +375,13 @@ def _second_try(text: bytes, match, location: str, ctx: Context) -> Hit | None:
     first = _NEXT_WORD.match(text, match.start())
     if first is None or first.end() >= match.end():
         return None
+    word = _NAME_TOKENS.match(text[first.start() : first.end()].decode("utf-8", "replace"))
+    if word is not None and word.group().lower() in lexicons.GIVEN_NAMES:
+        # "Ethan - expander" read as a greeting line: the first word alone is a given name
+        size = len(word.group().encode("utf-8"))
+        alone = Hit(_GIVEN_RULE, location, first.start(), first.start() + size)
+        if _valid_name(alone, text[alone.start : alone.end], ctx):
+            return alone
     again = patterns.combined().search(text, first.end())
     if again is None or again.start() >= match.end():
         return None
@@ -442,13 +457,22 @@ def _paragraph_break_between(text: bytes, a: Hit, b: Hit) -> bool:
 
 def _near(hit: Hit, generic: Positioned, specific: Positioned, text: bytes) -> Hit | None:
     """The health/payment hit that makes this identifier a patient's, if one is close enough
-    (numbers and street addresses: only specific clinical content)."""
+    (numbers, street addresses and a lone first name: only specific clinical content)."""
     if hit.role == NEAR_CLINICAL or hit.detector == "address":
         return next(
             (
                 c
                 for c in specific.within(hit, NEAR_BYTES)
                 if c.rule.category == CLINICAL and c.detector != "medication"
+            ),
+            None,
+        )
+    if hit.rule.variant == "given":  # a lone first name: treatment words in its own sentence
+        return specific.first_within(hit, NEAR_BYTES) or next(
+            (
+                c
+                for c in generic.within(hit, GENERIC_NEAR_BYTES)
+                if c.rule.variant not in ("anatomy", "general") and _same_sentence(text, hit, c)
             ),
             None,
         )
@@ -729,6 +753,10 @@ def _addressed(
                     and _same_sentence(text, hit, c)
                 ):
                     return c
+            if hit.detector != "_you":  # "a receipt for what I paid": the writer's own bill
+                for c in content.within(hit, SENTENCE_BYTES):
+                    if c.rule.category == PAYMENT_CAT and _same_sentence(text, hit, c):
+                        return c
         if hit.detector in ("_you", "_your", "_me", "_self"):
             # "you" next to money is how one talks to an insurer: only findings about a mouth count
             for c in specific.within(hit, YOU_BYTES):
