@@ -772,6 +772,23 @@ customer client interfaces conversion status security training courses members
 """.split()
 )
 
+# A practice's own name or front-office mailbox (patients write to these) ...
+PRACTICE_WORDS = frozenset(
+    """
+dental dentistry dentist dentists orthodontics endodontics periodontics pediatrics clinic
+clinics clínica clinica consultorio medical medicine smiles oral health surgery family
+frontdesk front desk reception citas appointments scheduling nurse portal hygiene
+""".split()
+)
+# ... and the businesses that share those words but are not where patients write.
+SUPPLIER_WORDS = frozenset(
+    """
+lab labs laboratory laboratorio supply supplies distribution depot deposito ventas sales orders
+support helpdesk it tech claims network relations provider providers enrollment
+credentialing insurance plan plans manager management mgmt billing
+""".split()
+)
+
 # Organisation words: a capitalised pair followed by one of these names a business.
 ORG_WORDS = frozenset(
     ["dental", "dentistry", "dentists", "studio", "lab", "labs", "laboratory", "laboratories", "clinic", "clinics", "surgery", "orthodontics", "endodontics", "periodontics", "prosthetics", "prosthodontics", "implants", "associates", "group", "center", "centre", "practice", "partners", "health", "healthcare", "insurance", "supply", "supplies", "distribution", "inc", "llc", "pc", "pllc", "company", "corp", "services", "tech", "pharmacy", "hospital", "medical", "university", "college", "school", "club", "society", "association", "foundation", "bank", "team", "staff", "office", "smiles", "pediatrics", "medicine", "oral", "dds", "dmd", "clinica", "clínica", "consultorio", "laboratorio", "seguros", "aseguradora", "plans", "plan", "systems", "source", "recovery", "service", "answering", "management", "mgmt", "property"]

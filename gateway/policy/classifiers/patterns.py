@@ -166,7 +166,8 @@ RULES: tuple[Rule, ...] = (
         "labelled",
         IDENTIFIER,
         STRONG,
-        r"(?i:\b(?:d\.o\.b\.?|dob\b|date of birth|birth ?date|birthday|born\b|b\.d\.))"
+        r"(?i:\b(?:d\.o\.b\.?|dob\b|date of birth|birth ?date|birthday|born\b|b\.d\.|bday|"
+        r"fecha de nacimiento|f\. ?nac\.?|nacid[oa]))"
         r"[^0-9\n]{0,15}" + DATE,
     ),
     Rule(  # a table row: "First Last, 1990-02-11" (a birth or visit date: a patient's record)
@@ -229,6 +230,7 @@ RULES: tuple[Rule, ...] = (
         r"call ?back|call-back|callback number|(?:phone|cell|mobile|home|contact) (?:number|"
         r"no\.?|#)|"
         r"guardian|mom|dad|mother|father|spouse|wife|husband|number is|reach (?:her|him|them) at|"
+        r"tel[eé]fono|celular|cel|tel|"
         r"call (?:her|him|them|the patient) at|text (?:her|him|them) at))\b"
         r"[^0-9\n]{0,25}" + _PHONE,
     ),
@@ -251,6 +253,14 @@ RULES: tuple[Rule, ...] = (
         r"address)\b)[^@\n]{0,20}?\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b",
     ),
     Rule("address", "po_box", IDENTIFIER, NEAR, r"(?i:\bp\.?o\.? box)\s\d{1,6}\b"),
+    Rule(  # Spanish order: "Domicilio: Calle Olmo 88"
+        "address",
+        "labelled",
+        IDENTIFIER,
+        NEAR,
+        r"(?i:\b(?:domicilio|direcci[oó]n|home address|mailing address|new address is|adr))"
+        r"[^\n\d]{0,40}\d{1,6}\b",
+    ),
     Rule(
         "_salutation",
         "greeting",
@@ -277,6 +287,7 @@ RULES: tuple[Rule, ...] = (
         IDENTIFIER,
         WEAK,
         r"(?i:\b(?:name|first name|last name|full name|applicant|subscriber|insured|guarantor|"
+        r"nombre|paciente|fn|debtor|caller|"
         r"parent/guardian|parent|guardian|child|son|daughter|re|regarding|from))"
         r"[ \t]{0,3}[:\-][ \t]{0,3}" + _NAME,
     ),

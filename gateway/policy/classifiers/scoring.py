@@ -516,6 +516,13 @@ def _business_or_provider(tokens: frozenset[str]) -> bool:
     return bool(low & (_PROVIDER_TOKENS | lexicons.ORG_WORDS | lexicons.MAILBOX_WORDS))
 
 
+def _a_practice(tokens: frozenset[str]) -> bool:
+    """The recipient's display name or mailbox is a health-care practice's front office (where
+    patients write), not a lab, a supplier, an insurer or IT."""
+    low = {t.lower() for t in tokens}
+    return bool(low & lexicons.PRACTICE_WORDS) and not low & lexicons.SUPPLIER_WORDS
+
+
 _CONTACT = frozenset({"address", "phone", "email_address", "dob"})
 
 
@@ -580,6 +587,8 @@ def decide(
             speakers |= {"_you", "_your", "_salutation", "_amount"}
         if extracted.sender_tokens and not _business_or_provider(extracted.sender_tokens):
             speakers |= {"_me", "_self"}
+            if _business_or_provider(extracted.recipient_tokens):
+                speakers |= {"_from_person"} if _a_practice(extracted.recipient_tokens) else set()
 
     for segment, hits in zip(extracted.segments, hits_by_segment, strict=True):
         text = segment.text
@@ -633,6 +642,9 @@ def decide(
                     subject_people.append(hit)
 
         record = None if business else _records(people, text)
+        if record is None and speakers & {"_me", "_you"}:
+            # mail with one person: their own address or birth date is their record
+            record = next((h for h in people if h.detector in ("address", "dob")), None)
         if record is not None:
             reported.append(record)
             reasons.append(f"demographic record({record.detector}) in {segment.location}")
@@ -773,6 +785,20 @@ def _addressed(
         for c in specific.hits
         if c.rule.category == CLINICAL and _about_someone(text, c)
     }
+    if "_from_person" in speakers:  # a person writing to the practice: their own care
+        wrote = next(
+            (
+                c
+                for c in content.hits
+                if c.rule.category == CLINICAL
+                and c.rule.variant not in ("anatomy", "general")
+                and _about_someone(text, c)
+                and not _OFFER_AFTER.match(text, c.end, c.end + 20)
+            ),
+            None,
+        )
+        if wrote is not None:
+            return wrote
     if "_you" in speakers and len(findings) >= SEVERAL_FINDINGS:  # instructions after treatment, a visit summary
         return next(iter(findings.values()))
     return None
