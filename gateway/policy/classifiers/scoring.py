@@ -642,8 +642,8 @@ def decide(
                     subject_people.append(hit)
 
         record = None if business else _records(people, text)
-        if record is None and speakers & {"_me", "_you"}:
-            # mail with one person: their own address or birth date is their record
+        if record is None and "_me" in speakers:
+            # a person writing in: the street address or birth date they give is their own
             record = next((h for h in people if h.detector in ("address", "dob")), None)
         if record is not None:
             reported.append(record)
