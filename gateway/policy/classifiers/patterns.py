@@ -66,7 +66,7 @@ DATE = (
     rf"|{_MONTH}\.? \d{{1,2}}(?:st|nd|rd|th)?,? \d{{4}}\b|\d{{1,2}} {_MONTH}\.?,? \d{{4}}\b)"
 )
 _PHONE = r"(?:\+?1[ .-]?)?(?:\(\d{3}\)|\d{3})[ .-]?\d{3}[ .-]?\d{4}\b"
-# Name letters: ASCII plus Latin-1 accented letters (José Núñez); RE2 runs in UTF-8 mode.
+# Name letters: ASCII plus Latin-1 accented letters (accented given names and surnames); RE2 runs in UTF-8 mode.
 _UP, _LO = "A-ZÀ-ÖØ-Þ", "a-zß-öø-ÿ"
 _APOSTROPHE = "(?:'|\u2019)"
 _NAME_WORD = rf"[{_UP}][{_UP}{_LO}'\-]+"
@@ -170,7 +170,7 @@ RULES: tuple[Rule, ...] = (
         r"fecha de nacimiento|f\. ?nac\.?|nacid[oa]))"
         r"[^0-9\n]{0,15}" + DATE,
     ),
-    Rule(  # a table row: "First Last, 1990-02-11" (a birth or visit date: a patient's record)
+    Rule(  # a table row: "<First> <Last>, <date>" (a birth or visit date: a patient's record)
         "dob",
         "beside_name",
         IDENTIFIER,
@@ -253,7 +253,7 @@ RULES: tuple[Rule, ...] = (
         r"address)\b)[^@\n]{0,20}?\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b",
     ),
     Rule("address", "po_box", IDENTIFIER, NEAR, r"(?i:\bp\.?o\.? box)\s\d{1,6}\b"),
-    Rule(  # Spanish order: "Domicilio: Calle Olmo 88"
+    Rule(  # Spanish order: "Domicilio: Calle <Name> 88"
         "address",
         "labelled",
         IDENTIFIER,
@@ -299,7 +299,7 @@ RULES: tuple[Rule, ...] = (
         WEAK,
         _given(True) + r"[ ]{1,2}[A-Za-z]\b\.?",
     ),
-    Rule(  # any capitalised word + initial and a full stop: "Klaus S." (names beyond the census)
+    Rule(  # any capitalised word + initial and a full stop: "<First> S." (names beyond the census)
         "patient_name",
         "initial_any",
         IDENTIFIER,

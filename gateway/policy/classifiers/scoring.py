@@ -175,7 +175,7 @@ def _in_domain(tokens: list[str], ctx: Context) -> bool:
 
 
 def _initial_ok(span: bytes) -> bool:
-    """ "Ava M." yes; "will a", "Sam I think" no: a lone a/I is a word, not an initial."""
+    """ "<First> M." yes; "will a", "<First> I think" no: a lone a/I is a word, not an initial."""
     letter = span.rstrip(b".")[-1:]
     return span.endswith(b".") or letter not in (b"a", b"i", b"A", b"I")
 
@@ -192,7 +192,7 @@ def _valid_name(hit: Hit, span: bytes, ctx: Context) -> bool:
                 break
             kept.append(token)
         if variant == "label" and not any(t[1:] != t[1:].upper() for t in kept):
-            return False  # "Re: GA day": an acronym, not a name
+            return False  # "Re: <acronym> ...": not a name
         return _name_ok(kept, ctx, ctx.sender_tokens)
     if variant == "title":  # "Mr. X from <a supplier>" is a sales rep
         return _name_ok(tokens[1:2], ctx, ctx.sender_tokens) and not _AFFILIATION_AFTER.match(
@@ -208,11 +208,11 @@ def _valid_name(hit: Hit, span: bytes, ctx: Context) -> bool:
             or not _initial_ok(span)
             or _CAPITAL_NEXT.match(ctx.text, hit.end)
         ):
-            return False  # "Vitamin D", "Sam I", "Suite B Building"
+            return False  # "Vitamin D", "<First> I", "Suite B Building"
     elif variant == "scheduled":
         tokens = tokens[-1:]
     elif variant == "full" and not _name_ok(tokens, ctx, ctx.header_tokens):
-        # "Ann Park": the surname is also a word; the census given name still names someone
+        # "<First> Park": the surname is also a word; the census given name still names someone
         tokens = tokens[:1] if tokens[0].lower() in lexicons.GIVEN_NAMES else tokens
     if not _name_ok(tokens, ctx, ctx.header_tokens) or _in_domain(tokens, ctx):
         return False
@@ -253,7 +253,7 @@ def _valid_icd(hit: Hit, span: bytes, ctx: Context) -> bool:
 
 
 def _valid_salutation(hit: Hit, span: bytes, ctx: Context) -> bool:
-    """A greeting counts only if it names the recipient ("Hi Sam" in mail to Sam Whitcombe)."""
+    """A greeting counts only if it names the recipient ("Hi <First>" in mail to <First> <Last>)."""
     name = _NAME_TOKENS.findall(span.decode("utf-8", "replace"))[-1:]
     return bool(name) and name[0] in ctx.recipient_tokens
 
@@ -377,7 +377,7 @@ def _second_try(text: bytes, match, location: str, ctx: Context) -> Hit | None:
         return None
     word = _NAME_TOKENS.match(text[first.start() : first.end()].decode("utf-8", "replace"))
     if word is not None and word.group().lower() in lexicons.GIVEN_NAMES:
-        # "Ethan - expander" read as a greeting line: the first word alone is a given name
+        # "<First> - <treatment>" read as a greeting line: the first word alone is a given name
         size = len(word.group().encode("utf-8"))
         alone = Hit(_GIVEN_RULE, location, first.start(), first.start() + size)
         if _valid_name(alone, text[alone.start : alone.end], ctx):
@@ -510,7 +510,7 @@ _PROVIDER_TOKENS = frozenset(
 
 
 def _business_or_provider(tokens: frozenset[str]) -> bool:
-    """A display name like "Dr. Ann Lee" or "Billing Dept": a provider or a business,
+    """A display name like "Dr. <First> <Last>" or "Billing Dept": a provider or a business,
     not a patient."""
     low = {t.lower() for t in tokens}
     return bool(low & (_PROVIDER_TOKENS | lexicons.ORG_WORDS | lexicons.MAILBOX_WORDS))
