@@ -338,11 +338,10 @@ def scan(text: bytes, location: str, extracted: Extracted | None = None) -> list
         )
     )
     hits: list[Hit] = []
-    rules = patterns.RULES
     for count, match in enumerate(patterns.combined().finditer(text)):
         if count >= MAX_MATCHES:
             raise MatchLimit(location)
-        rule = rules[match.lastindex - 1]  # group i is RULES[i-1]; rules have no inner groups
+        rule = patterns.rule_of(match)
         if rule.detector == "_skip":
             continue
         hit = _validated(rule, match, location, ctx)
@@ -385,7 +384,7 @@ def _second_try(text: bytes, match, location: str, ctx: Context) -> Hit | None:
     again = patterns.combined().search(text, first.end())
     if again is None or again.start() >= match.end():
         return None
-    rule = patterns.RULES[again.lastindex - 1]
+    rule = patterns.rule_of(again)
     if rule.detector != "patient_name":
         return None
     return _validated(rule, again, location, ctx)
