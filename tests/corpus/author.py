@@ -117,6 +117,8 @@ def assemble(item: dict, number: int) -> EmailMessage:
             msg.add_alternative(_outlook_html(body.rstrip("\n")), subtype="html")
     for name, lines in item["attachments"]:
         _attachment(msg, name, lines)
+    for depth, part in enumerate(p for p in msg.walk() if p.is_multipart()):
+        part.set_boundary(f"=_corpus_{number}_{depth}")  # the same bytes on every run
     return msg
 
 
