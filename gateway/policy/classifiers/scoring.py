@@ -62,12 +62,16 @@ RECORD_BYTES = 120  # contact details this close together form one person's reco
 SENTENCE_BYTES = 60  # "you"/"my"/a greeting and a treatment word in one short sentence
 SEVERAL_FINDINGS = 3  # distinct specific findings in mail with one person: about that person
 AMOUNT_BYTES = 200  # "$120" this close to treatment, in mail to one person: their bill
-# Topic words needed (distinct) before a whole message is taken to be about that topic.
-TOPIC_MIN = {"aggregate": 1, "fiction": 1}
-# Topics that say every person named is not a patient (employees, providers, invented
-# people, no people at all); for vendor and IT mail only strong identifiers still count.
-NOT_PATIENT_TOPICS = frozenset({"hr", "credential", "fiction", "aggregate"})
+# Distinct topic words needed before a whole message is taken to be about that topic.
+TOPIC_MIN = 2
+# Topics that say the people named are employees or providers, not patients (a chart number
+# or a "Patient:" label still counts); in vendor and IT mail only strong identifiers count.
+NOT_PATIENT_TOPICS = frozenset({"hr", "credential"})
 BUSINESS_TOPICS = frozenset({"vendor", "it"})
+# Words that make the identifiers near them invented or absent ("fictitious", "de-identified"):
+# they act within FICTION_BYTES only, so a word in the Subject cannot clear a whole message.
+NEARBY_TOPICS = ("fiction", "aggregate")
+FICTION_BYTES = 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -499,7 +503,7 @@ def _topics(extracted: Extracted, hits_by_segment: list[list[Hit]]) -> frozenset
             if hit.detector == "_topic":
                 word = segment.text[hit.start : hit.end].lower().split(None, 1)[0].rstrip(b"s.#")
                 found.setdefault(hit.rule.variant.removesuffix("_ref"), set()).add(word)
-    return frozenset(k for k, words in found.items() if len(words) >= TOPIC_MIN.get(k, 2))
+    return frozenset(k for k, words in found.items() if len(words) >= TOPIC_MIN)
 
 
 _PROVIDER_TOKENS = frozenset(
@@ -605,13 +609,18 @@ def decide(
         treatment_anywhere.extend(
             h for h in generic.hits if h.rule.variant not in ("anatomy", "general")
         )
-        if not_patients:
-            continue  # employees, providers, invented people, figures: nobody here is a patient
+        invented = Positioned(
+            [h for h in hits if h.detector == "_topic" and h.rule.variant in NEARBY_TOPICS]
+        )
 
         people: list[Hit] = []
         for hit in hits:
             if hit.rule.category != IDENTIFIER:
                 continue
+            if not_patients and hit.detector != "mrn" and hit.rule.variant != "patient_label":
+                continue  # employees and providers: only a chart number or "Patient:" counts
+            if invented.first_within(hit, FICTION_BYTES):
+                continue  # a fictitious, sample or de-identified record
             if hit.role == PROVIDER:
                 reported.append(hit)
                 continue
@@ -640,7 +649,7 @@ def decide(
                 if segment.location == "subject":
                     subject_people.append(hit)
 
-        record = None if business else _records(people, text)
+        record = None if business or not_patients else _records(people, text)
         if record is None and "_me" in speakers:
             # a person writing in: the street address or birth date they give is their own
             record = next((h for h in people if h.detector in ("address", "dob")), None)
@@ -648,7 +657,7 @@ def decide(
             reported.append(record)
             reasons.append(f"demographic record({record.detector}) in {segment.location}")
 
-        if speakers and "recipient_addressed" not in excluded:
+        if speakers and not invented and "recipient_addressed" not in excluded:
             fired = _addressed(text, hits, Positioned(content), specific, speakers)
             if fired is not None:
                 extra[("recipient_addressed", IDENTIFIER, segment.location)] += 1
