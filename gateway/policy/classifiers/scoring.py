@@ -184,6 +184,12 @@ def _initial_ok(span: bytes) -> bool:
     return span.endswith(b".") or letter not in (b"a", b"i", b"A", b"I")
 
 
+def _is_vocabulary(word: str) -> bool:
+    """The word is itself clinical or payment vocabulary ("Intruded E", "Abscess A")."""
+    found = patterns.combined().fullmatch(word.encode("utf-8"))
+    return found is not None and patterns.rule_of(found).category in (CLINICAL, PAYMENT_CAT)
+
+
 def _valid_name(hit: Hit, span: bytes, ctx: Context) -> bool:
     variant = hit.rule.variant
     tokens = _NAME_TOKENS.findall(span.decode("utf-8", "replace").replace("\u2019", "'"))
@@ -211,6 +217,7 @@ def _valid_name(hit: Hit, span: bytes, ctx: Context) -> bool:
             tokens[0].lower() in lexicons.LETTER_TERMS
             or not _initial_ok(span)
             or _CAPITAL_NEXT.match(ctx.text, hit.end)
+            or _is_vocabulary(tokens[0])
         ):
             return False  # "Vitamin D", "<First> I", "Suite B Building"
     elif variant == "scheduled":
@@ -378,6 +385,10 @@ def _second_try(text: bytes, match, location: str, ctx: Context) -> Hit | None:
     first = _NEXT_WORD.match(text, match.start())
     if first is None or first.end() >= match.end():
         return None
+    own = patterns.combined().search(text, first.start(), first.end())
+    if own is not None and patterns.rule_of(own).category in (CLINICAL, PAYMENT_CAT):
+        # "Intruded E": the first word is itself a finding, not a given name
+        return _validated(patterns.rule_of(own), own, location, ctx)
     word = _NAME_TOKENS.match(text[first.start() : first.end()].decode("utf-8", "replace"))
     if word is not None and word.group().lower() in lexicons.GIVEN_NAMES:
         # "<First> - <treatment>" read as a greeting line: the first word alone is a given name
