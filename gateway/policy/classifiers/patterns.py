@@ -338,7 +338,9 @@ RULES: tuple[Rule, ...] = (
         rf"complained|complains|"
         r"reported|came in|stopped by|is coming|is complaining|cancel(?:l)?ed|rescheduled|left "
         r"a (?:voice ?)?message|"
-        r"felt|feels|still has|still feels)\b",
+        r"felt|feels|still has|still feels|is here|is in|was in|is waiting|is asking|wants|needs|"
+        r"would like|has (?:a|an|some|her|his)|is scheduled|was seen|is due|"
+        r"llam[oó]|dice|pregunta|tiene)\b",
     ),
     Rule("_salutation", "line", INTERNAL, MARKER, rf"(?m:^)[{_UP}][{_LO}]+(?:,|[ \t]?-{{1,2}}|:)"),
     Rule("patient_name", "given", IDENTIFIER, NEAR, _given(False) + r"\b"),
