@@ -412,12 +412,14 @@ PRACTICE_BOX = "Lakeside Dental <frontdesk@lakeside.example>"
         "pls call back Theo re: the biopsy results, he is worried",  # a lone given name
         "Pedro G. no puede venir, tiene fiebre y dolor de muela",  # Spanish
         "Lab case 3381 for Marguerite came back, the shade is off on #9.",  # case number
+        "Joss is here for her crown seat but says it still feels high.",  # any name + verb
+        "pls call back Olu A re: his biopsy results, he is worried",  # someone's findings
     ],
 )
 def test_people_inside_the_practice_with_clinical_detail_are_phi(classifier, body):
     verdict = classifier.classify(mail(body, to=DOCTOR, sender=DESK))
     assert verdict.phi, body
-    assert {"patient_name", "case_number"} & detectors(verdict)
+    assert {"patient_name", "case_number", "diagnosis", "procedure"} & detectors(verdict)
 
 
 @pytest.mark.parametrize(
@@ -426,6 +428,9 @@ def test_people_inside_the_practice_with_clinical_detail_are_phi(classifier, bod
         "Vitamin D levels and Plan B for the flu clinic are on the agenda.",
         "Tomorrow: Jo is out, Kayla covers front desk, lunch at 12:30, staff meeting at 5.",
         "Rep from Acme called, the new scanner demo is Thursday at noon.",
+        # a colleague's own procedure: an employee matter
+        "Danielle is out tomorrow for her colonoscopy. Her patients moved to your column.",
+        "Kayla had her baby last night! Both doing great. Card in the break room.",
     ],
 )
 def test_look_alike_names_and_staff_chatter_are_not_phi(classifier, body):

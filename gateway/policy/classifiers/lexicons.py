@@ -889,8 +889,8 @@ TOPICS: dict[str, tuple[str, ...]] = {
         r"not (?:going to|gonna) make it(?: in)?", r"(?:won'?t|can'?t|cannot) (?:make it|come) in",
         r"out (?:today|tomorrow|this (?:morning|afternoon|week))", r"doctor'?s note",
         r"note from (?:urgent care|my doctor)", r"urgent care", r"short notice",
-        r"(?:my|his|her) (?:pts|patients) (?:are|were) (?:moved|rescheduled)",
-        r"cover (?:for me|my (?:shift|patients|column|chair))", r"(?:my|her|his) column",
+        r"(?:my|his|her) (?:pts|patients|column|chair|schedule|shift)",
+        r"cover (?:for me|my (?:shift|patients|column|chair))",
         r"(?:my|his|her) own (?:doctor|dentist|ob|physical|mri|appointment|surgery|procedure)",
     ),
     "credential": (

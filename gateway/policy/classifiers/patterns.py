@@ -423,6 +423,8 @@ RULES: tuple[Rule, ...] = (
     Rule("payment", "word", PAYMENT_CAT, PAYMENT, _words(lexicons.PAYMENT)),
     Rule("payment", "spanish", PAYMENT_CAT, PAYMENT, _words(lexicons.SPANISH_PAYMENT)),
     # --- markers
+    # topic phrases first: "her patients", "my shift" are topics before they are pronouns
+    *(Rule("_topic", kind, INTERNAL, MARKER, _topic(kind)) for kind in lexicons.TOPICS),
     Rule(  # the writer's own health ("I have a fever", "my colonoscopy"), not a patient's
         "_self",
         "word",
@@ -431,6 +433,7 @@ RULES: tuple[Rule, ...] = (
         r"(?i:\b(?:i have|i've got|i had|i've had|i got|i'm having|i am having|i'm getting|"
         r"i am getting|for my own|my own|for my)\b)",
     ),
+    Rule("_their", "word", INTERNAL, MARKER, r"(?i:\b(?:her|his|their)\b)"),
     Rule("_your", "word", INTERNAL, MARKER, r"(?i:\byour\b|\bsus?\b|\btus?\b)"),
     Rule(
         "_you", "word", INTERNAL, MARKER, r"(?i:\byou(?:'re|'ve|'ll|'d)?\b|\bu\b|\busted\b|\ble\b)"
@@ -443,7 +446,6 @@ RULES: tuple[Rule, ...] = (
         r"(?i:\b(?:i|i'm|i've|i'd|my|me|myself|mine|mi|mis|tengo|estoy|siento)\b)",
     ),
     Rule("_amount", "dollars", INTERNAL, MARKER, r"\$ ?\d[\d,]*(?:\.\d\d)?"),
-    *(Rule("_topic", kind, INTERNAL, MARKER, _topic(kind)) for kind in lexicons.TOPICS),
 )
 
 

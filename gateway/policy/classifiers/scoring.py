@@ -558,6 +558,27 @@ def _records(hits: list[Hit], text: bytes) -> Hit | None:
     return addresses[1] if len(addresses) >= 2 else None
 
 
+THEIR_BYTES = 15  # "her crown", "his biopsy results"
+
+
+def _someones(text: bytes, hits: list[Hit], content: Positioned) -> Hit | None:
+    """Among colleagues, "her crown seat", "his biopsy results": treatment that belongs to a
+    person the thread identifies (the name may be one no detector knows)."""
+    for hit in hits:
+        if hit.detector != "_their":
+            continue
+        for c in content.within(hit, THEIR_BYTES):
+            if (
+                c.start >= hit.end
+                and c.rule.category == CLINICAL
+                and c.rule.variant not in ("anatomy", "general")
+                and _same_sentence(text, hit, c)
+                and not _OFFER_AFTER.match(text, c.end, c.end + 20)
+            ):
+                return c
+    return None
+
+
 SELF_BYTES = 60  # "I have a fever": the clinical word this close after the writer's "I have"
 
 
@@ -590,6 +611,7 @@ def decide(
     subject_people: list[Hit] = []  # a person named in the Subject
     treatment_anywhere: list[Hit] = []  # treatment words (fee-list vocabulary included)
     topics = _topics(extracted, hits_by_segment)
+    internal = not extracted.to_one_person and not extracted.bulk
     clinician_writes = bool({t.lower() for t in extracted.sender_tokens} & _PROVIDER_TOKENS)
     not_patients = bool(topics & NOT_PATIENT_TOPICS)
     business = bool(topics & BUSINESS_TOPICS)
@@ -660,6 +682,13 @@ def decide(
                 if segment.location == "subject":
                     subject_people.append(hit)
 
+        if internal and not business and not not_patients and not invented:
+            owned = _someones(text, hits, Positioned(content))
+            if owned is not None:
+                reported.append(owned)
+                reasons.append(
+                    f"someone's {owned.rule.category}({owned.detector}) in {segment.location}"
+                )
         record = None if business or not_patients else _records(people, text)
         if record is None and "_me" in speakers:
             # a person writing in: the street address or birth date they give is their own
