@@ -463,6 +463,13 @@ def _same_sentence(text: bytes, a: Hit, b: Hit) -> bool:
     return not any(mark in between for mark in (b". ", b"? ", b"! ", b"\n\n", b".\n"))
 
 
+def _same_block(text: bytes, a: Hit, b: Hit) -> bool:
+    """No blank line and no change of quoting level (a "> " line) between the two."""
+    lo, hi = min(a.end, b.end), max(a.start, b.start)
+    between = text[lo:hi]
+    return b"\n\n" not in between and b"\n>" not in between and b"\r\n\r\n" not in between
+
+
 def _paragraph_break_between(text: bytes, a: Hit, b: Hit) -> bool:
     lo, hi = min(a.end, b.end), max(a.start, b.start)
     between = text[lo:hi]
@@ -481,12 +488,12 @@ def _near(hit: Hit, generic: Positioned, specific: Positioned, text: bytes) -> H
             ),
             None,
         )
-    if hit.rule.variant == "given":  # a lone first name: treatment words in its own sentence
+    if hit.rule.variant == "given":  # a lone first name: treatment words in its own paragraph
         return specific.first_within(hit, NEAR_BYTES) or next(
             (
                 c
                 for c in generic.within(hit, GENERIC_NEAR_BYTES)
-                if c.rule.variant not in ("anatomy", "general") and _same_sentence(text, hit, c)
+                if c.rule.variant not in ("anatomy", "general") and _same_block(text, hit, c)
             ),
             None,
         )
