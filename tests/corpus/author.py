@@ -25,9 +25,9 @@ import csv
 import html
 import random
 import zlib
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.corpus import build

@@ -458,8 +458,8 @@ def test_the_practice_address_block_is_not_a_record(classifier):
     [
         "Hi Walter, this is a reminder of your visit Thursday at 11:00 AM with Dr. Lund.",
         "Hola Rosa, su cita es el martes a las 8:40 con la Dra. Vega, 600 Calle Mayor.",
-        "Hi Ivo, your appointment at Brookfield Oral Surgery is Monday at 9 with Dr. Pratt, "
-        "12 Elm St. They'll call you to confirm.",
+        ("Hi Ivo, your appointment at Brookfield Oral Surgery is Monday at 9 with Dr. Pratt, "
+        "12 Elm St. They'll call you to confirm."),
     ],
 )
 def test_appointment_logistics_to_the_patient_are_not_phi(classifier, body):
@@ -470,8 +470,8 @@ def test_appointment_logistics_to_the_patient_are_not_phi(classifier, body):
     "body",
     [
         # post-op instructions to the patient's own address, no name at all
-        "After today: do not eat until the numbness wears off. Take ibuprofen 600 mg every "
-        "6 hours for soreness.",
+        ("After today: do not eat until the numbness wears off. Take ibuprofen 600 mg every "
+        "6 hours for soreness."),
         "Hi Rick, your insurance paid $410 toward the crown and your balance is $236.",
         "Hola, le confirmamos que su endodoncia queda para el jueves; siga con la amoxicilina.",
     ],
@@ -495,26 +495,26 @@ def test_a_patient_writing_to_the_practice_is_identified_by_their_address(classi
     "sender,to,body",
     [
         # an employee's own sick note among colleagues
-        (DESK, DOCTOR, "I have a fever and a bad cough so I'm staying home today. Jenna can "
-         "cover the front. Sorry for the short notice!"),
+        (DESK, DOCTOR, ("I have a fever and a bad cough so I'm staying home today. Jenna can "
+         "cover the front. Sorry for the short notice!")),
         # onboarding: the new employee's own record
-        ("Jen Sousa <js@mailbox.example>", DESK, "Here is what you asked for on the new hire "
-         "form: DOB 05/02/1998, 1190 Larkspur Ave. Emergency contact: my mom."),
+        ("Jen Sousa <js@mailbox.example>", DESK, ("Here is what you asked for on the new hire "
+         "form: DOB 05/02/1998, 1190 Larkspur Ave. Emergency contact: my mom.")),
         # provider credentialing: the dentist's own birth date and numbers
-        (DOCTOR, "Credentialing <cred@plan.example>", "Recredentialing for Dr. Kai Lund: "
-         "NPI 1518027334, DEA BL3829105, DOB 04/19/1979, state license D-11872."),
+        (DOCTOR, "Credentialing <cred@plan.example>", ("Recredentialing for Dr. Kai Lund: "
+         "NPI 1518027334, DEA BL3829105, DOB 04/19/1979, state license D-11872.")),
         # vendor order with account and PO numbers and an anesthetic
-        (DESK, "Orders <orders@supply.example>", "Account HP-11902, PO 8812: 4 boxes of "
-         "Septocaine, 2 cases of gloves. Backorder ETA? Thanks"),
+        (DESK, "Orders <orders@supply.example>", ("Account HP-11902, PO 8812: 4 boxes of "
+         "Septocaine, 2 cases of gloves. Backorder ETA? Thanks")),
         # IT report
-        ("IT <help@itco.example>", DESK, "Ticket 88213: the backup job on SERVER01 failed, "
-         "disk full. Imaging database verified after the fix."),
+        ("IT <help@itco.example>", DESK, ("Ticket 88213: the backup job on SERVER01 failed, "
+         "disk full. Imaging database verified after the fix.")),
         # fictitious training patient
-        ("Training <t@pmsoft.example>", DESK, "Open the demo patient Test, Tina (DOB "
-         "01/01/1980) and chart a crown on #3 and a filling on #14."),
+        ("Training <t@pmsoft.example>", DESK, ("Open the demo patient Test, Tina (DOB "
+         "01/01/1980) and chart a crown on #3 and a filling on #14.")),
         # de-identified aggregate figures
-        (DOCTOR, DESK, "The de-identified extract has 2,214 rows: A1c, BMI, statin use by age "
-         "band. Diabetes A1c > 9: 14%."),
+        (DOCTOR, DESK, ("The de-identified extract has 2,214 rows: A1c, BMI, statin use by age "
+         "band. Diabetes A1c > 9: 14%.")),
     ],
 )
 def test_employees_providers_vendors_it_fiction_and_figures_are_not_phi(

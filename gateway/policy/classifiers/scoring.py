@@ -40,13 +40,13 @@ from gateway.policy.classifiers import lexicons, patterns
 from gateway.policy.classifiers.extract import Extracted
 from gateway.policy.classifiers.patterns import (
     CLINICAL,
-    RECORD,
     GENERIC,
     IDENTIFIER,
     NEAR,
     NEAR_CLINICAL,
     PAYMENT_CAT,
     PROVIDER,
+    RECORD,
     SPECIFIC,
     STRONG,
     WEAK,
@@ -630,8 +630,9 @@ def decide(
             speakers |= {"_you", "_your", "_salutation", "_amount"}
         if extracted.sender_tokens and not _business_or_provider(extracted.sender_tokens):
             speakers |= {"_me", "_self"}
-            if _business_or_provider(extracted.recipient_tokens):
-                speakers |= {"_from_person"} if _a_practice(extracted.recipient_tokens) else set()
+            recipient = extracted.recipient_tokens
+            if _business_or_provider(recipient) and _a_practice(recipient):
+                speakers |= {"_from_person"}  # writing to a practice's front office
 
     for segment, hits in zip(extracted.segments, hits_by_segment, strict=True):
         text = segment.text
