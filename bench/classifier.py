@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway.policy.classifiers import build_classifier, patterns
-from gateway.policy.classifiers.scoring import scan
+from gateway.policy.classifiers.candidates import scan
 from tests.corpus.build import make_pdf
 
 FILLER = (

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.model import Verdict
-from gateway.policy.classifiers import build_classifier, scoring
+from gateway.policy.classifiers import build_classifier, candidates
 from gateway.policy.classifiers.patterns import icd10_is_plausible, npi_is_valid, ssn_is_valid
 
 PRACTICE = "Front Desk <desk@cedarhollowdental.example>"
@@ -291,7 +291,7 @@ def test_detector_exception_fails_closed(monkeypatch, classifier):
     def broken(hit, span, ctx):
         raise RuntimeError("boom 219-09-9999")
 
-    monkeypatch.setitem(scoring.VALIDATORS, "ssn", broken)
+    monkeypatch.setitem(candidates.VALIDATORS, "ssn", broken)
     verdict = classifier.classify(mail("Guarantor SSN 219-09-9999, nothing else."))
     assert verdict.phi
     assert verdict.errors == ("ssn: RuntimeError",)
@@ -391,7 +391,7 @@ def test_any_text_is_classified_with_explained_findings(classifier, body, subjec
 
 
 def test_crafted_flood_of_matches_fails_closed_early(classifier):
-    verdict = classifier.classify(mail("Ab Cd " * (scoring.MAX_MATCHES + 10)))
+    verdict = classifier.classify(mail("Ab Cd " * (candidates.MAX_MATCHES + 10)))
     assert verdict.phi and verdict.errors == ("match: MatchLimit",)
 
 
