@@ -1,10 +1,15 @@
-"""Word lists behind the PHI detectors: how dental and medical offices write about
-treatment, diagnoses, medications and money, plus the words that are *not* names.
+"""Word lists behind the PHI detectors: how dental and medical offices (in English and
+Spanish) write about treatment, diagnoses, medications and money; the words that are
+*not* names; given names (US Census lists from the ``names`` package); and the topic
+words that say a message is about employees, providers' credentials, vendors, IT,
+invented patients or de-identified figures.
 
 Kept apart from ``patterns`` so the vocabulary can be reviewed (and extended) by
 someone who knows the clinic without reading regular expressions. Entries are
 regex fragments (lower case, matched case-insensitively, whole words).
 """
+
+from __future__ import annotations
 
 # Treatment: procedures, appliances, imaging, anaesthesia.
 PROCEDURES = (

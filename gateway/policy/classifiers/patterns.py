@@ -3,16 +3,19 @@
 Every detector is one or more ``Rule`` rows: a regex fragment, the detector name
 reported in findings, its category and its *role* in scoring (see ``scoring``).
 ``combined()`` compiles all rows into ONE google-re2 alternation with a named
-group per row, run over UTF-8 bytes (libs.md §7: ~200 MB/s, against 1-2 MB/s for
-stdlib ``re``). ``separate_stdlib()`` compiles the same rows one by one with
-stdlib ``re``; it exists only so ``bench/classifier.py`` can compare the two.
-(The rules are written for RE2; stdlib ``re`` accepts the same syntax here.)
+group per row, run over UTF-8 bytes (docs/performance.md: ~75 MB/s, against well
+under 1 MB/s for stdlib ``re``); ``rule_of(match)`` says which row matched.
+``separate_stdlib()`` compiles the same rows one by one with stdlib ``re``; it exists
+only so ``bench/classifier.py`` can compare the two. (The rules are written for RE2;
+stdlib ``re`` accepts the same syntax here.) Given names come from the US Census lists
+(``lexicons.GIVEN_NAMES``), not from any test corpus.
 
 RE2 has no look-around, so context a pattern cannot express (Luhn, SSN area
-rules, "not the sender's own name") is checked in Python by ``validate()`` on the
-few matched spans. Rows whose detector starts with ``_`` are internal markers
-(second-person words, fiction markers, look-alikes to swallow) and never become
-findings.
+rules, "not the sender's own name") is checked in Python by the validators in
+``candidates`` on the few matched spans. Rows whose detector starts with ``_`` are
+internal markers (first- and second-person words, topic words of HR, credentialing,
+vendor, IT, fiction and de-identified mail, amounts, look-alikes to swallow) and never
+become findings.
 """
 
 from __future__ import annotations
