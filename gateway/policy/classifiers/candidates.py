@@ -16,14 +16,14 @@ from dataclasses import dataclass
 
 from gateway.policy.classifiers import lexicons, patterns
 from gateway.policy.classifiers.extract import Extracted
-from gateway.policy.classifiers.patterns import CLINICAL, PAYMENT_CAT, RECORD, Rule
+from gateway.policy.classifiers.patterns import CLINICAL, PAYMENT_CAT, RECORD, PatternRow
 
 BLOCK_BYTES = 100  # a business name this close to an address or phone: its address block
 
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    rule: Rule
+    rule: PatternRow
     location: str
     start: int
     end: int
@@ -310,7 +310,7 @@ def scan(text: bytes, location: str, extracted: Extracted | None = None) -> list
     return hits
 
 
-def _validated(rule: Rule, match, location: str, ctx: Context) -> Hit | None:
+def _validated(rule: PatternRow, match, location: str, ctx: Context) -> Hit | None:
     hit = Hit(rule, location, match.start(), match.end())
     validator = VALIDATORS.get(rule.detector)
     if validator is None:

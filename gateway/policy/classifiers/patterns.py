@@ -1,6 +1,6 @@
 """The PHI pattern table and its compiled forms.
 
-Every detector is one or more ``Rule`` rows: a regex fragment, the detector name
+Every detector is one or more ``PatternRow`` rows: a regex fragment, the detector name
 reported in findings, its category and its *role* in scoring (see ``scoring``).
 ``combined()`` compiles all rows into ONE google-re2 alternation with a named
 group per row, run over UTF-8 bytes (docs/performance.md: ~75 MB/s, against well
@@ -44,7 +44,7 @@ IDENTIFIER, CLINICAL, PAYMENT_CAT, INTERNAL = "identifier", "clinical", "payment
 
 
 @dataclass(frozen=True, slots=True)
-class Rule:
+class PatternRow:
     detector: str
     variant: str
     category: str
@@ -89,10 +89,10 @@ def _topic(kind: str) -> str:
 _TOOTH = r"(?:3[0-2]|[12][0-9]|[1-9])"
 _SURF = r"[MODBLFI]{1,5}"
 
-RULES: tuple[Rule, ...] = (
+RULES: tuple[PatternRow, ...] = (
     # --- look-alikes swallowed first so their digits cannot become teeth or ids; order and
     # ticket numbers also tell what the message is about (topics, see ``scoring``)
-    Rule(
+    PatternRow(
         "_topic",
         "vendor_ref",
         INTERNAL,
@@ -100,14 +100,14 @@ RULES: tuple[Rule, ...] = (
         r"(?i:\b(?:order|invoice|inv|po|sku|tracking|item|lot|batch|rma|so)\.?)"
         r"\s?#?\s?[A-Z0-9-]*\d[A-Z0-9-]*",
     ),
-    Rule(
+    PatternRow(
         "_topic",
         "it_ref",
         INTERNAL,
         MARKER,
         r"(?i:\b(?:ticket|version|serial|build)\.?)\s?#?\s?[A-Z0-9-]*\d[A-Z0-9-]*",
     ),
-    Rule(
+    PatternRow(
         "case_number",
         "labelled",
         IDENTIFIER,
@@ -115,7 +115,7 @@ RULES: tuple[Rule, ...] = (
         r"(?i:\b(?:lab case|case|referral|ref)(?: number| no\.?| #|#| id)?)[\s:#.]{0,3}"
         r"[A-Z]{0,3}-?\d{3,12}\b",
     ),
-    Rule(
+    PatternRow(
         "_skip",
         "numbered",
         INTERNAL,
@@ -124,15 +124,15 @@ RULES: tuple[Rule, ...] = (
         r"bay|page|step|line|gate|ref|case|model|tag|agreement|confirmation|flight|store)\.?)"
         r"\s?#?\s?[A-Z0-9-]*\d[A-Z0-9-]*",
     ),
-    Rule(
+    PatternRow(
         "_skip",
         "provider",
         INTERNAL,
         MARKER,
         rf"\b(?:Dr|Dra|Drs|Doctor|Doctora|Prof|Professor)\.? {_NAME_WORD}(?: {_NAME_WORD})?",
     ),
-    Rule("_skip", "ip", INTERNAL, MARKER, r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b"),
-    Rule(
+    PatternRow("_skip", "ip", INTERNAL, MARKER, r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b"),
+    PatternRow(
         "_skip",
         "idiom",
         INTERNAL,
@@ -142,7 +142,7 @@ RULES: tuple[Rule, ...] = (
         r"(?:medical|health|dental) history forms?)\b)",
     ),
     # --- identifiers
-    Rule(
+    PatternRow(
         "ssn",
         "labelled",
         IDENTIFIER,
@@ -151,7 +151,7 @@ RULES: tuple[Rule, ...] = (
         r"no\.?| #)?))"
         r"[^0-9\n]{0,8}\d{3}[- ]?\d{2}[- ]?\d{4}\b",
     ),
-    Rule(
+    PatternRow(
         "ssn_last4",
         "labelled",
         IDENTIFIER,
@@ -162,9 +162,9 @@ RULES: tuple[Rule, ...] = (
         r"security)?)(?: number| no\.?| #)?))"
         r"\W{0,3}\d{4}\b",
     ),
-    Rule("ssn_last4", "masked", IDENTIFIER, STRONG, r"(?i:\bxxx-?xx-?)\d{4}\b"),
-    Rule("ssn", "plain", IDENTIFIER, STRONG, r"\b\d{3}-\d{2}-\d{4}\b|\b\d{3} \d{2} \d{4}\b"),
-    Rule(
+    PatternRow("ssn_last4", "masked", IDENTIFIER, STRONG, r"(?i:\bxxx-?xx-?)\d{4}\b"),
+    PatternRow("ssn", "plain", IDENTIFIER, STRONG, r"\b\d{3}-\d{2}-\d{4}\b|\b\d{3} \d{2} \d{4}\b"),
+    PatternRow(
         "dob",
         "labelled",
         IDENTIFIER,
@@ -173,15 +173,15 @@ RULES: tuple[Rule, ...] = (
         r"fecha de nacimiento|f\. ?nac\.?|nacid[oa]))"
         r"[^0-9\n]{0,15}" + DATE,
     ),
-    Rule(  # a table row: "<First> <Last>, <date>" (a birth or visit date: a patient's record)
+    PatternRow(  # a table row: "<First> <Last>, <date>" (a birth or visit date: a patient's record)
         "dob",
         "beside_name",
         IDENTIFIER,
         STRONG,
         rf"\b[{_UP}][{_LO}]+ [{_UP}][{_UP}{_LO}'\-]*[{_LO}][ \t]*[,;|\t][ \t]*" + DATE,
     ),
-    Rule("npi", "labelled", IDENTIFIER, PROVIDER, r"(?i:\bnpi\b)[^0-9\n]{0,12}\d{10}\b"),
-    Rule(
+    PatternRow("npi", "labelled", IDENTIFIER, PROVIDER, r"(?i:\bnpi\b)[^0-9\n]{0,12}\d{10}\b"),
+    PatternRow(
         "mrn",
         "labelled",
         IDENTIFIER,
@@ -192,7 +192,7 @@ RULES: tuple[Rule, ...] = (
         r"record (?:number|no\.?|#)))"
         r"[\s:#.]{0,4}[A-Z]{0,4}-?\d{3,12}\b",
     ),
-    Rule(
+    PatternRow(
         "member_id",
         "labelled",
         IDENTIFIER,
@@ -201,29 +201,29 @@ RULES: tuple[Rule, ...] = (
         r"(?: id| number| no\.?| #|#)|\bmbi\b|\bcert(?:ificate)? (?:number|no\.?|#))"
         r"[\s:#.]{0,4}[A-Za-z0-9][A-Za-z0-9-]{4,19}\b",
     ),
-    Rule("member_id", "bare", IDENTIFIER, STRONG, r"\bID[\s:#]{1,3}[A-Z]{1,4}\d{6,12}\b"),
-    Rule(
+    PatternRow("member_id", "bare", IDENTIFIER, STRONG, r"\bID[\s:#]{1,3}[A-Z]{1,4}\d{6,12}\b"),
+    PatternRow(
         "claim_id",
         "labelled",
         IDENTIFIER,
         NEAR_CLINICAL,
         r"(?i:\bclaim(?: number| no\.?| id| #|#)?)[\s:#.]{1,4}[A-Z0-9-]*\d[A-Z0-9-]{4,}\b",
     ),
-    Rule(
+    PatternRow(
         "group_id",
         "labelled",
         IDENTIFIER,
         NEAR_CLINICAL,
         r"(?i:\bgroup(?: number| no\.?| #| id|#)?)[\s:#.]{1,4}[A-Z]{0,5}-?\d[A-Z0-9-]{2,15}\b",
     ),
-    Rule(
+    PatternRow(
         "account_number",
         "labelled",
         IDENTIFIER,
         NEAR_CLINICAL,
         r"(?i:\b(?:account|acct)\.?(?: number| no\.?| #|#)?)[\s:#.]{0,4}\d{3,12}\b",
     ),
-    Rule(
+    PatternRow(
         "phone",
         "personal",
         IDENTIFIER,
@@ -237,7 +237,7 @@ RULES: tuple[Rule, ...] = (
         r"call (?:her|him|them|the patient) at|text (?:her|him|them) at))\b"
         r"[^0-9\n]{0,25}" + _PHONE,
     ),
-    Rule(
+    PatternRow(
         "address",
         "street",
         IDENTIFIER,
@@ -247,7 +247,7 @@ RULES: tuple[Rule, ...] = (
         r"Drive|Dr|Lane|Ln|Way|Court|Ct|Circle|Cir|Place|Pl|Parkway|Pkwy|Terrace|Ter|Trail|Trl|"
         r"Highway|Hwy|Loop|Square|Sq|Run|Pike)\b\.?",
     ),
-    Rule(
+    PatternRow(
         "email_address",
         "labelled",
         IDENTIFIER,
@@ -255,8 +255,8 @@ RULES: tuple[Rule, ...] = (
         r"(?i:\b(?:e-?mail|email "
         r"address)\b)[^@\n]{0,20}?\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b",
     ),
-    Rule("address", "po_box", IDENTIFIER, NEAR, r"(?i:\bp\.?o\.? box)\s\d{1,6}\b"),
-    Rule(  # Spanish order: "Domicilio: Calle <Name> 88"
+    PatternRow("address", "po_box", IDENTIFIER, NEAR, r"(?i:\bp\.?o\.? box)\s\d{1,6}\b"),
+    PatternRow(  # Spanish order: "Domicilio: Calle <Name> 88"
         "address",
         "labelled",
         IDENTIFIER,
@@ -264,7 +264,7 @@ RULES: tuple[Rule, ...] = (
         r"(?i:\b(?:domicilio|direcci[oó]n|home address|mailing address|new address is|adr))"
         r"[^\n\d]{0,40}\d{1,6}\b",
     ),
-    Rule(
+    PatternRow(
         "_salutation",
         "greeting",
         INTERNAL,
@@ -272,7 +272,7 @@ RULES: tuple[Rule, ...] = (
         rf"(?i:\b(?:hi|hello|dear|hey|hola|good (?:morning|afternoon|evening))[ \t,]+"
         rf"(?:(?:dr|dra|mr|mrs|ms|miss|doctor)\.?[ \t]+)?)[{_UP}][{_LO}]+",
     ),
-    Rule(
+    PatternRow(
         "patient_name",
         "patient_label",
         IDENTIFIER,
@@ -284,7 +284,7 @@ RULES: tuple[Rule, ...] = (
         r"crown|denture|bridge|night ?guard|implant|aligners|retainer|impressions?|models?) for))"
         r"[ \t]{0,3}[:\-/]?[ \t]{0,3}" + _NAME,
     ),
-    Rule(
+    PatternRow(
         "patient_name",
         "label",
         IDENTIFIER,
@@ -294,37 +294,37 @@ RULES: tuple[Rule, ...] = (
         r"parent/guardian|parent|guardian|child|son|daughter|re|regarding|from))"
         r"[ \t]{0,3}[:\-][ \t]{0,3}" + _NAME,
     ),
-    Rule("patient_name", "title", IDENTIFIER, WEAK, rf"\b(?:Mr|Mrs|Ms|Miss|Mx)\.? {_NAME_WORD}"),
-    Rule(
+    PatternRow("patient_name", "title", IDENTIFIER, WEAK, rf"\b(?:Mr|Mrs|Ms|Miss|Mx)\.? {_NAME_WORD}"),
+    PatternRow(
         "patient_name",
         "initial",
         IDENTIFIER,
         WEAK,
         _given(True) + r"[ ]{1,2}[A-Za-z]\b\.?",
     ),
-    Rule(  # any capitalised word + initial and a full stop: "<First> S." (names beyond the census)
+    PatternRow(  # any capitalised word + initial and a full stop: "<First> S." (names beyond the census)
         "patient_name",
         "initial_any",
         IDENTIFIER,
         WEAK,
         rf"\b[{_UP}][{_LO}]{{2,}} [A-Z](?:\.|\b)",
     ),
-    Rule(
+    PatternRow(
         "patient_name",
         "full",
         IDENTIFIER,
         NEAR,
         rf"\b[{_UP}][{_LO}]+(?: [A-Z]\.?)? [{_UP}][{_UP}{_LO}'\-]*[{_LO}](?:-[{_UP}][{_LO}]+)?\b",
     ),
-    Rule(
+    PatternRow(
         "patient_name",
         "possessive",
         IDENTIFIER,
         NEAR,
         rf"\b[{_UP}][{_LO}]+{_APOSTROPHE}s\b|\b[{_UP}][{_LO}]+s{_APOSTROPHE}(?:\s|$)",
     ),
-    Rule("patient_name", "inverted", IDENTIFIER, NEAR, rf"\b[{_UP}][{_LO}]+, [{_UP}][{_LO}]+\b"),
-    Rule(
+    PatternRow("patient_name", "inverted", IDENTIFIER, NEAR, rf"\b[{_UP}][{_LO}]+, [{_UP}][{_LO}]+\b"),
+    PatternRow(
         "patient_name",
         "scheduled",
         IDENTIFIER,
@@ -332,7 +332,7 @@ RULES: tuple[Rule, ...] = (
         rf"(?m:^)[ \t*•-]*\d{{1,2}}(?::\d{{2}})?[ \t]?(?i:am|pm|a\.m\.|p\.m\.)?[ \t]*[-–:|]?[ "
         rf"\t]*[{_UP}][{_LO}]+\b",
     ),
-    Rule(
+    PatternRow(
         "patient_name",
         "reported",
         IDENTIFIER,
@@ -345,33 +345,33 @@ RULES: tuple[Rule, ...] = (
         r"would like|has (?:a|an|some|her|his)|is scheduled|was seen|is due|"
         r"llam[oó]|dice|pregunta|tiene)\b",
     ),
-    Rule("_salutation", "line", INTERNAL, MARKER, rf"(?m:^)[{_UP}][{_LO}]+(?:,|[ \t]?-{{1,2}}|:)"),
-    Rule("patient_name", "given", IDENTIFIER, NEAR, _given(False) + r"\b"),
-    Rule("phone", "bare", IDENTIFIER, RECORD, _PHONE),
+    PatternRow("_salutation", "line", INTERNAL, MARKER, rf"(?m:^)[{_UP}][{_LO}]+(?:,|[ \t]?-{{1,2}}|:)"),
+    PatternRow("patient_name", "given", IDENTIFIER, NEAR, _given(False) + r"\b"),
+    PatternRow("phone", "bare", IDENTIFIER, RECORD, _PHONE),
     # --- clinical content
-    Rule(
+    PatternRow(
         "tooth_surface",
         "tooth",
         CLINICAL,
         SPECIFIC,
         rf"(?:#\s?{_TOOTH}|(?i:\btooth) #?{_TOOTH})[ ,-]{{1,2}}{_SURF}\b",
     ),
-    Rule(
+    PatternRow(
         "tooth_surface",
         "material",
         CLINICAL,
         SPECIFIC,
         rf"\b{_SURF} (?i:amalgam|composite|resin|filling|restoration|onlay|inlay)\b",
     ),
-    Rule("tooth_surface", "labelled", CLINICAL, SPECIFIC, rf"(?i:\bsurfaces?)[\s:]+{_SURF}\b"),
-    Rule(
+    PatternRow("tooth_surface", "labelled", CLINICAL, SPECIFIC, rf"(?i:\bsurfaces?)[\s:]+{_SURF}\b"),
+    PatternRow(
         "tooth_number",
         "hash",
         CLINICAL,
         SPECIFIC,
         rf"#\s?{_TOOTH}\b(?:\s?(?:-|,|&|/|(?i:and|to))\s?#?\s?{_TOOTH}\b)*",
     ),
-    Rule(
+    PatternRow(
         "tooth_number",
         "word",
         CLINICAL,
@@ -379,14 +379,14 @@ RULES: tuple[Rule, ...] = (
         r"(?i:\b(?:tooth|teeth|molars?|premolars?|bicuspids?|incisors?|canines?|cuspids?)"
         r"(?: no\.?| number| #)?) ?#?(?:" + _TOOTH + r"\b|[A-T]\b)",
     ),
-    Rule(
+    PatternRow(
         "quadrant",
         "named",
         CLINICAL,
         SPECIFIC,
         r"(?i:\b(?:upper|lower) (?:left|right)(?: quadrant| molars?| premolars?| side| teeth)?\b)",
     ),
-    Rule(
+    PatternRow(
         "quadrant",
         "code",
         CLINICAL,
@@ -394,7 +394,7 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:UR|UL|LR|LL|Q[1-4])\b ?(?i:quad(?:rant)?s?\b|srp\b)|(?i:\bquad(?:rant)?s?) "
         r"?(?:[1-4]|UR|UL|LR|LL)\b",
     ),
-    Rule(
+    PatternRow(
         "perio_charting",
         "depths",
         CLINICAL,
@@ -405,9 +405,9 @@ RULES: tuple[Rule, ...] = (
         r"\bbleeding on probing\b|\bfurcation\b|\bclinical attachment loss\b|"
         r"\bperio(?:dontal)? chart(?:s|ing)?\b)",
     ),
-    Rule("perio_charting", "site", CLINICAL, SPECIFIC, r"\b\d{1,2} ?mm #" + _TOOTH + r"\b"),
-    Rule("cdt_code", "code", CLINICAL, GENERIC, r"\bD[0-9]{4}\b"),
-    Rule(
+    PatternRow("perio_charting", "site", CLINICAL, SPECIFIC, r"\b\d{1,2} ?mm #" + _TOOTH + r"\b"),
+    PatternRow("cdt_code", "code", CLINICAL, GENERIC, r"\bD[0-9]{4}\b"),
+    PatternRow(
         "icd10_code",
         "labelled",
         CLINICAL,
@@ -415,20 +415,20 @@ RULES: tuple[Rule, ...] = (
         r"(?i:\bicd[- ]?(?:10)?(?:-cm)?)[^A-Za-z0-9\n]{0,12}"
         r"[A-TV-Z]\d[0-9AB](?:\.?[0-9A-Z]{1,4})?\b",
     ),
-    Rule("icd10_code", "dotted", CLINICAL, SPECIFIC, r"\b[A-TV-Z]\d[0-9AB]\.[0-9A-Z]{1,4}\b"),
-    Rule("medication", "word", CLINICAL, SPECIFIC, _words(lexicons.MEDICATIONS)),
-    Rule("diagnosis", "medical", CLINICAL, SPECIFIC, _words(lexicons.MEDICAL)),
-    Rule("diagnosis", "spanish", CLINICAL, SPECIFIC, _words(lexicons.SPANISH)),
-    Rule("medication", "general", CLINICAL, GENERIC, _words(lexicons.MEDICATION_WORDS)),
-    Rule("diagnosis", "word", CLINICAL, SPECIFIC, _words(lexicons.DIAGNOSES)),
-    Rule("procedure", "word", CLINICAL, GENERIC, _words(lexicons.PROCEDURES)),
-    Rule("procedure", "anatomy", CLINICAL, GENERIC, _words(lexicons.ANATOMY)),
-    Rule("payment", "word", PAYMENT_CAT, PAYMENT, _words(lexicons.PAYMENT)),
-    Rule("payment", "spanish", PAYMENT_CAT, PAYMENT, _words(lexicons.SPANISH_PAYMENT)),
+    PatternRow("icd10_code", "dotted", CLINICAL, SPECIFIC, r"\b[A-TV-Z]\d[0-9AB]\.[0-9A-Z]{1,4}\b"),
+    PatternRow("medication", "word", CLINICAL, SPECIFIC, _words(lexicons.MEDICATIONS)),
+    PatternRow("diagnosis", "medical", CLINICAL, SPECIFIC, _words(lexicons.MEDICAL)),
+    PatternRow("diagnosis", "spanish", CLINICAL, SPECIFIC, _words(lexicons.SPANISH)),
+    PatternRow("medication", "general", CLINICAL, GENERIC, _words(lexicons.MEDICATION_WORDS)),
+    PatternRow("diagnosis", "word", CLINICAL, SPECIFIC, _words(lexicons.DIAGNOSES)),
+    PatternRow("procedure", "word", CLINICAL, GENERIC, _words(lexicons.PROCEDURES)),
+    PatternRow("procedure", "anatomy", CLINICAL, GENERIC, _words(lexicons.ANATOMY)),
+    PatternRow("payment", "word", PAYMENT_CAT, PAYMENT, _words(lexicons.PAYMENT)),
+    PatternRow("payment", "spanish", PAYMENT_CAT, PAYMENT, _words(lexicons.SPANISH_PAYMENT)),
     # --- markers
     # topic phrases first: "her patients", "my shift" are topics before they are pronouns
-    *(Rule("_topic", kind, INTERNAL, MARKER, _topic(kind)) for kind in lexicons.TOPICS),
-    Rule(  # the writer's own health ("I have a fever", "my colonoscopy"), not a patient's
+    *(PatternRow("_topic", kind, INTERNAL, MARKER, _topic(kind)) for kind in lexicons.TOPICS),
+    PatternRow(  # the writer's own health ("I have a fever", "my colonoscopy"), not a patient's
         "_self",
         "word",
         INTERNAL,
@@ -436,19 +436,19 @@ RULES: tuple[Rule, ...] = (
         r"(?i:\b(?:i have|i've got|i had|i've had|i got|i'm having|i am having|i'm getting|"
         r"i am getting|for my own|my own|for my)\b)",
     ),
-    Rule("_their", "word", INTERNAL, MARKER, r"(?i:\b(?:her|his|their)\b)"),
-    Rule("_your", "word", INTERNAL, MARKER, r"(?i:\byour\b|\bsus?\b|\btus?\b)"),
-    Rule(
+    PatternRow("_their", "word", INTERNAL, MARKER, r"(?i:\b(?:her|his|their)\b)"),
+    PatternRow("_your", "word", INTERNAL, MARKER, r"(?i:\byour\b|\bsus?\b|\btus?\b)"),
+    PatternRow(
         "_you", "word", INTERNAL, MARKER, r"(?i:\byou(?:'re|'ve|'ll|'d)?\b|\bu\b|\busted\b|\ble\b)"
     ),
-    Rule(
+    PatternRow(
         "_me",
         "word",
         INTERNAL,
         MARKER,
         r"(?i:\b(?:i|i'm|i've|i'd|my|me|myself|mine|mi|mis|tengo|estoy|siento)\b)",
     ),
-    Rule("_amount", "dollars", INTERNAL, MARKER, r"\$ ?\d[\d,]*(?:\.\d\d)?"),
+    PatternRow("_amount", "dollars", INTERNAL, MARKER, r"\$ ?\d[\d,]*(?:\.\d\d)?"),
 )
 
 
@@ -470,7 +470,7 @@ def combined():
     return program
 
 
-def rule_of(match) -> Rule:
+def rule_of(match) -> PatternRow:
     """The rule whose group matched. google-re2's ``lastindex`` walks every group in Python
     (~30 us with 70 groups); the one participating group is the one whose span equals the
     whole match's, which ``list.index`` finds in C."""
@@ -480,7 +480,7 @@ def rule_of(match) -> Rule:
     return RULES[spans.index(spans[0], 1) - 1]
 
 
-def separate_stdlib() -> list[tuple[Rule, re.Pattern[bytes]]]:
+def separate_stdlib() -> list[tuple[PatternRow, re.Pattern[bytes]]]:
     """Every rule as its own stdlib pattern (benchmark comparison only)."""
     return [(r, re.compile(r.regex.encode())) for r in RULES]
 

@@ -58,7 +58,7 @@ from gateway.policy.classifiers.patterns import (
     WEAK,
 )
 
-__all__ = ["Decision", "DetectorError", "decide", "scan"]  # scan: the classifier's entry point
+__all__ = ["Assessment", "DetectorError", "decide", "scan"]  # scan: the classifier's entry point
 
 NEAR_BYTES = 200  # "close by" for names and numbers with health/payment content
 GENERIC_NEAR_BYTES = 60  # a bare name with a procedure word or CDT code: about one line
@@ -84,7 +84,7 @@ FICTION_BYTES = 400
 
 
 @dataclass
-class Decision:
+class Assessment:
     phi: bool
     findings: list[Finding]
     reasons: list[str]
@@ -274,7 +274,7 @@ def _not_own_health(text: bytes, hits: list[Hit], content: list[Hit]) -> list[Hi
 
 def decide(
     extracted: Extracted, hits_by_segment: list[list[Hit]], excluded: frozenset[str] = frozenset()
-) -> Decision:
+) -> Assessment:
     """Apply the combination rules; detectors in ``excluded`` are ignored (shadow mode)."""
     reasons: list[str] = []
     reported: list[Hit] = []
@@ -411,7 +411,7 @@ def decide(
     counts.update(extra)
     findings = [Finding(d, c, loc, n) for (d, c, loc), n in counts.items()]
     unique_reasons = list(dict.fromkeys(reasons))
-    return Decision(bool(unique_reasons), findings, unique_reasons)
+    return Assessment(bool(unique_reasons), findings, unique_reasons)
 
 
 _OFFER_AFTER = re.compile(
