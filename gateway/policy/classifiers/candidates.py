@@ -310,6 +310,7 @@ def scan(text: bytes, location: str, extracted: Extracted | None = None) -> list
     return hits
 
 
+
 def _validated(rule: PatternRow, match, location: str, ctx: Context) -> Hit | None:
     hit = Hit(rule, location, match.start(), match.end())
     validator = VALIDATORS.get(rule.detector)
@@ -330,7 +331,7 @@ def _second_try(text: bytes, match, location: str, ctx: Context) -> Hit | None:
     """A rejected name candidate may hide a real one after its first word ("<the recipient>,
     <a patient> O. called"): match once more from the second word (overlapping candidates)."""
     first = _NEXT_WORD.match(text, match.start())
-    if first is None or first.end() >= match.end():
+    if first is None:
         return None
     own = patterns.combined().search(text, first.start(), first.end())
     if own is not None and patterns.rule_of(own).category in (CLINICAL, PAYMENT_CAT):
@@ -343,6 +344,8 @@ def _second_try(text: bytes, match, location: str, ctx: Context) -> Hit | None:
         alone = Hit(_GIVEN_RULE, location, first.start(), first.start() + size)
         if _valid_name(alone, text[alone.start : alone.end], ctx):
             return alone
+    if first.end() >= match.end():
+        return None
     again = patterns.combined().search(text, first.end())
     if again is None or again.start() >= match.end():
         return None

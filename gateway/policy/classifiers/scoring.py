@@ -155,11 +155,17 @@ def _near(hit: Hit, generic: Positioned, specific: Positioned, text: bytes) -> H
             None,
         )
     if hit.rule.variant == "given":  # a lone first name: treatment words in its own paragraph
-        return specific.first_within(hit, NEAR_BYTES) or next(
+        finding = next(
+            (c for c in specific.within(hit, NEAR_BYTES) if _about_someone(text, c)), None
+        )
+        return finding or next(
             (
                 c
                 for c in generic.within(hit, GENERIC_NEAR_BYTES)
-                if c.rule.variant not in ("anatomy", "general") and _same_block(text, hit, c)
+                if c.rule.variant not in ("anatomy", "general")
+                and _same_block(text, hit, c)
+                and _about_someone(text, c)
+                and not _OFFER_AFTER.match(text, c.end, c.end + 20)
             ),
             None,
         )
@@ -418,7 +424,7 @@ _OFFER_AFTER = re.compile(
     rb"(?i)s?\b\W{0,3}(?:consult(?:ation)?s?|screenings?|options?|questions?|benefits?|"
     rb"coverage|special|offer|financing|and x-?rays|department|dept|team|office|portal|address|"
     rb"fax|website|forms?|pads?|policy|policies|guidelines|process|discount|promo(?:tion)?|sale|"
-    rb"\d+ ?%|(?:\$\d+ )?off)\b"
+    rb"\d+ ?%|(?:\$\d+ )?off|night|day|event|open house|seminar|webinar|workshop)\b"
 )
 
 
@@ -432,7 +438,10 @@ def _offer(text: bytes, hit: Hit) -> bool:
 _GENERAL_MENTION_BEFORE = re.compile(
     rb"(?i)\b(?:prevent\w*|avoid\w*|reduc\w*|lower\w*|risk of|risks|signs? of|symptoms? of|"
     rb"causes?|lead to|leads to|such as|fight\w*|protect\w* against|linked to|help(?:s)? with|"
-    rb"ask (?:us )?about|learn about|interested in|did you know|tips? (?:for|on))"
+    rb"ask (?:us )?about|learn about|interested in|did you know|tips? (?:for|on)|join us for|"
+    rb"free|discounts? on|\d+ ?% off|if you (?:have|develop|feel|are|get|experience)|"
+    rb"if (?:he|she|they|your child) (?:has|have|develops?|feels?|is|are)|in case of|"
+    rb"any (?:signs|symptoms)|experiencing|screening questions?|reschedule if)"
     rb"\b[\w ,-]{0,20}$"
 )
 
