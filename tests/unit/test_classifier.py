@@ -460,6 +460,9 @@ def test_the_practice_address_block_is_not_a_record(classifier):
         "Hola Rosa, su cita es el martes a las 8:40 con la Dra. Vega, 600 Calle Mayor.",
         ("Hi Ivo, your appointment at Brookfield Oral Surgery is Monday at 9 with Dr. Pratt, "
         "12 Elm St. They'll call you to confirm."),
+        ("Hi Maria, see you Tuesday at 10 with Dr. Lund. Please call to reschedule if you have "
+         "a fever or cough."),
+        "Hi David, join us for Invisalign night on May 3: free consultations and 10% off!",
     ],
 )
 def test_appointment_logistics_to_the_patient_are_not_phi(classifier, body):
@@ -474,11 +477,12 @@ def test_appointment_logistics_to_the_patient_are_not_phi(classifier, body):
         "6 hours for soreness."),
         "Hi Rick, your insurance paid $410 toward the crown and your balance is $236.",
         "Hola, le confirmamos que su endodoncia queda para el jueves; siga con la amoxicilina.",
+        "David, the prescription for the antibiotic was sent to the pharmacy on Main.",
     ],
 )
 def test_mail_to_the_patient_about_their_care_is_phi(classifier, body):
     verdict = classifier.classify(mail(body, to="pt@mailbox.example", sender=PRACTICE_BOX))
-    assert verdict.phi and "recipient_addressed" in detectors(verdict)
+    assert verdict.phi and {"recipient_addressed", "patient_name"} & detectors(verdict)
 
 
 def test_a_patient_writing_to_the_practice_is_identified_by_their_address(classifier):
