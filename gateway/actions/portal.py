@@ -44,21 +44,36 @@ REGISTRATION_NOTE = ("This link lets you set your password once; it expires. Hav
                      "of birth ready.\n")
 
 
+def _text_of(part) -> str:
+    """A text part's content; an unknown charset or a broken encoding is decoded as
+    UTF-8 with replacement characters rather than failing the whole deposit."""
+    if part is None:
+        return ""
+    try:
+        return part.get_content()
+    except (LookupError, UnicodeError, ValueError, AssertionError):
+        return (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
+
+
 def parse_for_portal(queue_id: str, recipient: str, raw: bytes) -> Deposit:
-    """The parts of ``raw`` the portal shows: subject, text, HTML, attachments."""
+    """The parts of ``raw`` the portal shows: subject, text, HTML, attachments. Parts that
+    do not decode are shown best-effort; the original is always attached as message.eml
+    when the tree cannot be walked, so the patient can still read what was sent."""
     msg = BytesParser(policy=email.policy.default).parsebytes(raw)
-    text_part = msg.get_body(preferencelist=("plain",))
-    html_part = msg.get_body(preferencelist=("html",))
     files = []
-    for part in msg.iter_attachments():
-        data = part.get_payload(decode=True) or b""
-        files.append(AttachmentIn(part.get_filename() or "attachment",
-                                  part.get_content_type(), data))
+    try:
+        text = _text_of(msg.get_body(preferencelist=("plain",)))
+        html = _text_of(msg.get_body(preferencelist=("html",)))
+        for part in msg.iter_attachments():
+            data = part.get_payload(decode=True) or b""
+            files.append(AttachmentIn(part.get_filename() or "attachment",
+                                      part.get_content_type(), data))
+    except Exception:  # noqa: BLE001 — a tree the parser cannot walk: deliver the original
+        text, html = "", ""
+        files = [AttachmentIn("message.eml", "message/rfc822", raw)]
     return Deposit(queue_id=queue_id, recipient=recipient, sender=str(msg.get("From", "")),
                    message_id=str(msg.get("Message-ID", "")), subject=str(msg.get("Subject", "")),
-                   body_text=text_part.get_content() if text_part else "",
-                   body_html=html_part.get_content() if html_part else "",
-                   attachments=files)
+                   body_text=text, body_html=html, attachments=files)
 
 
 class NoticeTemplate:
