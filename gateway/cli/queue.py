@@ -15,6 +15,7 @@ from gateway.model import Action
 from gateway.queue import control
 from gateway.queue.dispatcher import Dispatcher
 from gateway.queue.item import QueueItem
+from gateway.queue.notices import age_text
 from gateway.queue.store import AREAS, ItemNotFound, QueueStore, owner
 
 
@@ -47,13 +48,6 @@ def register(sub) -> None:
     add_json_flag(digest)
     digest.set_defaults(func=cmd_digest)
 
-
-def _age(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def _summary(item: QueueItem, area: str, now: float) -> dict:
@@ -88,10 +82,10 @@ def cmd_list(args) -> int:
         return 0
     print_table(
         ["id", "area", "age", "from", "rcpts", "status", "next try", "last error"],
-        [[r["id"], r["area"], _age(r.get("age_seconds", 0)), r.get("sender", ""),
+        [[r["id"], r["area"], age_text(r.get("age_seconds", 0)), r.get("sender", ""),
           r.get("recipients", ""),
           ",".join(f"{k}={v}" for k, v in r.get("status", {}).items()) or r.get("error", ""),
-          _age(r["next_attempt"] - now) if r.get("next_attempt") else "-",
+          age_text(r["next_attempt"] - now) if r.get("next_attempt") else "-",
           (r.get("last_error") or "")[:60]] for r in rows],
         empty="queue is empty")
     return 0

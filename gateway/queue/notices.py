@@ -106,7 +106,8 @@ def summarize(item, area: str, now: float) -> DigestLine:
                       _one_line(reasons[0])[:120] if reasons else "")
 
 
-def _age(seconds: float) -> str:
+def age_text(seconds: float) -> str:
+    """A duration as people read it in a table: 45s, 12m, 3h, 2d."""
     seconds = max(0, int(seconds))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
@@ -124,7 +125,7 @@ def digest_text(hostname: str, lines: Iterable[DigestLine], certs: Iterable[Expi
             ("failed", "Failed (the sender got a delivery report)", "phigate queue show ID")):
         chosen = [x for x in lines if x.area == area]
         out.append(f"{title}: {len(chosen)}" + (f"   ({hint})" if chosen else ""))
-        out += [f"  {x.queue_id}  {_age(x.age):>4}  {x.recipients} rcpt  rule {x.rules}"
+        out += [f"  {x.queue_id}  {age_text(x.age):>4}  {x.recipients} rcpt  rule {x.rules}"
                 + (f"  {x.reason}" if x.reason else "") for x in chosen]
         out.append("")
     out.append(f"S/MIME certificates expiring within {cert_window_days} days: {len(certs)}")
