@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import email.utils
 import random
 import smtplib
 from pathlib import Path
@@ -24,6 +25,8 @@ import pytest
 from tests import mimegen
 from tests.integration.test_policy_daemon import portal_settings
 from tests.peers.daemon import SENDER
+
+STAFF_ADDRESS = email.utils.parseaddr(mimegen.STAFF)[1]
 
 pytestmark = pytest.mark.slow
 
@@ -84,6 +87,7 @@ async def test_hostile_mail_never_leaves_in_plaintext_and_memory_stays_bounded(
         "policy": str(ROOT / "policies" / "default.yaml"),
         "portal": portal_settings(),
         "limits": {"max_message_size": 40_000_000},
+        "auth": {"shared_senders": [STAFF_ADDRESS]},   # the generated mail's header From
     })
     answers = await asyncio.to_thread(send_each, daemon, messages)
     del messages
@@ -111,7 +115,9 @@ async def test_hostile_mail_never_leaves_in_plaintext_and_memory_stays_bounded(
     assert rss <= RSS_LIMIT_MIB
 
     for received in upstream_sink.messages:
-        assert received.mail_from == "portal@smiledental.example"  # a notice, never a relay
+        # only phigate's own notices (portal, held) leave: never a relayed message
+        head = email.message_from_bytes(received.data.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n")
+        assert head["Auto-Submitted"] in ("auto-generated", "auto-replied"), received.rcpt_tos
         for text in texts_of(received.data):
             for name, marker in markers.items():
                 assert marker.encode() not in text, f"{name} reached the sink in plaintext"
@@ -128,7 +134,8 @@ async def test_unreadable_reason_shows_in_queue_show_and_policy_test(daemon_fact
     phi = mimegen.phi_sentence(rng)
     raw = mimegen.place("broken_boundary", phi, rng)
     daemon = daemon_factory(upstream_sink.port, extra={
-        "policy": str(ROOT / "policies" / "default.yaml")})
+        "policy": str(ROOT / "policies" / "default.yaml"),
+        "auth": {"shared_senders": [STAFF_ADDRESS]}})
     path = tmp_path / "broken.eml"
     path.write_bytes(raw)
     shown = daemon.phigate(["policy", "test", str(path), "--from", SENDER,
@@ -148,5 +155,7 @@ async def test_unreadable_reason_shows_in_queue_show_and_policy_test(daemon_fact
     text = daemon.phigate(["queue", "show", item_id]).stdout
     assert "unreadable (subject does not decode) in subject" in text
     assert phi.marker not in text
-    assert upstream_sink.messages == []
+    # nothing relayed: the only mail out is the PHI-free held notice to the sender
+    assert [m.rcpt_tos for m in upstream_sink.messages] in ([], [[SENDER]])
+    assert all(phi.marker.encode() not in m.data for m in upstream_sink.messages)
     assert daemon.stop() == 0

@@ -34,8 +34,10 @@ def body(text: str = "Hello.") -> bytes:
 
 
 def spool_files(gw: Gateway) -> list[str]:
+    """Files of queued mail (the shards' lock files are not mail)."""
     root = Path(gw.config.queue.dir)
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")
+                  if p.is_file() and not p.name.startswith("lock-"))
 
 
 async def until(condition, timeout: float = 30, what: str = "condition") -> None:
