@@ -1,0 +1,115 @@
+"""DirectAction: send a message as Direct (sign + encrypt to discovered certificates).
+
+For each recipient the ``CertificateFinder`` gives every usable certificate
+(Direct discovery with trust validation, or the certificate store for
+partners imported by hand). A recipient with none gets
+``Permanent(kind=NO_CERTIFICATE)``: the dispatcher moves it to the plan's
+fallback (portal, hold), or the sender gets a failure DSN at once.
+
+The signing identity is the practice's for the envelope sender (address,
+then ``@domain``) from the certificate store; an MDN the gateway sends names
+its signer in the decision option ``direct_signer``. Without one, every
+recipient gets ``Permanent(POLICY)`` (the practice's misconfiguration, told
+to the sender at once). All recipients with certificates get one message,
+wrapped, signed and encrypted to all their certificates
+(``crypto.direct_message``), sent through the Direct courier.
+
+Notifications: when ``request_mdn`` is on, the message asks for MDNs to the
+envelope sender (and for the ``dispatched`` one when ``final_delivery`` is
+on), and each recipient is tracked (``direct.tracking``) from just before
+the send; recipients the send did not reach are untracked again. MDNs
+themselves (``Envelope.source == "direct-mdn"``) ask for nothing and are not
+tracked.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Protocol
+
+from cryptography import x509
+
+from gateway.actions.base import decision_option
+from gateway.actions.smime import NO_IDENTITY, signing_identity
+from gateway.audit import audit
+from gateway.crypto.certstore import CertStore
+from gateway.crypto.direct_message import build_direct
+from gateway.direct.spool import MDN_SOURCE
+from gateway.model import Action, Delivered, Outcome, Permanent, PermanentKind
+
+NO_CERTIFICATE = Permanent("5.7.1 no trusted Direct certificate found for the recipient",
+                           kind=PermanentKind.NO_CERTIFICATE)
+
+
+class CertificateFinder(Protocol):
+    async def certificates(self, address: str) -> list[x509.Certificate]:
+        """Every usable, trusted certificate for ``address`` (empty: none)."""
+        ...
+
+
+class StoreFinder:
+    """Certificates imported by hand into the certificate store (``phigate
+    certs import``): the best usable one for the address."""
+
+    def __init__(self, certstore: CertStore):
+        self.certstore = certstore
+
+    async def certificates(self, address: str) -> list[x509.Certificate]:
+        cert = self.certstore.certificate_for(address, purpose="encrypt")
+        return [cert] if cert is not None else []
+
+
+class DirectAction:
+    action = Action.DIRECT
+
+    def __init__(self, finder: CertificateFinder, certstore: CertStore, courier, tracker=None, *,
+                 cipher: str = "aes128", request_mdn: bool = True, final_delivery: bool = False,
+                 hostname: str = "localhost"):
+        self.finder = finder
+        self.certstore = certstore
+        self.courier = courier
+        self.tracker = tracker
+        self.cipher = cipher
+        self.request_mdn = request_mdn and tracker is not None
+        self.final_delivery = final_delivery
+        self.hostname = hostname
+
+    async def execute(self, item, raw: bytes, recipients: Sequence) -> dict[str, Outcome]:
+        outcomes: dict[str, Outcome] = {}
+        certificates: list[x509.Certificate] = []
+        reachable: list[str] = []
+        for r in recipients:
+            found = await self.finder.certificates(r.address)
+            if not found:
+                audit("refused", queue_id=item.id, recipient=r.address, action="direct",
+                      reason="no trusted Direct certificate")
+                outcomes[r.address] = NO_CERTIFICATE
+                continue
+            certificates += found
+            reachable.append(r.address)
+        if not reachable:
+            return outcomes
+        signer = decision_option(item, reachable[0], "direct_signer") or item.envelope.mail_from
+        identity = signing_identity(self.certstore, signer)
+        if identity is None:
+            for a in reachable:
+                audit("refused", queue_id=item.id, recipient=a, action="direct",
+                      reason="no Direct signing identity for the sender")
+            outcomes.update(dict.fromkeys(reachable, NO_IDENTITY))
+            return outcomes
+        notify = (item.envelope.mail_from if self.request_mdn and item.envelope.mail_from
+                  and item.envelope.source != MDN_SOURCE else None)
+        data, msgid = await asyncio.to_thread(
+            build_direct, raw, identity, certificates, cipher=self.cipher, notify_to=notify,
+            final_delivery=self.final_delivery, hostname=self.hostname)
+        audit("encrypted", queue_id=item.id, recipients=reachable, count=len(certificates),
+              mode=self.cipher, signer=identity.fingerprint)
+        if notify:
+            await asyncio.to_thread(self.tracker.track, msgid, notify, item.id, reachable,
+                                    self.final_delivery)
+        sent = dict(await self.courier.send(item.envelope.mail_from, reachable, data))
+        missed = [a for a in reachable if not isinstance(sent.get(a), Delivered)]
+        if notify and missed:
+            await asyncio.to_thread(self.tracker.forget, msgid, missed)
+        outcomes.update(sent)
+        return outcomes
