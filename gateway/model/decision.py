@@ -15,10 +15,11 @@ class Action(str, enum.Enum):
     HOLD = "hold"        # park for an administrator
     REJECT = "reject"    # refuse at DATA
     INBOUND = "inbound"  # decrypt/verify inbound mail, deliver to the practice mailbox
+    DIRECT_INBOUND = "direct_inbound"   # open a Direct message from the Direct MX, send MDNs
 
 
 # A fallback may only move to equal or stronger protection. HOLD is strongest
-# because nothing leaves. REJECT and INBOUND are never fallback targets.
+# because nothing leaves. REJECT, INBOUND and DIRECT_INBOUND are never fallback targets.
 PROTECTION_RANK: dict[Action, int] = {
     Action.RELAY: 0,
     Action.SMIME: 1,

@@ -1,0 +1,145 @@
+"""DirectInboundAction: open a Direct message that reached the Direct MX
+listener, tell the sender's gateway, deliver it to the practice's mailbox.
+
+1. ``inbound.open_message`` decrypts with the practice identities and
+   verifies against the Direct trust anchors (path, validity, key usage, CRLs
+   from the cache, the signer bound to From); the wrapped original is taken
+   out (``direct_message.unwrap``) and its From must be the outer From. Any
+   failure: ``Permanent(POLICY)`` for every recipient, nothing delivered and
+   no MDN (the Direct rule: never acknowledge what is not trusted).
+2. An MDN or DSN (``read_report``) updates the tracking of the message we
+   sent and reaches the sender's mailbox only when the tracker passes it on
+   (not after a timeout or once final). It is never answered with an MDN.
+3. Anything else: a ``processed`` MDN per recipient (queued, signed and
+   encrypted by DirectAction to the requester), delivery through the courier
+   with the ``X-Phigate-*`` result fields, then ``dispatched`` with the Direct
+   extension field when the sender asked for final delivery, or ``failed``
+   when delivery failed for good. Each MDN is a recorded step
+   (``recipient.steps``), so a retry never repeats one.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+from gateway.audit import audit
+from gateway.crypto.certstore import CertStore
+from gateway.crypto.direct_message import (
+    FINAL_DELIVERY,
+    build_mdn,
+    header_address,
+    message_id,
+    read_report,
+    unwrap,
+)
+from gateway.crypto.inbound import open_message
+from gateway.crypto.smime_entity import split_message
+from gateway.crypto.smime_parts import Part
+from gateway.model import Action, Delivered, Outcome, Permanent, PermanentKind
+
+
+def wants_final_delivery(message: bytes) -> bool:
+    """A well-formed ``Disposition-Notification-Options`` asking for the
+    Direct final-delivery notification (``…=optional,true`` or ``required,true``)."""
+    value = Part((split_message(message).header("disposition-notification-options") or b"",),
+                 b"").value("disposition-notification-options") or ""
+    for option in value.split(";"):
+        name, _, params = option.partition("=")
+        importance, _, flag = params.partition(",")
+        if (name.strip().upper() == FINAL_DELIVERY and importance.strip().lower()
+                in ("optional", "required") and flag.strip().lower() == "true"):
+            return True
+    return False
+
+
+class DirectInboundAction:
+    action = Action.DIRECT_INBOUND
+
+    def __init__(self, certstore: CertStore, anchors: Callable[[], list], courier, spool,
+                 tracker=None, *, crl_dir=None, revocation: str = "soft",
+                 hostname: str = "localhost"):
+        self.certstore = certstore
+        self.anchors = anchors
+        self.courier = courier
+        self.spool = spool
+        self.tracker = tracker
+        self.crl_dir = crl_dir
+        self.revocation = revocation
+        self.hostname = hostname
+
+    async def execute(self, item, raw: bytes, recipients: Sequence) -> dict[str, Outcome]:
+        addresses = [r.address for r in recipients]
+        result = await asyncio.to_thread(
+            open_message, raw, identities=self.certstore.identities(), anchors=self.anchors(),
+            intermediates=self.certstore.intermediates(), crl_dir=self.crl_dir,
+            revocation=self.revocation)
+        for event, fields in result.audit_events():
+            audit(event, queue_id=item.id, **fields)
+        message = unwrap(result.message)
+        problem = self._untrusted(result, raw, message)
+        if problem:
+            for a in addresses:
+                audit("refused", queue_id=item.id, recipient=a, action="direct_inbound",
+                      reason=problem)
+            return dict.fromkeys(addresses, Permanent(
+                f"5.7.5 Direct message refused: {problem}", kind=PermanentKind.POLICY))
+        report = read_report(message)
+        if report is not None:
+            return await self._report(item, report, message, addresses)
+        sender = header_address(message, "disposition-notification-to") or header_address(
+            message, "from")
+        original_id = message_id(message)
+        final = wants_final_delivery(message)
+        for r in recipients:
+            await self._mdn(r, "processed", sender, original_id)
+        outcomes = dict(await self.courier.send(item.envelope.mail_from, addresses, message))
+        for r in recipients:
+            outcome = outcomes.get(r.address)
+            if isinstance(outcome, Delivered) and final:
+                await self._mdn(r, "dispatched", sender, original_id, final_delivery=True)
+            elif isinstance(outcome, Permanent):
+                await self._mdn(r, "failed", sender, original_id, failure=outcome.reason)
+        return outcomes
+
+    @staticmethod
+    def _untrusted(result, raw: bytes, message: bytes) -> str:
+        if result.decrypted != "yes":
+            return "not encrypted to a practice identity" if result.decrypted == "no" else (
+                "decryption failed")
+        if result.signature_status() != "valid":
+            return f"signature {result.signature.reason if result.signature else 'missing'}"
+        inner_from = header_address(message, "from")
+        if inner_from is None or inner_from.lower() != (header_address(raw, "from") or "").lower():
+            return "wrapped From differs from the signed From"
+        return ""
+
+    async def _mdn(self, recipient, disposition: str, to: str | None, original_id: str | None,
+                   *, final_delivery: bool = False, failure: str = "") -> None:
+        step = f"mdn_{disposition}"
+        if to is None or recipient.steps.get(step):
+            return
+        mdn = build_mdn(reporter=recipient.address, to=to, original_id=original_id,
+                        disposition=disposition, hostname=self.hostname,
+                        final_delivery=final_delivery, failure=failure)
+        queue_id = await self.spool.send_mdn(mdn, reporter=recipient.address, to=to)
+        recipient.steps[step] = queue_id
+        audit("mdn_sent", queue_id=queue_id, recipient=to, status=disposition)
+
+    async def _report(self, item, report, message: bytes, addresses: list[str]
+                      ) -> dict[str, Outcome]:
+        passed = True
+        if self.tracker is not None:
+            results = []
+            for reporter, disposition in report.recipients:
+                event = disposition if report.kind == "mdn" else (
+                    "dsn-failed" if disposition == "failed" else disposition)
+                results.append(await asyncio.to_thread(
+                    self.tracker.report, report.original_id, reporter, event,
+                    report.final_delivery))
+            passed = any(results) or not results
+        audit("mdn_received", queue_id=item.id, source=report.kind,
+              status=",".join(d for _, d in report.recipients), outcome=(
+                  "passed on" if passed else "suppressed"))
+        if not passed:
+            return dict.fromkeys(addresses, Delivered("notification recorded, not passed on"))
+        return dict(await self.courier.send(item.envelope.mail_from, addresses, message))

@@ -1,0 +1,14 @@
+"""The plan for mail arriving on the Direct MX listener: every recipient
+gets ``direct_inbound`` (decrypt, verify, MDN, deliver). It is treated as
+PHI (it is encrypted; nothing can be classified before it is opened). The
+Acceptor is the ordinary ``Submission`` with this plan and no classifier."""
+from __future__ import annotations
+
+from gateway.model import Action, Decision, Envelope, Plan, Verdict
+
+DIRECT_VERDICT = Verdict(phi=True, reasons=("Direct message: encrypted, treated as PHI",))
+
+
+def direct_inbound_plan(envelope: Envelope, verdict: Verdict, raw: bytes) -> Plan:
+    return Plan(DIRECT_VERDICT, tuple(Decision(r, Action.DIRECT_INBOUND, "direct-inbound")
+                                      for r in envelope.rcpt_tos))
