@@ -30,6 +30,7 @@ from gateway.config import Config, ConfigError, load_config
 from gateway.crypto.certstore import CertStore
 from gateway.delivery.outbox import OutboxCourier
 from gateway.delivery.smtp import UpstreamCourier
+from gateway.direct.service import DirectService
 from gateway.health import HealthServer
 from gateway.ingress.smtp import SubmissionServer
 from gateway.metrics import Metrics
@@ -111,6 +112,7 @@ class Gateway:
             retry_min=q.retry.min, retry_max=q.retry.max, jitter=q.retry.jitter,
             give_up_after=q.give_up_after, concurrency=q.concurrency, max_crashes=q.max_crashes,
             hostname=self.hostname, dsn_sender=config.dsn.sender, metrics=self.metrics)
+        self.direct = self.build_direct(shard)
         classify, decide = build_policy(config, self.certstore)
         self.submission = Submission(self.store, self.dispatcher, hostname=self.hostname,
                                      classify=classify, decide=decide,
@@ -128,10 +130,11 @@ class Gateway:
         self._dispatch_task: asyncio.Task | None = None
 
     def build_handlers(self) -> dict:
-        """The explicit action registry. An action missing here (direct until
-        it is built, portal while no portal store is configured) fails
-        closed: the dispatcher takes the decision's fallback, or holds the
-        recipient with the reason."""
+        """The explicit action registry (the Direct actions join it in
+        ``build_direct``). An action missing here (direct without a ``direct:``
+        section, portal while no portal store is configured) fails closed:
+        the dispatcher takes the decision's fallback, or holds the recipient
+        with the reason."""
         smime = self.config.smime
         handlers = {Action.RELAY: RelayAction(self.courier, self.certstore, smime),
                     Action.SMIME: SmimeAction(self.certstore, smime, self.courier)}
@@ -139,6 +142,20 @@ class Gateway:
             handlers[Action.PORTAL] = PortalAction(self.portal_store, self.config.portal,
                                                    self.courier)
         return handlers
+
+    def build_direct(self, shard: int) -> DirectService | None:
+        """Direct messaging when ``direct:`` is configured: its actions join the
+        registry; the MX listener and MDN monitor run in worker 0 only."""
+        d = self.config.direct
+        if not (d.anchors or d.domains or d.listen):
+            return None
+        service = DirectService(self.config, store=self.store, dispatcher=self.dispatcher,
+                                certstore=self.certstore, courier=self.courier,
+                                hostname=self.hostname,
+                                tls_context=self.tls_context() if d.listen else None,
+                                listener=shard == 0)
+        self.dispatcher.handlers.update(service.handlers)
+        return service
 
     def tls_context(self):
         tls = self.config.listen.submission.tls
@@ -159,6 +176,8 @@ class Gateway:
             await self.health.start()
         if self.portal is not None:
             await self.portal.start()
+        if self.direct is not None:
+            await self.direct.start()
         await self.smtp.start()
         self.metrics.set_queue_sizes(queue=self.store.size)
         audit("started", listener=f"{self.smtp.address[0]}:{self.smtp.address[1]}",
@@ -167,9 +186,13 @@ class Gateway:
     async def stop(self, grace: float = 30.0) -> None:
         audit("stopping")
         await self.smtp.stop(grace)
+        if self.direct is not None:
+            await self.direct.stop()
         await self.dispatcher.stop(grace)
         if self._dispatch_task is not None:
             await self._dispatch_task
+        if self.direct is not None:
+            await self.direct.close()
         await self.control.stop()
         if self.health is not None:
             await self.health.stop()

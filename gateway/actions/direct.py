@@ -1,8 +1,9 @@
 """DirectAction: send a message as Direct (sign + encrypt to discovered certificates).
 
 For each recipient the ``CertificateFinder`` gives every usable certificate
-(Direct discovery with trust validation, or the certificate store for
-partners imported by hand). A recipient with none gets
+(``DiscoveryFinder``: Direct discovery with trust validation, then the
+certificate store for partners imported by hand; ``StoreFinder``: the store
+only). A recipient with none gets
 ``Permanent(kind=NO_CERTIFICATE)``: the dispatcher moves it to the plan's
 fallback (portal, hold), or the sender gets a failure DSN at once.
 
@@ -35,7 +36,7 @@ from gateway.audit import audit
 from gateway.crypto.certstore import CertStore
 from gateway.crypto.direct_message import build_direct
 from gateway.direct.spool import MDN_SOURCE
-from gateway.model import Action, Delivered, Outcome, Permanent, PermanentKind
+from gateway.model import Action, Outcome, Permanent, PermanentKind
 
 NO_CERTIFICATE = Permanent("5.7.1 no trusted Direct certificate found for the recipient",
                            kind=PermanentKind.NO_CERTIFICATE)
@@ -59,6 +60,21 @@ class StoreFinder:
         return [cert] if cert is not None else []
 
 
+class DiscoveryFinder:
+    """Direct discovery (DNS CERT, LDAP; validated against the Direct
+    anchors), then the certificates imported by hand when discovery chose none."""
+
+    def __init__(self, discoverer, store: StoreFinder | None = None):
+        self.discoverer = discoverer
+        self.store = store
+
+    async def certificates(self, address: str) -> list[x509.Certificate]:
+        chosen = list((await self.discoverer.discover(address)).chosen)
+        if not chosen and self.store is not None:
+            chosen = await self.store.certificates(address)
+        return chosen
+
+
 class DirectAction:
     action = Action.DIRECT
 
@@ -73,6 +89,7 @@ class DirectAction:
         self.request_mdn = request_mdn and tracker is not None
         self.final_delivery = final_delivery
         self.hostname = hostname
+        self.on_tracked = lambda: None      # the MDN monitor's wake-up (set by the service)
 
     async def execute(self, item, raw: bytes, recipients: Sequence) -> dict[str, Outcome]:
         outcomes: dict[str, Outcome] = {}
@@ -107,8 +124,9 @@ class DirectAction:
         if notify:
             await asyncio.to_thread(self.tracker.track, msgid, notify, item.id, reachable,
                                     self.final_delivery)
+            self.on_tracked()
         sent = dict(await self.courier.send(item.envelope.mail_from, reachable, data))
-        missed = [a for a in reachable if not isinstance(sent.get(a), Delivered)]
+        missed = [a for a in reachable if isinstance(sent.get(a), Permanent)]
         if notify and missed:
             await asyncio.to_thread(self.tracker.forget, msgid, missed)
         outcomes.update(sent)

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "gateway.cli.policy",      # policy test|eval|check|detectors
     "gateway.cli.certs",       # certs import|list|show|remove|identity import|anchor add
     "gateway.cli.smime",       # smime open
+    "gateway.cli.direct",      # direct status
 ]
 
 

@@ -184,6 +184,10 @@ class DirectConfig(Section):
     resolver: DirectResolverConfig = DirectResolverConfig()
     listen: HostPort | None = None     # "HOST:PORT" of the Direct MX listener; null = off
     mdn_timeout: Duration = 3600.0     # no processed/dispatched MDN by then: failure DSN to the sender
+    relay: HostPort | None = None      # "HOST:PORT" outbound Direct messages go to; null = the upstream
+    relay_tls: Literal["none", "starttls"] = "starttls"   # to the relay (verified like upstream)
+    request_mdn: bool = True           # ask for MDNs (Disposition-Notification-To) and track them
+    final_delivery: bool = False       # also ask for "dispatched" (X-DIRECT-FINAL-DESTINATION-DELIVERY)
 
 
 def _workers(value):

@@ -57,12 +57,12 @@ class MdnTracker:
         self.directory = Path(directory)
         self.timeout = timeout
         self.clock = clock
-        ensure_dir(self.directory)
 
     def _path(self, message_id: str) -> Path:
         return self.directory / f"{_key(message_id)}.json"
 
     def _save(self, record: Tracked) -> None:
+        ensure_dir(self.directory)
         atomic_replace(self._path(record.message_id),
                        json.dumps(asdict(record), sort_keys=True).encode())
 
@@ -74,13 +74,17 @@ class MdnTracker:
 
     def track(self, message_id: str, sender: str, queue_id: str, recipients: list[str],
               want_dispatched: bool) -> Tracked:
-        """Start (or, for recipients of a retried send, extend) tracking."""
+        """Start tracking ``recipients``. A retried send of the same message
+        changes nothing for recipients already tracked (their clock keeps
+        running from the first attempt); new ones extend the deadline."""
         now = self.clock()
         record = self.get(message_id) or Tracked(message_id, sender, queue_id, now,
                                                  now + self.timeout, want_dispatched)
-        record.deadline = max(record.deadline, now + self.timeout)
-        record.recipients.update({a.lower(): PENDING for a in recipients})
-        self._save(record)
+        new = [a.lower() for a in recipients if a.lower() not in record.recipients]
+        if new:
+            record.deadline = max(record.deadline, now + self.timeout)
+            record.recipients.update(dict.fromkeys(new, PENDING))
+            self._save(record)
         return record
 
     def forget(self, message_id: str, recipients: list[str]) -> None:
