@@ -29,7 +29,7 @@ from gateway.queue.store import QueueStore
 from gateway.submission import Submission
 from tests.crypto import openssl_cli
 from tests.crypto.pki import TestPKI
-from tests.direct.world import BODY_TOKENS, ORTHO, RAW, SMILE, courier, practice
+from tests.direct.transport_world import BODY_TOKENS, ORTHO, RAW, SMILE, courier, practice
 
 
 @pytest.fixture(scope="module")

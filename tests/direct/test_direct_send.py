@@ -17,7 +17,7 @@ from gateway.model import Action, Decision, Delivered, Envelope, Permanent, Perm
 from gateway.model.verdict import Verdict
 from gateway.queue.item import QueueItem, RecipientState
 from tests.crypto import openssl_cli
-from tests.direct.world import BODY_TOKENS, ORTHO, RAW, SMILE, courier, practice
+from tests.direct.transport_world import BODY_TOKENS, ORTHO, RAW, SMILE, courier, practice
 
 
 @pytest.fixture(scope="module")

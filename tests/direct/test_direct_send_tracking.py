@@ -15,7 +15,7 @@ from gateway.direct.tracking import COMPLETED, FAILED, PENDING, PROCESSED, TIMED
 from gateway.model import Action
 from gateway.queue.dispatcher import Dispatcher
 from gateway.queue.store import QueueStore
-from tests.direct.world import courier
+from tests.direct.transport_world import courier
 
 MID = "<m1@smile.example>"
 A, B = "a@direct.ortho.example", "b@direct.ortho.example"
