@@ -85,7 +85,7 @@ class DirectInboundAction:
                 f"5.7.5 Direct message refused: {problem}", kind=PermanentKind.POLICY))
         report = read_report(message)
         if report is not None:
-            return await self._report(item, report, message, addresses)
+            return await self._report(item, report, message, recipients)
         sender = header_address(message, "disposition-notification-to") or header_address(
             message, "from")
         original_id = message_id(message)
@@ -125,10 +125,15 @@ class DirectInboundAction:
         recipient.steps[step] = queue_id
         audit("mdn_sent", queue_id=queue_id, recipient=to, status=disposition)
 
-    async def _report(self, item, report, message: bytes, addresses: list[str]
+    async def _report(self, item, report, message: bytes, recipients: Sequence
                       ) -> dict[str, Outcome]:
-        passed = True
-        if self.tracker is not None:
+        addresses = [r.address for r in recipients]
+        decided = {r.address: r.steps.get("passed_on") for r in recipients}
+        if all(v is not None for v in decided.values()):        # a retry: decided before
+            passed = any(decided.values())
+        elif self.tracker is None:
+            passed = True
+        else:
             results = []
             for reporter, disposition in report.recipients:
                 event = disposition if report.kind == "mdn" else (
@@ -137,6 +142,8 @@ class DirectInboundAction:
                     self.tracker.report, report.original_id, reporter, event,
                     report.final_delivery))
             passed = any(results) or not results
+        for r in recipients:
+            r.steps["passed_on"] = passed
         audit("mdn_received", queue_id=item.id, source=report.kind,
               status=",".join(d for _, d in report.recipients), outcome=(
                   "passed on" if passed else "suppressed"))

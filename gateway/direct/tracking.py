@@ -12,8 +12,8 @@ restart finds every pending message as it was. Recipient states::
     timed_out  nothing final within ``mdn_timeout``; the sender got a DSN
 
 ``report`` applies an incoming MDN/DSN and says whether to pass it on to the
-sender: never once the recipient's state is final (a late ``dispatched`` after
-the timeout DSN is swallowed, as the Direct IG wants). Finished records stay
+sender: not after the timeout (a late ``dispatched`` after the timeout DSN is
+swallowed, as the Direct IG wants); a final state never changes again. Finished records stay
 ``KEEP_FINISHED`` seconds past their deadline so late notifications are still
 recognised, then ``expire`` removes them.
 """
@@ -110,8 +110,10 @@ class MdnTracker:
         state = record.recipients.get(address)
         if state is None:
             return True
+        if state == TIMED_OUT:
+            return False                      # the sender already has the failure DSN
         if state in FINAL:
-            return False
+            return True                       # a repeat (or a retried delivery): no change
         if event == "processed":
             new = PROCESSED if record.want_dispatched else COMPLETED
         elif event == "dispatched":

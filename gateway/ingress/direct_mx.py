@@ -43,7 +43,8 @@ class DirectMXHandler:
         if has_bare_eol(raw):
             raw = _BARE_EOL.sub(b"\r\n", raw)
         peer = session.peer
-        mail = Envelope(mail_from=envelope.mail_from, rcpt_tos=tuple(envelope.rcpt_tos),
+        null = envelope.mail_from in ("<>", None)        # MDNs and DSNs: null return path
+        mail = Envelope(mail_from="" if null else envelope.mail_from, rcpt_tos=tuple(envelope.rcpt_tos),
                         peer=f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer),
                         received_at=time.time(), source="direct",
                         helo=session.host_name or "")

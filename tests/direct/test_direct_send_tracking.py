@@ -41,7 +41,8 @@ def test_processed_completes_unless_dispatched_was_asked_for(tmp_path):
     assert t.get("<m2@x>").recipients == {A: PROCESSED}
     assert t.report("<m2@x>", A, "dispatched", final_delivery=True)
     assert t.get("<m2@x>").recipients == {A: COMPLETED}
-    assert not t.report("<m2@x>", A, "dispatched", final_delivery=True)   # already final
+    assert t.report("<m2@x>", A, "failed")                 # a repeat after the end: no change
+    assert t.get("<m2@x>").recipients == {A: COMPLETED}
 
 
 def test_failed_denied_and_dsn_fail_and_unknown_messages_pass(tmp_path):

@@ -1,0 +1,150 @@
+"""Direct between two phigate daemons on loopback: two practices, two Direct
+domains, each trusting only the other's CA (separate anchors). The sender's
+daemon signs and encrypts to the receiver's certificate, relays to the
+receiver's Direct MX listener; the receiver opens, verifies, delivers to its
+mailbox sink and returns a signed, encrypted ``processed`` MDN to the
+sender's Direct MX, which completes the tracking. With the receiver down past
+``mdn_timeout`` the sender gets a failure DSN, and the ``processed`` MDN that
+comes after the receiver is back is not passed on.
+
+Certificates: the partners' certificates are imported by hand into each
+store (``phigate certs import``, a supported source); discovery runs first
+against a resolver with nothing behind it and finds none."""
+from __future__ import annotations
+
+import asyncio
+import json
+import smtplib
+import time
+
+import pytest
+import yaml
+
+from gateway.crypto.direct_message import read_report
+from gateway.crypto.smime_parts import Part
+from tests.direct.transport_world import BODY_TOKENS, ORTHO, RAW, SMILE, practice
+from tests.peers.daemon import PASSWORD, free_port
+
+pytestmark = pytest.mark.slow
+
+POLICY = {"rules": [{"name": "direct-partners", "action": "direct",
+                     "when": {"recipient_domain": ["direct.ortho.example",
+                                                   "direct.smile.example"]}}],
+          "default": {"action": "hold"}}
+
+
+def setup(daemon_factory, tmp_path, sink, me, partner, *, mx: int, relay: int,
+          timeout: str, name: str):
+    """A daemon for practice ``me`` that trusts ``partner``'s CA only."""
+    policy = tmp_path / f"{name}-policy.yaml"
+    policy.write_text(yaml.safe_dump(POLICY))
+    anchors = partner.anchor_file(tmp_path / f"{name}-anchors.pem")
+    domain = me.address.rpartition("@")[2]
+    extra = {"policy": str(policy), "smtp": {"hostname": f"gw.{domain}"},
+             "direct": {"domains": [domain], "anchors": [str(anchors)],
+                        "listen": f"127.0.0.1:{mx}", "relay": f"127.0.0.1:{relay}",
+                        "relay_tls": "none", "mdn_timeout": timeout,
+                        "resolver": {"nameservers": [f"127.0.0.1:{free_port()}"],
+                                     "timeout": "1s"}}}
+    d = daemon_factory(sink.port, extra=extra, start=False)
+    password = tmp_path / f"{name}-pw"
+    password.write_text("pw\n")
+    password.chmod(0o600)
+    from tests.crypto.pki import write_p12
+    p12 = write_p12(tmp_path / f"{name}.p12", me.person, b"pw")
+    d.phigate(["certs", "identity", "import", str(p12), "--for", me.address,
+               "--password-file", str(password)])
+    d.phigate(["certs", "import", str(partner.cert_file(tmp_path / f"{name}-partner.pem"))])
+    d.phigate(["users", "add", "directdesk", "--sender", me.address], input=PASSWORD + "\n")
+    return d
+
+
+def submit(daemon, raw: bytes) -> None:
+    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=30) as smtp:
+        smtp.ehlo("client.smile.example")
+        smtp.starttls(context=daemon.tls_context())
+        smtp.ehlo("client.smile.example")
+        smtp.login("directdesk", PASSWORD)
+        smtp.sendmail(SMILE, [ORTHO], raw)
+
+
+async def wait_for_log(daemon, text: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in daemon.log_text():
+        assert time.monotonic() < deadline, f"no {text!r} in the daemon log"
+        await asyncio.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def people():
+    return practice("Smile", SMILE), practice("Ortho", ORTHO)
+
+
+async def test_round_trip_delivers_and_the_processed_mdn_completes_tracking(
+        daemon_factory, sink_factory, tmp_path, people):
+    smile, ortho = people
+    sink_a, sink_b = await sink_factory(), await sink_factory()
+    mx_a, mx_b = free_port(), free_port()
+    a = setup(daemon_factory, tmp_path, sink_a, smile, ortho, mx=mx_a, relay=mx_b,
+              timeout="10m", name="smile")
+    b = setup(daemon_factory, tmp_path, sink_b, ortho, smile, mx=mx_b, relay=mx_a,
+              timeout="10m", name="ortho")
+    b.start()
+    a.start()
+    await asyncio.to_thread(submit, a, RAW)
+
+    await sink_b.wait_for(1, timeout=90)
+    [delivered] = sink_b.messages
+    assert delivered.rcpt_tos == [ORTHO]
+    part = Part.parse(delivered.data)
+    assert part.value("x-phigate-decrypted") == "yes"
+    assert part.value("x-phigate-signature").startswith(f"valid; signer={SMILE}; trusted=yes")
+    assert part.value("message-id") == "<ref-1@smile.example>"
+    assert all(t in delivered.data for t in BODY_TOKENS)            # opened for the mailbox
+
+    await sink_a.wait_for(1, timeout=90)
+    [mdn] = sink_a.messages
+    assert mdn.rcpt_tos == [SMILE]
+    assert Part.parse(mdn.data).value("x-phigate-signature").startswith(
+        f"valid; signer={ORTHO}; trusted=yes")
+    report = read_report(mdn.data)
+    assert report.kind == "mdn" and report.recipients == ((ORTHO, "processed"),)
+    assert report.original_id == "<ref-1@smile.example>"
+
+    status = json.loads(a.phigate(["direct", "status", "--json"]).stdout)
+    assert status == {"pending": []}
+    [record] = (a.dir / "var" / "direct" / "tracking").glob("*.json")
+    assert json.loads(record.read_text())["recipients"] == {ORTHO: "completed"}
+    for d in (a, b):
+        assert not any(t.decode() in d.log_text() for t in BODY_TOKENS)
+
+
+async def test_receiver_down_past_the_timeout_gets_a_dsn_and_late_mdn_is_swallowed(
+        daemon_factory, sink_factory, tmp_path, people):
+    smile, ortho = people
+    sink_a, sink_b = await sink_factory(), await sink_factory()
+    mx_a, mx_b = free_port(), free_port()
+    a = setup(daemon_factory, tmp_path, sink_a, smile, ortho, mx=mx_a, relay=mx_b,
+              timeout="3s", name="smile")
+    b = setup(daemon_factory, tmp_path, sink_b, ortho, smile, mx=mx_b, relay=mx_a,
+              timeout="10m", name="ortho")
+    a.start()                                              # the receiver stays down
+    await asyncio.to_thread(submit, a, RAW)
+    await wait_for_log(a, '"event": "deferred"')          # the relay to the receiver failed
+    status = json.loads(a.phigate(["direct", "status", "--json"]).stdout)
+    if status["pending"]:                                 # (unless the DSN already went out)
+        assert [(p["recipient"], p["state"]) for p in status["pending"]] == [(ORTHO, "pending")]
+
+    await sink_a.wait_for(1, timeout=90)
+    [dsn] = sink_a.messages
+    assert dsn.rcpt_tos == [SMILE]
+    assert b"report-type=delivery-status" in dsn.data
+    assert f"Final-Recipient: rfc822; {ORTHO}".encode() in dsn.data
+    assert b"no delivery notification" in dsn.data
+    assert not any(t in dsn.data for t in BODY_TOKENS)
+    assert json.loads(a.phigate(["direct", "status", "--json"]).stdout) == {"pending": []}
+
+    b.start()                                              # back: A's retry gets through
+    await sink_b.wait_for(1, timeout=90)
+    await wait_for_log(a, '"outcome": "suppressed"')
+    assert len(sink_a.messages) == 1                       # only the DSN reached the sender
