@@ -3,7 +3,8 @@
 Public API (kept stable; the ``direct`` action, the Direct MX listener and
 ``phigate certs discover`` build on it):
 
-* ``Discoverer(direct.resolver, anchors, cache_dir|None)``;
+* ``Discoverer(direct.resolver, anchors, cache_dir|None)`` (the daemon and
+  the CLI share ``<state_dir>/direct/cache``);
   ``await discoverer.discover(address, use_cache=True) -> DiscoveryResult``
   with ``chosen`` (every valid certificate, ``x509.Certificate``) and
   ``candidates`` (``Candidate``: source, location, sha256, verdict, reason).

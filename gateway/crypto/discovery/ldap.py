@@ -14,6 +14,7 @@ for ``mail=<address>``, and only when that found no certificate for
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import ldap3
@@ -36,11 +37,12 @@ class LdapFound:
 
 def search_certificates(ip: str, port: int, address: str, domain: str,
                         timeout: float) -> LdapFound:
-    server = ldap3.Server(ip, port=port, get_info=ldap3.NONE, connect_timeout=timeout)
+    seconds = max(1, math.ceil(timeout))    # ldap3 packs SO_RCVTIMEO from an int
+    server = ldap3.Server(ip, port=port, get_info=ldap3.NONE, connect_timeout=seconds)
     try:
         conn = ldap3.Connection(server, auto_bind=ldap3.AUTO_BIND_NO_TLS, read_only=True,
-                                receive_timeout=timeout, raise_exceptions=True)
-    except LDAPException as exc:
+                                receive_timeout=seconds, raise_exceptions=True)
+    except Exception as exc:         # noqa: BLE001 (ldap3 raises non-LDAP errors too; a server's fault)
         raise LdapUnavailable(_describe(exc)) from None
     try:
         conn.search("", "(objectClass=*)", search_scope=ldap3.BASE,
@@ -60,7 +62,7 @@ def search_certificates(ip: str, port: int, address: str, domain: str,
             if found:
                 return LdapFound(kind, bases, tuple(found))
         return LdapFound("", bases, ())
-    except LDAPException as exc:
+    except Exception as exc:         # noqa: BLE001 (as above)
         raise LdapUnavailable(_describe(exc)) from None
     finally:
         try:
@@ -73,7 +75,7 @@ def _entries(conn: ldap3.Connection) -> list[dict]:
     return [e for e in (conn.response or []) if e.get("type") == "searchResEntry"]
 
 
-def _describe(exc: LDAPException) -> str:
+def _describe(exc: Exception) -> str:
     name = exc.__class__.__name__
     if "SocketOpen" in name or "Socket" in name:
         return "LDAP server unreachable"

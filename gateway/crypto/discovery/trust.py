@@ -107,8 +107,9 @@ def _leaf_problem(cert: x509.Certificate, address: str, purpose: Purpose,
         ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
         ku = None
-    if ku is not None and purpose == "encrypt" and not (
-            ku.key_encipherment if isinstance(key, rsa.RSAPublicKey) else ku.key_agreement):
+    if purpose == "encrypt" and not isinstance(key, rsa.RSAPublicKey):
+        return "not an RSA key (Direct encryption uses RSA key transport)"
+    if ku is not None and purpose == "encrypt" and not ku.key_encipherment:
         return "key usage does not allow encryption"
     if ku is not None and purpose == "sign" and not (ku.digital_signature or ku.content_commitment):
         return "key usage does not allow signing"
