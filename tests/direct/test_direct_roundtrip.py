@@ -7,18 +7,22 @@ sender's Direct MX, which completes the tracking. With the receiver down past
 ``mdn_timeout`` the sender gets a failure DSN, and the ``processed`` MDN that
 comes after the receiver is back is not passed on.
 
-Certificates: the partners' certificates are imported by hand into each
-store (``phigate certs import``, a supported source); discovery runs first
-against a resolver with nothing behind it and finds none."""
+Certificates: in the round trip each daemon discovers the other's
+certificate as a DNS CERT record served by NSD (``direct.resolver``) and
+validates it against its own Direct anchors; in the timeout case they are
+imported by hand (``phigate certs import``, the other supported source) and
+discovery asks a port where nothing answers."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import smtplib
 import time
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from gateway.crypto.direct_message import read_report
 from gateway.crypto.smime_parts import Part
@@ -33,9 +37,18 @@ POLICY = {"rules": [{"name": "direct-partners", "action": "direct",
           "default": {"action": "hold"}}
 
 
+def cert_zone(practice) -> tuple[str, str]:
+    """(zone, records): the practice's address-bound CERT PKIX record."""
+    local, _, domain = practice.address.partition("@")
+    der = practice.person.cert.public_bytes(Encoding.DER)
+    return domain, f"{local} IN CERT PKIX 0 0 {base64.b64encode(der).decode()}\n"
+
+
 def setup(daemon_factory, tmp_path, sink, me, partner, *, mx: int, relay: int,
-          timeout: str, name: str):
-    """A daemon for practice ``me`` that trusts ``partner``'s CA only."""
+          timeout: str, name: str, nameserver: str | None = None):
+    """A daemon for practice ``me`` that trusts ``partner``'s CA only. With
+    ``nameserver`` the partner's certificate is discovered there; without, it
+    is imported by hand (and discovery asks a port where nothing answers)."""
     policy = tmp_path / f"{name}-policy.yaml"
     policy.write_text(yaml.safe_dump(POLICY))
     anchors = partner.anchor_file(tmp_path / f"{name}-anchors.pem")
@@ -44,7 +57,7 @@ def setup(daemon_factory, tmp_path, sink, me, partner, *, mx: int, relay: int,
              "direct": {"domains": [domain], "anchors": [str(anchors)],
                         "listen": f"127.0.0.1:{mx}", "relay": f"127.0.0.1:{relay}",
                         "relay_tls": "none", "mdn_timeout": timeout,
-                        "resolver": {"nameservers": [f"127.0.0.1:{free_port()}"],
+                        "resolver": {"nameservers": [nameserver or f"127.0.0.1:{free_port()}"],
                                      "timeout": "1s"}}}
     d = daemon_factory(sink.port, extra=extra, start=False)
     password = tmp_path / f"{name}-pw"
@@ -54,7 +67,8 @@ def setup(daemon_factory, tmp_path, sink, me, partner, *, mx: int, relay: int,
     p12 = write_p12(tmp_path / f"{name}.p12", me.person, b"pw")
     d.phigate(["certs", "identity", "import", str(p12), "--for", me.address,
                "--password-file", str(password)])
-    d.phigate(["certs", "import", str(partner.cert_file(tmp_path / f"{name}-partner.pem"))])
+    if nameserver is None:
+        d.phigate(["certs", "import", str(partner.cert_file(tmp_path / f"{name}-partner.pem"))])
     d.phigate(["users", "add", "directdesk", "--sender", me.address], input=PASSWORD + "\n")
     return d
 
@@ -81,14 +95,20 @@ def people():
 
 
 async def test_round_trip_delivers_and_the_processed_mdn_completes_tracking(
-        daemon_factory, sink_factory, tmp_path, people):
+        daemon_factory, sink_factory, tmp_path, people, nsd):
     smile, ortho = people
+    for practice_ in people:
+        nsd.add_zone(*cert_zone(practice_))
+    nsd.start()
     sink_a, sink_b = await sink_factory(), await sink_factory()
     mx_a, mx_b = free_port(), free_port()
     a = setup(daemon_factory, tmp_path, sink_a, smile, ortho, mx=mx_a, relay=mx_b,
-              timeout="10m", name="smile")
+              timeout="10m", name="smile", nameserver=nsd.address)
     b = setup(daemon_factory, tmp_path, sink_b, ortho, smile, mx=mx_b, relay=mx_a,
-              timeout="10m", name="ortho")
+              timeout="10m", name="ortho", nameserver=nsd.address)
+    for d in (a, b):                                       # nothing imported by hand
+        kinds = [r["kind"] for r in json.loads(d.phigate(["certs", "list", "--json"]).stdout)]
+        assert kinds == ["identity"]
     b.start()
     a.start()
     await asyncio.to_thread(submit, a, RAW)
