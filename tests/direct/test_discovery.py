@@ -98,7 +98,7 @@ async def test_srv_priority_then_weight_skipping_dead_targets(world):
 
 async def test_nothing_published_anywhere(world):
     result = await discover(world, f"d10@nothing.{ZONE}")
-    assert result.chosen == []
+    assert result.chosen == [] and not result.temporary_failure
     assert [(c.source, c.verdict) for c in result.candidates] == [
         ("DNS address-bound", "none"), ("DNS domain-bound", "none"), ("LDAP", "none")]
 
@@ -147,6 +147,7 @@ async def test_dns_failure_ends_with_nothing_and_no_exception(world):
     result = await Discoverer(dead, world.anchors, None).discover(f"d1@dns-addr.{ZONE}")
     assert result.chosen == []
     assert [(c.source, c.verdict) for c in result.candidates] == [("DNS address-bound", "error")]
+    assert result.temporary_failure
 
 
 async def test_no_anchors_nothing_trusted(world):

@@ -7,7 +7,9 @@ Public API (kept stable; the ``direct`` action, the Direct MX listener and
   the CLI share ``<state_dir>/direct/cache``);
   ``await discoverer.discover(address, use_cache=True) -> DiscoveryResult``
   with ``chosen`` (every valid certificate, ``x509.Certificate``) and
-  ``candidates`` (``Candidate``: source, location, sha256, verdict, reason).
+  ``candidates`` (``Candidate``: source, location, sha256, verdict, reason);
+  ``temporary_failure`` is true when nothing was chosen because a lookup
+  failed (retry later) rather than because nothing usable is published.
   Never raises.
 * ``discoverer.trust`` (``DirectTrust``): ``await trust.validate(cert,
   address, purpose="sign"|"encrypt", intermediates=…) -> TrustVerdict``

@@ -71,6 +71,12 @@ class DiscoveryResult:
     candidates: list[Candidate] = field(default_factory=list)
     cached: bool = False             # the locations came from the cache
 
+    @property
+    def temporary_failure(self) -> bool:
+        """Nothing chosen and some lookup failed (DNS error, unreachable LDAP
+        server, unfetchable URL): try again later rather than give up."""
+        return not self.chosen and any(c.verdict == "error" for c in self.candidates)
+
     def to_json(self) -> dict:
         valid = {c.sha256: c for c in self.candidates if c.verdict == "valid"}
         return {"address": self.address,
@@ -78,7 +84,7 @@ class DiscoveryResult:
                             "not_after": c.not_valid_after_utc.isoformat(),
                             "source": valid[sha256(c)].source} for c in self.chosen],
                 "candidates": [c.to_json() for c in self.candidates],
-                "cached": self.cached}
+                "cached": self.cached, "temporary_failure": self.temporary_failure}
 
 
 def sha256(cert_or_der: x509.Certificate | bytes) -> str:
