@@ -5,7 +5,9 @@ For each recipient the ``CertificateFinder`` gives every usable certificate
 certificate store for partners imported by hand; ``StoreFinder``: the store
 only). A recipient with none gets
 ``Permanent(kind=NO_CERTIFICATE)``: the dispatcher moves it to the plan's
-fallback (portal, hold), or the sender gets a failure DSN at once.
+fallback (portal, hold), or the sender gets a failure DSN at once. When
+discovery failed for now (DNS, LDAP or a URL did not answer) and nothing was
+found, the recipient is retried later (``Transient``).
 
 The signing identity is the practice's for the envelope sender (address,
 then ``@domain``) from the certificate store; an MDN the gateway sends names
@@ -18,7 +20,9 @@ wrapped, signed and encrypted to all their certificates
 Notifications: when ``request_mdn`` is on, the message asks for MDNs to the
 envelope sender (and for the ``dispatched`` one when ``final_delivery`` is
 on), and each recipient is tracked (``direct.tracking``) from just before
-the send; recipients the send did not reach are untracked again. MDNs
+the first send: a receiving gateway that is down counts against
+``mdn_timeout`` like one that never answers. Recipients the peer refused
+for good are untracked again (they get the dispatcher's DSN). MDNs
 themselves (``Envelope.source == "direct-mdn"``) ask for nothing and are not
 tracked.
 """
@@ -36,15 +40,22 @@ from gateway.audit import audit
 from gateway.crypto.certstore import CertStore
 from gateway.crypto.direct_message import build_direct
 from gateway.direct.spool import MDN_SOURCE
-from gateway.model import Action, Outcome, Permanent, PermanentKind
+from gateway.model import Action, Outcome, Permanent, PermanentKind, Transient
 
+LOOKUP_FAILED = Transient("4.4.3 Direct certificate lookup failed for now; will retry")
 NO_CERTIFICATE = Permanent("5.7.1 no trusted Direct certificate found for the recipient",
                            kind=PermanentKind.NO_CERTIFICATE)
 
 
+class LookupUnavailable(Exception):
+    """The certificate lookup failed for now (DNS, LDAP or a URL did not
+    answer) and found nothing: try again later rather than give up."""
+
+
 class CertificateFinder(Protocol):
     async def certificates(self, address: str) -> list[x509.Certificate]:
-        """Every usable, trusted certificate for ``address`` (empty: none)."""
+        """Every usable, trusted certificate for ``address`` (empty: none).
+        Raises ``LookupUnavailable`` when that cannot be known now."""
         ...
 
 
@@ -69,9 +80,12 @@ class DiscoveryFinder:
         self.store = store
 
     async def certificates(self, address: str) -> list[x509.Certificate]:
-        chosen = list((await self.discoverer.discover(address)).chosen)
+        result = await self.discoverer.discover(address)
+        chosen = list(result.chosen)
         if not chosen and self.store is not None:
             chosen = await self.store.certificates(address)
+        if not chosen and result.temporary_failure:
+            raise LookupUnavailable(address)
         return chosen
 
 
@@ -96,7 +110,11 @@ class DirectAction:
         certificates: list[x509.Certificate] = []
         reachable: list[str] = []
         for r in recipients:
-            found = await self.finder.certificates(r.address)
+            try:
+                found = await self.finder.certificates(r.address)
+            except LookupUnavailable:
+                outcomes[r.address] = LOOKUP_FAILED
+                continue
             if not found:
                 audit("refused", queue_id=item.id, recipient=r.address, action="direct",
                       reason="no trusted Direct certificate")
