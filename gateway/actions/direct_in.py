@@ -3,8 +3,10 @@ listener, tell the sender's gateway, deliver it to the practice's mailbox.
 
 1. ``inbound.open_message`` decrypts with the practice identities and
    verifies against the Direct trust anchors (path, validity, key usage, CRLs
-   from the cache, the signer bound to From); the wrapped original is taken
-   out (``direct_message.unwrap``) and its From must be the outer From. Any
+   from the cache, the signer bound to From), then the Direct validator
+   (``DirectTrust``: the same checks with CRLs fetched from the signer's
+   distribution points and intermediates from AIA); the wrapped original is
+   taken out (``direct_message.unwrap``) and its From must be the outer From. Any
    failure: ``Permanent(POLICY)`` for every recipient, nothing delivered and
    no MDN (the Direct rule: never acknowledge what is not trusted).
 2. An MDN or DSN (``read_report``) updates the tracking of the message we
@@ -23,13 +25,14 @@ import asyncio
 from collections.abc import Callable, Sequence
 
 from gateway.audit import audit
-from gateway.crypto.certstore import CertStore
+from gateway.crypto.certstore import CertStore, fingerprint
 from gateway.crypto.direct_message import (
     FINAL_DELIVERY,
     build_mdn,
     header_address,
     message_id,
     read_report,
+    signer_certificates,
     unwrap,
 )
 from gateway.crypto.inbound import open_message
@@ -56,13 +59,14 @@ class DirectInboundAction:
     action = Action.DIRECT_INBOUND
 
     def __init__(self, certstore: CertStore, anchors: Callable[[], list], courier, spool,
-                 tracker=None, *, crl_dir=None, revocation: str = "soft",
+                 tracker=None, *, trust=None, crl_dir=None, revocation: str = "soft",
                  hostname: str = "localhost"):
         self.certstore = certstore
         self.anchors = anchors
         self.courier = courier
         self.spool = spool
         self.tracker = tracker
+        self.trust = trust
         self.crl_dir = crl_dir
         self.revocation = revocation
         self.hostname = hostname
@@ -76,7 +80,8 @@ class DirectInboundAction:
         for event, fields in result.audit_events():
             audit(event, queue_id=item.id, **fields)
         message = unwrap(result.message)
-        problem = self._untrusted(result, raw, message)
+        problem = self._untrusted(result, raw, message) or await self._signer_problem(
+            raw, result)
         if problem:
             for a in addresses:
                 audit("refused", queue_id=item.id, recipient=a, action="direct_inbound",
@@ -112,6 +117,20 @@ class DirectInboundAction:
         if inner_from is None or inner_from.lower() != (header_address(raw, "from") or "").lower():
             return "wrapped From differs from the signed From"
         return ""
+
+    async def _signer_problem(self, raw: bytes, result) -> str:
+        """The Direct trust check of the signer (``DirectTrust``: binding,
+        path with AIA, CRLs fetched from the distribution points); "" when it
+        passes or no validator is configured."""
+        if self.trust is None:
+            return ""
+        certs = await asyncio.to_thread(signer_certificates, raw, self.certstore.identities())
+        signer = next((c for c in certs if fingerprint(c) == result.signature.fingerprint), None)
+        if signer is None:
+            return "signer certificate not found"
+        verdict = await self.trust.validate(signer, result.signature.signer, purpose="sign",
+                                            intermediates=certs)
+        return "" if verdict.valid else f"signer {verdict.reason}"
 
     async def _mdn(self, recipient, disposition: str, to: str | None, original_id: str | None,
                    *, final_delivery: bool = False, failure: str = "") -> None:

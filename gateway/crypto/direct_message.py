@@ -17,6 +17,8 @@
   message: the wrapped original with the ``X-Phigate-*`` result fields of
   ``inbound.open_message`` (the same as ``smime open``).
 * ``read_report(message)``: an incoming MDN or DSN read into a ``Report``.
+* ``signer_certificates(raw, identities)``: the certificates in the
+  signature of a received Direct message, for the Direct trust check.
 """
 from __future__ import annotations
 
@@ -29,9 +31,11 @@ from cryptography import x509
 
 from gateway.crypto.certstore import Identity
 from gateway.crypto.inbound import HEADER_DECRYPTED, HEADER_SIGNATURE
-from gateway.crypto.smime_entity import field_name, split_message
+from gateway.crypto.cms_signature import SignatureError, SignedData
+from gateway.crypto.smime_entity import canonical_crlf, field_name, split_message
+from gateway.crypto.smime_in import DecryptError, decrypt
 from gateway.crypto.smime_out import encrypt_entity, sign_entity
-from gateway.crypto.smime_parts import Part, PartError
+from gateway.crypto.smime_parts import Part, PartError, split_signed
 
 FINAL_DELIVERY = "X-DIRECT-FINAL-DESTINATION-DELIVERY"
 FINAL_DELIVERY_REQUEST = f"{FINAL_DELIVERY}=optional,true"
@@ -116,6 +120,19 @@ def unwrap(message: bytes) -> bytes:
     inner = split_message(part.body)
     headers = b"".join(f for f in inner.outer if field_name(f) not in _OURS)
     return headers + b"MIME-Version: 1.0\r\n" + ours + inner.inner
+
+
+def signer_certificates(raw: bytes, identities) -> tuple[x509.Certificate, ...]:
+    """The certificates carried by the signature of a Direct message (sign,
+    then encrypt): decrypted again with ``identities``. Empty when the
+    message is not in that shape."""
+    try:
+        outer = Part.parse(split_message(raw).inner)
+        signed = Part.parse(canonical_crlf(decrypt(outer.decoded_body(), identities).content))
+        _content, signature = split_signed(signed)
+        return SignedData.load(signature.decoded_body()).certificates
+    except (PartError, DecryptError, SignatureError):
+        return ()
 
 
 def header_address(raw: bytes, name: str) -> str | None:

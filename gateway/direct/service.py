@@ -30,7 +30,7 @@ class DirectService:
                  tls_context=None, listener: bool = True):
         direct = config.direct
         self.anchors = load_anchors(direct.anchors)
-        self.discoverer = Discoverer(direct.resolver, self.anchors, config.state_dir / "direct")
+        self.discoverer = Discoverer(direct.resolver, self.anchors, config.state_dir / "direct" / "cache")
         self.tracker = MdnTracker(tracking_dir(config), direct.mdn_timeout)
         self.spool = Spool(store, dispatcher)
         self.relay = self._own_relay = None     # None: through the upstream courier
@@ -48,7 +48,8 @@ class DirectService:
                 hostname=hostname),
             Action.DIRECT_INBOUND: DirectInboundAction(
                 certstore, lambda: self.anchors, courier, self.spool, self.tracker,
-                crl_dir=config.effective_crl_cache, revocation=config.smime.crl,
+                trust=self.discoverer.trust, crl_dir=config.effective_crl_cache,
+                revocation=config.smime.crl,
                 hostname=hostname),
         }
         self.monitor = MdnMonitor(self.tracker, self.spool, hostname=hostname,

@@ -12,11 +12,13 @@ import smtplib
 import subprocess
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from gateway.actions.direct import DirectAction, StoreFinder
 from gateway.actions.direct_in import DirectInboundAction
 from gateway.actions.relay import RelayAction
-from gateway.config.models import LimitsConfig
+from gateway.config.models import DirectResolverConfig, LimitsConfig
+from gateway.crypto.discovery import Discoverer
 from gateway.crypto.direct_message import FINAL_DELIVERY, FINAL_DELIVERY_REQUEST, read_report
 from gateway.crypto.smime_entity import canonical_crlf
 from gateway.crypto.smime_parts import Part
@@ -60,7 +62,7 @@ def openssl_direct(raw: bytes, signer, recipient, tmp, keyopts=()) -> bytes:
 class Receiver:
     """The receiving practice's gateway parts, wired like app.py does."""
 
-    def __init__(self, tmp, people, sink_port):
+    def __init__(self, tmp, people, sink_port, trust=None):
         smile, ortho = people
         self.store = ortho.store(tmp / "certs")
         self.store.import_certificates(smile.cert_file(tmp / "smile.pem"))
@@ -70,7 +72,7 @@ class Receiver:
         self.dispatcher = Dispatcher(self.queue, handlers, hostname="gw.ortho.example")
         spool = Spool(self.queue, self.dispatcher)
         handlers[Action.DIRECT_INBOUND] = DirectInboundAction(
-            self.store, lambda: [smile.pki.root.cert], self.courier, spool,
+            self.store, lambda: [smile.pki.root.cert], self.courier, spool, trust=trust,
             hostname="gw.ortho.example")
         handlers[Action.DIRECT] = DirectAction(StoreFinder(self.store), self.store, self.courier)
         handlers[Action.RELAY] = RelayAction(self.courier)
@@ -173,3 +175,31 @@ async def test_rcpt_outside_the_direct_domains_is_refused(people, tmp_path, upst
             await rx.send(SMILE, ["someone@smile.example"], RAW)
         assert refused.value.recipients["someone@smile.example"][0] == 550
         assert rx.queue.ids() == []
+
+
+@pytest.mark.parametrize("revoked", [True, False], ids=["revoked", "good"])
+async def test_signer_revocation_from_its_crl_distribution_point(
+        people, tmp_path, upstream_sink, nsd, httpd, revoked):
+    """The Direct validator fetches the signer's CRL (host resolved by the
+    configured resolver, here NSD): a revoked signer gets no MDN and no delivery."""
+    smile, ortho = people
+    signer = smile.pki.leaf(SMILE, crl_url=httpd.url("/root.crl", host="crl.smile.example"))
+    listed = [signer.cert.serial_number] if revoked else []
+    httpd.put("/root.crl", smile.pki.crl(smile.pki.root, revoked=listed).public_bytes(Encoding.DER))
+    nsd.add_zone("smile.example", "crl IN A 127.0.0.1\n")
+    nsd.start()
+    discoverer = Discoverer(DirectResolverConfig(nameservers=[nsd.address], timeout=2),
+                            [smile.pki.root.cert], tmp_path / "direct-cache")
+    data = openssl_direct(RAW, signer, ortho.person, tmp_path, ("rsa_padding_mode:oaep",))
+    async with Receiver(tmp_path, people, upstream_sink.port, trust=discoverer.trust) as rx:
+        await rx.send(SMILE, [ORTHO], data)
+        await upstream_sink.wait_for(1 if revoked else 2, timeout=60)
+    assert httpd.hits["/root.crl"] >= 1
+    if revoked:
+        [only] = upstream_sink.messages
+        assert b"report-type=delivery-status" in only.data and only.rcpt_tos == [SMILE]
+        assert by_rcpt(upstream_sink, ORTHO) == []
+    else:
+        assert len(by_rcpt(upstream_sink, ORTHO)) == 1
+        [mdn] = by_rcpt(upstream_sink, SMILE)
+        assert read_report(open_mdn(mdn.data, people, tmp_path)).recipients[0][1] == "processed"
