@@ -156,6 +156,20 @@ async def test_final_delivery_request_gets_dispatched_with_the_extension(
     assert len(by_rcpt(upstream_sink, ORTHO)) == 1
 
 
+async def test_failed_delivery_gets_a_failed_mdn(people, tmp_path, upstream_sink):
+    smile, ortho = people
+    upstream_sink.fail_rcpt[ORTHO] = "550 5.1.1 no such mailbox"
+    data = openssl_direct(RAW, smile.person, ortho.person, tmp_path, ("rsa_padding_mode:oaep",))
+    async with Receiver(tmp_path, people, upstream_sink.port) as rx:
+        await rx.send(SMILE, [ORTHO], data)
+        await upstream_sink.wait_for(3, timeout=60)          # processed, failed, DSN
+    to_sender = by_rcpt(upstream_sink, SMILE)
+    dsns = [m for m in to_sender if b"report-type=delivery-status" in m.data]
+    mdns = [read_report(open_mdn(m.data, people, tmp_path)) for m in to_sender if m not in dsns]
+    assert sorted(r.recipients[0][1] for r in mdns) == ["failed", "processed"]
+    assert len(dsns) == 1 and not any(t in dsns[0].data for t in BODY_TOKENS)
+
+
 async def test_untrusted_signer_gets_no_mdn_and_no_delivery(people, tmp_path, upstream_sink):
     smile, ortho = people
     stranger = TestPKI("Unknown Root").leaf(SMILE)          # right address, wrong anchor

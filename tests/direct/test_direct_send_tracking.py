@@ -9,6 +9,7 @@ import email
 import pytest
 
 from gateway.actions.relay import RelayAction
+from gateway.crypto.direct_message import Report, build_mdn, read_report
 from gateway.direct.monitor import MdnMonitor
 from gateway.direct.spool import Spool
 from gateway.direct.tracking import COMPLETED, FAILED, PENDING, PROCESSED, TIMED_OUT, MdnTracker
@@ -111,3 +112,33 @@ def test_forget_and_retrack_keep_other_recipients(tmp_path, event):
     t.track(MID, "me@x", "q", [B], False)                # the retried send
     assert t.get(MID).recipients == {A: COMPLETED if event == "processed" else FAILED,
                                      B: PENDING}
+
+
+REMOTE_DSN = (b"From: MAILER-DAEMON@hisp.example\r\nTo: <me@direct.smile.example>\r\n"
+              b"Subject: Undeliverable\r\nMIME-Version: 1.0\r\n"
+              b'Content-Type: multipart/report; report-type=delivery-status; boundary="XX"\r\n'
+              b"\r\n--XX\r\nContent-Type: text/plain\r\n\r\nfailed\r\n"
+              b"--XX\r\nContent-Type: message/delivery-status\r\n\r\n"
+              b"Reporting-MTA: dns; hisp.example\r\n\r\n"
+              b"Final-Recipient: rfc822; A@direct.ortho.example\r\nAction: failed\r\n"
+              b"Status: 5.1.1\r\n\r\n"
+              b"--XX\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+              b"From: me@direct.smile.example\r\nMessage-ID: <m1@smile.example>\r\n"
+              b"--XX--\r\n")
+
+
+def test_remote_dsn_and_loose_mdn_are_read_and_fail_or_complete_tracking(tmp_path):
+    report = read_report(REMOTE_DSN)
+    assert report == Report("dsn", MID, ((A, "failed"),))
+    mdn = build_mdn(reporter=B, to="me@direct.smile.example", original_id=MID,
+                    disposition="processed", hostname="gw.test")
+    loose = mdn.replace(b"Disposition: automatic-action/MDN-sent-automatically; processed",
+                        b"Disposition:  automatic-action/MDN-sent-automatically ;\r\n"
+                        b"   Processed")                    # folded, spaced, capitalised
+    assert read_report(loose).recipients == ((B, "processed"),)
+    t = MdnTracker(tmp_path, 600)
+    t.track(MID, "me@direct.smile.example", "q", [A, B], False)
+    assert t.report(report.original_id, A, "dsn-failed")
+    assert t.report(MID, B, read_report(loose).recipients[0][1])
+    assert t.get(MID).recipients == {A: FAILED, B: COMPLETED}
+    assert read_report(b"From: x@y.example\r\nContent-Type: text/plain\r\n\r\nhi\r\n") is None
