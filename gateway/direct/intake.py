@@ -1,7 +1,8 @@
 """The plan for mail arriving on the Direct MX listener: every recipient
 gets ``direct_inbound`` (decrypt, verify, MDN, deliver). It is treated as
 PHI (it is encrypted; nothing can be classified before it is opened). The
-Acceptor is the ordinary ``Submission`` with this plan and no classifier."""
+Acceptor is the ordinary ``Submission`` with ``direct_verdict`` as its
+classifier and ``direct_inbound_plan`` as its policy."""
 from __future__ import annotations
 
 from gateway.model import Action, Decision, Envelope, Plan, Verdict
@@ -9,6 +10,10 @@ from gateway.model import Action, Decision, Envelope, Plan, Verdict
 DIRECT_VERDICT = Verdict(phi=True, reasons=("Direct message: encrypted, treated as PHI",))
 
 
+def direct_verdict(raw: bytes) -> Verdict:
+    return DIRECT_VERDICT
+
+
 def direct_inbound_plan(envelope: Envelope, verdict: Verdict, raw: bytes) -> Plan:
-    return Plan(DIRECT_VERDICT, tuple(Decision(r, Action.DIRECT_INBOUND, "direct-inbound")
-                                      for r in envelope.rcpt_tos))
+    return Plan(verdict, tuple(Decision(r, Action.DIRECT_INBOUND, "direct-inbound")
+                               for r in envelope.rcpt_tos))

@@ -12,7 +12,7 @@ from gateway.actions.direct_in import DirectInboundAction
 from gateway.config.types import split_hostport
 from gateway.crypto.discovery import Discoverer, load_anchors
 from gateway.delivery.smtp import UpstreamCourier
-from gateway.direct.intake import direct_inbound_plan
+from gateway.direct.intake import direct_inbound_plan, direct_verdict
 from gateway.direct.monitor import MdnMonitor
 from gateway.direct.spool import Spool
 from gateway.direct.tracking import MdnTracker
@@ -59,7 +59,7 @@ class DirectService:
         self.mx = None
         if direct.listen and listener:
             acceptor = Submission(store, dispatcher, hostname=hostname,
-                                  decide=direct_inbound_plan)
+                                  classify=direct_verdict, decide=direct_inbound_plan)
             self.mx = DirectMXServer(direct.listen, direct.domains, acceptor, hostname=hostname,
                                      limits=config.limits, tls_context=tls_context)
 

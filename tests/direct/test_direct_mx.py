@@ -22,7 +22,7 @@ from gateway.crypto.discovery import Discoverer
 from gateway.crypto.direct_message import FINAL_DELIVERY, FINAL_DELIVERY_REQUEST, read_report
 from gateway.crypto.smime_entity import canonical_crlf
 from gateway.crypto.smime_parts import Part
-from gateway.direct.intake import direct_inbound_plan
+from gateway.direct.intake import direct_inbound_plan, direct_verdict
 from gateway.direct.spool import Spool
 from gateway.ingress.direct_mx import DirectMXServer
 from gateway.model import Action
@@ -78,7 +78,7 @@ class Receiver:
         handlers[Action.RELAY] = RelayAction(self.courier)
         self.dispatcher.handlers = handlers
         acceptor = Submission(self.queue, self.dispatcher, hostname="gw.ortho.example",
-                              decide=direct_inbound_plan)
+                              classify=direct_verdict, decide=direct_inbound_plan)
         self.mx = DirectMXServer("127.0.0.1:0", ["direct.ortho.example"], acceptor,
                                  hostname="mx.ortho.example", limits=LimitsConfig())
 
