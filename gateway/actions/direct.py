@@ -13,7 +13,8 @@ The signing identity is the practice's for the envelope sender (address,
 then ``@domain``) from the certificate store; an MDN the gateway sends names
 its signer in the decision option ``direct_signer``. Without one, every
 recipient gets ``Permanent(POLICY)`` (the practice's misconfiguration, told
-to the sender at once). All recipients with certificates get one message,
+to the sender at once). All recipients with certificates get one message
+(one per variant when the policy strips a subject keyword for some),
 wrapped, signed and encrypted to all their certificates
 (``crypto.direct_message``), sent through the Direct courier.
 
@@ -35,6 +36,7 @@ from typing import Protocol
 from cryptography import x509
 
 from gateway.actions.base import decision_option
+from gateway.actions.rewrite import by_subject_variant
 from gateway.actions.smime import NO_IDENTITY, signing_identity
 from gateway.audit import audit
 from gateway.crypto.certstore import CertStore
@@ -107,8 +109,7 @@ class DirectAction:
 
     async def execute(self, item, raw: bytes, recipients: Sequence) -> dict[str, Outcome]:
         outcomes: dict[str, Outcome] = {}
-        certificates: list[x509.Certificate] = []
-        reachable: list[str] = []
+        certificates: dict[str, list[x509.Certificate]] = {}
         for r in recipients:
             try:
                 found = await self.finder.certificates(r.address)
@@ -120,10 +121,10 @@ class DirectAction:
                       reason="no trusted Direct certificate")
                 outcomes[r.address] = NO_CERTIFICATE
                 continue
-            certificates += found
-            reachable.append(r.address)
-        if not reachable:
+            certificates[r.address] = found
+        if not certificates:
             return outcomes
+        reachable = list(certificates)
         signer = decision_option(item, reachable[0], "direct_signer") or item.envelope.mail_from
         identity = signing_identity(self.certstore, signer)
         if identity is None:
@@ -132,20 +133,26 @@ class DirectAction:
                       reason="no Direct signing identity for the sender")
             outcomes.update(dict.fromkeys(reachable, NO_IDENTITY))
             return outcomes
+        for data, members in by_subject_variant(item, raw, reachable):
+            certs = [c for a in members for c in certificates[a]]
+            outcomes.update(await self._send(item, data, identity, members, certs))
+        return outcomes
+
+    async def _send(self, item, raw: bytes, identity, members: list[str],
+                    certs: list[x509.Certificate]) -> dict[str, Outcome]:
         notify = (item.envelope.mail_from if self.request_mdn and item.envelope.mail_from
                   and item.envelope.source != MDN_SOURCE else None)
         data, msgid = await asyncio.to_thread(
-            build_direct, raw, identity, certificates, cipher=self.cipher, notify_to=notify,
+            build_direct, raw, identity, certs, cipher=self.cipher, notify_to=notify,
             final_delivery=self.final_delivery, hostname=self.hostname)
-        audit("encrypted", queue_id=item.id, recipients=reachable, count=len(certificates),
+        audit("encrypted", queue_id=item.id, recipients=members, count=len(certs),
               mode=self.cipher, signer=identity.fingerprint)
         if notify:
-            await asyncio.to_thread(self.tracker.track, msgid, notify, item.id, reachable,
+            await asyncio.to_thread(self.tracker.track, msgid, notify, item.id, members,
                                     self.final_delivery)
             self.on_tracked()
-        sent = dict(await self.courier.send(item.envelope.mail_from, reachable, data))
-        missed = [a for a in reachable if isinstance(sent.get(a), Permanent)]
-        if notify and missed:
-            await asyncio.to_thread(self.tracker.forget, msgid, missed)
-        outcomes.update(sent)
-        return outcomes
+        sent = dict(await self.courier.send(item.envelope.mail_from, members, data))
+        refused = [a for a in members if isinstance(sent.get(a), Permanent)]
+        if notify and refused:
+            await asyncio.to_thread(self.tracker.forget, msgid, refused)
+        return sent

@@ -116,3 +116,19 @@ async def test_refused_recipient_is_not_tracked(store, tmp_path, upstream_sink):
     outcomes = await action.execute(q, RAW, q.recipients)
     assert isinstance(outcomes[ORTHO], Permanent)
     assert tracker.get("<ref-1@smile.example>") is None and tracker.pending() == []
+
+
+async def test_subject_keyword_is_stripped_before_signing(store, people, tmp_path, upstream_sink):
+    smile, ortho = people
+    action = DirectAction(StoreFinder(store), store, courier(upstream_sink.port))
+    raw = RAW.replace(b"Subject: Referral tooth 30", b"Subject: [direct] Referral tooth 30")
+    plan = Plan(Verdict(phi=True), (Decision(ORTHO, Action.DIRECT, "direct",
+                                             options={"strip_subject_keyword": "[direct]"}),))
+    q = QueueItem("b" * 32, Envelope(SMILE, (ORTHO,)), plan, [RecipientState(ORTHO, Action.DIRECT)])
+    outcomes = await action.execute(q, raw, q.recipients)
+    assert isinstance(outcomes[ORTHO], Delivered)
+    [sent] = upstream_sink.messages
+    assert Part.parse(sent.data).value("subject") == "Referral tooth 30"
+    content = openssl_cli.verify(openssl_cli.decrypt(sent.data, ortho.person, tmp_path),
+                                 smile.pki.root, tmp_path)
+    assert b"[direct]" not in content and b"Subject: Referral tooth 30" in content
