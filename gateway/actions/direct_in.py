@@ -29,6 +29,7 @@ from gateway.crypto.certstore import CertStore, fingerprint
 from gateway.crypto.direct_message import (
     FINAL_DELIVERY,
     build_mdn,
+    domain_signed,
     header_address,
     message_id,
     read_report,
@@ -39,6 +40,8 @@ from gateway.crypto.inbound import open_message
 from gateway.crypto.smime_entity import split_message
 from gateway.crypto.smime_parts import Part
 from gateway.model import Action, Delivered, Outcome, Permanent, PermanentKind
+
+ADDRESS_MISMATCH = "signer address does not match From"     # gateway.crypto.verify's reason
 
 
 def wants_final_delivery(message: bytes) -> bool:
@@ -79,9 +82,7 @@ class DirectInboundAction:
             revocation=self.revocation)
         for event, fields in result.audit_events():
             audit(event, queue_id=item.id, **fields)
-        message = unwrap(result.message)
-        problem = self._untrusted(result, raw, message) or await self._signer_problem(
-            raw, result)
+        problem, message = await self._check(raw, result, unwrap(result.message))
         if problem:
             for a in addresses:
                 audit("refused", queue_id=item.id, recipient=a, action="direct_inbound",
@@ -106,31 +107,38 @@ class DirectInboundAction:
                 await self._mdn(r, "failed", sender, original_id, failure=outcome.reason)
         return outcomes
 
-    @staticmethod
-    def _untrusted(result, raw: bytes, message: bytes) -> str:
+    async def _check(self, raw: bytes, result, message: bytes) -> tuple[str, bytes]:
+        """("" or why the message is not trusted, the message with its result
+        fields). A signer bound to the From's domain (SAN dNSName, which the
+        S/MIME verifier does not bind) is accepted when the Direct validator
+        says so, and the result field then says ``binding=domain``."""
         if result.decrypted != "yes":
-            return "not encrypted to a practice identity" if result.decrypted == "no" else (
-                "decryption failed")
-        if result.signature_status() != "valid":
-            return f"signature {result.signature.reason if result.signature else 'missing'}"
+            return ("not encrypted to a practice identity" if result.decrypted == "no"
+                    else "decryption failed"), message
+        sig = result.signature
+        domain_bound = (sig is not None and not sig.valid and sig.trusted
+                        and sig.reason == ADDRESS_MISMATCH and self.trust is not None)
+        if sig is None or not (sig.valid or domain_bound):
+            return f"signature {sig.reason if sig else 'missing'}", message
+        outer_from = header_address(raw, "from")
         inner_from = header_address(message, "from")
-        if inner_from is None or inner_from.lower() != (header_address(raw, "from") or "").lower():
-            return "wrapped From differs from the signed From"
-        return ""
-
-    async def _signer_problem(self, raw: bytes, result) -> str:
-        """The Direct trust check of the signer (``DirectTrust``: binding,
-        path with AIA, CRLs fetched from the distribution points); "" when it
-        passes or no validator is configured."""
+        if not outer_from or (inner_from or "").lower() != outer_from.lower():
+            return "wrapped From differs from the signed From", message
         if self.trust is None:
-            return ""
+            return "", message
         certs = await asyncio.to_thread(signer_certificates, raw, self.certstore.identities())
-        signer = next((c for c in certs if fingerprint(c) == result.signature.fingerprint), None)
+        signer = next((c for c in certs if fingerprint(c) == sig.fingerprint), None)
         if signer is None:
-            return "signer certificate not found"
-        verdict = await self.trust.validate(signer, result.signature.signer, purpose="sign",
+            return "signer certificate not found", message
+        verdict = await self.trust.validate(signer, outer_from, purpose="sign",
                                             intermediates=certs)
-        return "" if verdict.valid else f"signer {verdict.reason}"
+        if not verdict.valid:
+            return f"signer {verdict.reason}", message
+        if domain_bound:
+            if verdict.binding != "domain":
+                return f"signature {sig.reason}", message
+            message = domain_signed(message, outer_from, verdict.revocation)
+        return "", message
 
     async def _mdn(self, recipient, disposition: str, to: str | None, original_id: str | None,
                    *, final_delivery: bool = False, failure: str = "") -> None:

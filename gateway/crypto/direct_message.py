@@ -18,7 +18,9 @@
   ``inbound.open_message`` (the same as ``smime open``).
 * ``read_report(message)``: an incoming MDN or DSN read into a ``Report``.
 * ``signer_certificates(raw, identities)``: the certificates in the
-  signature of a received Direct message, for the Direct trust check.
+  signature of a received Direct message, for the Direct trust check;
+  ``domain_signed`` marks a message whose signer the Direct validator bound
+  to the From's domain.
 """
 from __future__ import annotations
 
@@ -133,6 +135,20 @@ def signer_certificates(raw: bytes, identities) -> tuple[x509.Certificate, ...]:
         return SignedData.load(signature.decoded_body()).certificates
     except (PartError, DecryptError, SignatureError):
         return ()
+
+
+def domain_signed(message: bytes, address: str, revocation: str) -> bytes:
+    """``message`` (opened) with its ``X-Phigate-Signature`` field saying
+    valid for a signer bound to the From's domain (Direct domain-bound
+    certificate), after the Direct validator accepted it."""
+    value = f"valid; signer={address.lower()}; trusted=yes; binding=domain"
+    if revocation != "good":
+        value += f"; revocation={revocation}"
+    split = split_message(message)
+    wanted = HEADER_SIGNATURE.lower().encode()
+    fields = [_field(HEADER_SIGNATURE, value) if field_name(f) == wanted else f
+              for f in split.outer]
+    return b"".join(fields) + b"MIME-Version: 1.0\r\n" + split.inner
 
 
 def header_address(raw: bytes, name: str) -> str | None:

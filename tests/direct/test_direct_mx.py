@@ -31,7 +31,9 @@ from gateway.queue.store import QueueStore
 from gateway.submission import Submission
 from tests.crypto import openssl_cli
 from tests.crypto.pki import TestPKI
+from tests.direct import dpki
 from tests.direct.transport_world import BODY_TOKENS, ORTHO, RAW, SMILE, courier, practice
+from tests.peers.sink import free_port
 
 
 @pytest.fixture(scope="module")
@@ -217,3 +219,30 @@ async def test_signer_revocation_from_its_crl_distribution_point(
         assert len(by_rcpt(upstream_sink, ORTHO)) == 1
         [mdn] = by_rcpt(upstream_sink, SMILE)
         assert read_report(open_mdn(mdn.data, people, tmp_path)).recipients[0][1] == "processed"
+
+
+@pytest.mark.parametrize("domain,accepted", [("direct.smile.example", True),
+                                             ("direct.other.example", False)])
+async def test_domain_bound_signer_is_bound_by_the_direct_validator(
+        people, tmp_path, upstream_sink, domain, accepted):
+    """An organisation certificate (SAN dNSName = the From's domain) signs:
+    accepted with ``binding=domain``; one for another domain is refused."""
+    smile, ortho = people
+    org = dpki.leaf(smile.pki.root, dns=domain)
+    discoverer = Discoverer(DirectResolverConfig(nameservers=[f"127.0.0.1:{free_port()}"],
+                                                 timeout=1),
+                            [smile.pki.root.cert], tmp_path / "direct-cache")
+    data = openssl_direct(RAW, org, ortho.person, tmp_path, ("rsa_padding_mode:oaep",))
+    async with Receiver(tmp_path, people, upstream_sink.port, trust=discoverer.trust) as rx:
+        await rx.send(SMILE, [ORTHO], data)
+        await upstream_sink.wait_for(2 if accepted else 1, timeout=60)
+    if accepted:
+        [delivered] = by_rcpt(upstream_sink, ORTHO)
+        assert Part.parse(delivered.data).value("x-phigate-signature").startswith(
+            f"valid; signer={SMILE}; trusted=yes; binding=domain")
+        [mdn] = by_rcpt(upstream_sink, SMILE)
+        assert read_report(open_mdn(mdn.data, people, tmp_path)).recipients[0][1] == "processed"
+    else:
+        [only] = upstream_sink.messages
+        assert b"report-type=delivery-status" in only.data
+        assert by_rcpt(upstream_sink, ORTHO) == []
