@@ -168,3 +168,27 @@ async def test_receiver_down_past_the_timeout_gets_a_dsn_and_late_mdn_is_swallow
     await sink_b.wait_for(1, timeout=90)
     await wait_for_log(a, '"outcome": "suppressed"')
     assert len(sink_a.messages) == 1                       # only the DSN reached the sender
+
+
+async def test_tracking_survives_a_restart_of_the_sender(
+        daemon_factory, sink_factory, tmp_path, people):
+    smile, ortho = people
+    sink_a, sink_b = await sink_factory(), await sink_factory()
+    mx_a, mx_b = free_port(), free_port()
+    a = setup(daemon_factory, tmp_path, sink_a, smile, ortho, mx=mx_a, relay=mx_b,
+              timeout="10m", name="smile")
+    b = setup(daemon_factory, tmp_path, sink_b, ortho, smile, mx=mx_b, relay=mx_a,
+              timeout="10m", name="ortho")
+    a.start()                                              # the receiver is down for now
+    await asyncio.to_thread(submit, a, RAW)
+    await wait_for_log(a, '"event": "deferred"')
+    assert a.stop() == 0
+    pending = json.loads(a.phigate(["direct", "status", "--json"]).stdout)["pending"]
+    assert [(p["recipient"], p["state"]) for p in pending] == [(ORTHO, "pending")]
+
+    b.start()
+    a.start()                                              # recovers the queue and the tracking
+    await sink_b.wait_for(1, timeout=90)
+    await sink_a.wait_for(1, timeout=90)
+    assert read_report(sink_a.messages[0].data).recipients == ((ORTHO, "processed"),)
+    assert json.loads(a.phigate(["direct", "status", "--json"]).stdout) == {"pending": []}
