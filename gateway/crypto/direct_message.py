@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from cryptography import x509
 
 from gateway.crypto.certstore import Identity
-from gateway.crypto.inbound import HEADER_DECRYPTED, HEADER_SIGNATURE
 from gateway.crypto.cms_signature import SignatureError, SignedData
+from gateway.crypto.inbound import HEADER_DECRYPTED, HEADER_SIGNATURE
 from gateway.crypto.smime_entity import canonical_crlf, field_name, split_message
 from gateway.crypto.smime_in import DecryptError, decrypt
 from gateway.crypto.smime_out import encrypt_entity, sign_entity

@@ -18,8 +18,8 @@ from gateway.actions.direct import DirectAction, StoreFinder
 from gateway.actions.direct_in import DirectInboundAction
 from gateway.actions.relay import RelayAction
 from gateway.config.models import DirectResolverConfig, LimitsConfig
-from gateway.crypto.discovery import Discoverer
 from gateway.crypto.direct_message import FINAL_DELIVERY, FINAL_DELIVERY_REQUEST, read_report
+from gateway.crypto.discovery import Discoverer
 from gateway.crypto.smime_entity import canonical_crlf
 from gateway.crypto.smime_parts import Part
 from gateway.direct.intake import direct_inbound_plan, direct_verdict
@@ -173,7 +173,7 @@ async def test_failed_delivery_gets_a_failed_mdn(people, tmp_path, upstream_sink
 
 
 async def test_untrusted_signer_gets_no_mdn_and_no_delivery(people, tmp_path, upstream_sink):
-    smile, ortho = people
+    _smile, ortho = people
     stranger = TestPKI("Unknown Root").leaf(SMILE)          # right address, wrong anchor
     data = openssl_direct(RAW, stranger, ortho.person, tmp_path, ("rsa_padding_mode:oaep",))
     async with Receiver(tmp_path, people, upstream_sink.port) as rx:
