@@ -172,10 +172,21 @@ async def test_failed_delivery_gets_a_failed_mdn(people, tmp_path, upstream_sink
     assert len(dsns) == 1 and not any(t in dsns[0].data for t in BODY_TOKENS)
 
 
-async def test_untrusted_signer_gets_no_mdn_and_no_delivery(people, tmp_path, upstream_sink):
+@pytest.mark.parametrize("kind", ["untrusted-signer", "plaintext", "unsigned"])
+async def test_untrusted_message_gets_no_mdn_and_no_delivery(people, tmp_path, upstream_sink,
+                                                            kind):
     _smile, ortho = people
-    stranger = TestPKI("Unknown Root").leaf(SMILE)          # right address, wrong anchor
-    data = openssl_direct(RAW, stranger, ortho.person, tmp_path, ("rsa_padding_mode:oaep",))
+    if kind == "untrusted-signer":
+        stranger = TestPKI("Unknown Root").leaf(SMILE)      # right address, wrong anchor
+        data = openssl_direct(RAW, stranger, ortho.person, tmp_path, ("rsa_padding_mode:oaep",))
+    elif kind == "plaintext":
+        data = RAW
+    else:                                                   # encrypted, not signed
+        rcert, _ = ortho.person.write(tmp_path, "recipient")
+        data = RAW.split(b"MIME-Version", 1)[0] + canonical_crlf(subprocess.run(
+            ["openssl", "cms", "-encrypt", "-aes128", "-binary", "-crlfeol", str(rcert)],
+            input=b"Content-Type: message/rfc822\r\n\r\n" + RAW, capture_output=True,
+            check=True).stdout)
     async with Receiver(tmp_path, people, upstream_sink.port) as rx:
         await rx.send(SMILE, [ORTHO], data)
         await upstream_sink.wait_for(1, timeout=60)        # the DSN to the sender
