@@ -183,10 +183,9 @@ async def test_untrusted_message_gets_no_mdn_and_no_delivery(people, tmp_path, u
         data = RAW
     else:                                                   # encrypted, not signed
         rcert, _ = ortho.person.write(tmp_path, "recipient")
-        data = RAW.split(b"MIME-Version", 1)[0] + canonical_crlf(subprocess.run(
-            ["openssl", "cms", "-encrypt", "-aes128", "-binary", "-crlfeol", str(rcert)],
-            input=b"Content-Type: message/rfc822\r\n\r\n" + RAW, capture_output=True,
-            check=True).stdout)
+        run = openssl_cli.cms("-encrypt", "-aes128", "-binary", "-crlfeol", str(rcert),
+                              data=b"Content-Type: message/rfc822\r\n\r\n" + RAW)
+        data = RAW.split(b"MIME-Version", 1)[0] + canonical_crlf(run.stdout)
     async with Receiver(tmp_path, people, upstream_sink.port) as rx:
         await rx.send(SMILE, [ORTHO], data)
         await upstream_sink.wait_for(1, timeout=60)        # the DSN to the sender
