@@ -15,5 +15,9 @@ def direct_verdict(raw: bytes) -> Verdict:
 
 
 def direct_inbound_plan(envelope: Envelope, verdict: Verdict, raw: bytes) -> Plan:
-    return Plan(verdict, tuple(Decision(r, Action.DIRECT_INBOUND, "direct-inbound")
+    """The opened message goes in plaintext to the practice's own mailbox
+    (``allow_phi_plaintext``, as the portal's delivery there); only a trusted,
+    decrypted message is ever delivered (``actions.direct_in``)."""
+    return Plan(verdict, tuple(Decision(r, Action.DIRECT_INBOUND, "direct-inbound",
+                                        options={"allow_phi_plaintext": True})
                                for r in envelope.rcpt_tos))
