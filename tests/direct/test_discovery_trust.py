@@ -105,3 +105,13 @@ def test_load_anchors_names_the_key(tmp_path, pki):
     assert len(load_anchors([good])) == 2
     with pytest.raises(ValueError, match=r"direct.anchors\[1\]: .*holds no certificate"):
         load_anchors([good, empty])
+
+
+def test_memory_caches_are_bounded():
+    from gateway.crypto.discovery.cache import Bounded
+    seen = Bounded(limit=3)
+    for i in range(5):
+        seen[i] = i
+    seen[2] = "again"                     # refreshed: now the newest
+    seen[5] = 5
+    assert list(seen) == [4, 2, 5]
