@@ -148,6 +148,9 @@ async def test_dns_failure_ends_with_nothing_and_no_exception(world):
     assert result.chosen == []
     assert [(c.source, c.verdict) for c in result.candidates] == [("DNS address-bound", "error")]
     assert result.temporary_failure
+    too_long = await Discoverer(dead, world.anchors, None).discover("a@" + "x" * 64 + ".test")
+    assert [(c.verdict, c.reason) for c in too_long.candidates] == [
+        ("error", "not a valid DNS name")]
 
 
 async def test_no_anchors_nothing_trusted(world):

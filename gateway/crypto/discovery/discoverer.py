@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dns.exception
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -179,7 +180,11 @@ class Discoverer:
         return search
 
     async def _dns(self, name: str, source: str, search: _Search) -> tuple[Location, bool]:
-        owner = owner_name(name).to_text()
+        try:
+            owner = owner_name(name).to_text()
+        except dns.exception.DNSException:
+            return search.add(Location(source, name, "error", "not a valid DNS name"),
+                              ERROR_TTL), False
         try:
             records = await self.resolver.lookup(owner, "CERT")
         except DnsFailure as exc:
