@@ -32,7 +32,8 @@ async def discover(world, address, **kw):
 CASES = [f"d1@dns-addr.{ZONE}", f"d2@dns-dom.{ZONE}", f"d3@mixed.{ZONE}", f"d5@stop.{ZONE}",
          f"d6@ldap-addr.{ZONE}", f"d7@ldap-dom.{ZONE}", f"d8@ldap-stop.{ZONE}",
          f"d9@srv.{ZONE}", f"d10@nothing.{ZONE}", f"d11@aia-broken.{ZONE}",
-         f"d12@nc.{ZONE}", f"d13@big.{ZONE}", f"d14@url.{ZONE}"]
+         f"d12@nc.{ZONE}", f"d13@big.{ZONE}", f"d14@url.{ZONE}", f"d15@pgp.{ZONE}",
+         f"d16@url-broken.{ZONE}"]
 
 
 @pytest.mark.parametrize("address", CASES)
@@ -101,6 +102,18 @@ async def test_nothing_published_anywhere(world):
     assert result.chosen == [] and not result.temporary_failure
     assert [(c.source, c.verdict) for c in result.candidates] == [
         ("DNS address-bound", "none"), ("DNS domain-bound", "none"), ("LDAP", "none")]
+
+
+async def test_records_without_certificates_still_block_the_domain_name(world):
+    pgp = await discover(world, f"d15@pgp.{ZONE}")
+    assert [(c.source, c.verdict, c.reason) for c in pgp.candidates] == [
+        ("DNS address-bound", "none", "CERT type 3 ignored"),
+        ("LDAP", "none", "no SRV records")]
+    assert not pgp.temporary_failure
+    dead = await discover(world, f"d16@url-broken.{ZONE}")
+    assert [(c.source, c.verdict) for c in dead.candidates] == [("DNS address-bound", "error")]
+    assert dead.candidates[0].reason.endswith("/gone.der: HTTP 404")
+    assert dead.temporary_failure
 
 
 async def test_intermediate_only_by_aia_and_crls_fetched(world):

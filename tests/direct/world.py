@@ -174,6 +174,15 @@ def _populate(base: Path, httpd: Httpd, nsd: Nsd, servers: list[Slapd]) -> World
     rr += f"d14.url IN CERT IPKIX 0 0 {base64.b64encode(url('certs', '/d14.der').encode()).decode()}\n"
     expect(f"d14@url.{ZONE}", u14)
 
+    # 14. Records that give no certificate still count as records: a PGP-only
+    # address name means no domain-bound lookup; a dead URL is an error.
+    d15, d16 = ok(dns=f"pgp.{ZONE}"), ok(dns=f"url-broken.{ZONE}")
+    rr += "d15.pgp IN CERT PGP 0 0 AAECAw==\n" + _cert_rr("pgp", d15)
+    dead_url = base64.b64encode(url("certs", "/gone.der").encode()).decode()
+    rr += f"d16.url-broken IN CERT IPKIX 0 0 {dead_url}\n" + _cert_rr("url-broken", d16)
+    expect(f"d15@pgp.{ZONE}")
+    expect(f"d16@url-broken.{ZONE}")
+
     httpd.put("/root.crl", crl(root).public_bytes(Encoding.DER))
     httpd.put("/sub.crl", crl(sub, [r3]).public_bytes(Encoding.DER))
     closed = free_port()
