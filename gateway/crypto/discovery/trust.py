@@ -195,10 +195,9 @@ class DirectTrust:
             if any(c in self.anchors for c in known):
                 return
             if not known:
-                fetched = [c for c in await self._ca_issuers(current)
-                           if c.subject == current.issuer]
+                fetched = await self._ca_issuers(current)      # a .p7c may hold more of the path
                 pool.extend(c for c in fetched if c not in pool)
-                known = fetched
+                known = [c for c in fetched if c.subject == current.issuer]
             if not known or known[0].subject == known[0].issuer:
                 return
             current = known[0]
