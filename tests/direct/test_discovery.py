@@ -33,7 +33,7 @@ CASES = [f"d1@dns-addr.{ZONE}", f"d2@dns-dom.{ZONE}", f"d3@mixed.{ZONE}", f"d5@s
          f"d6@ldap-addr.{ZONE}", f"d7@ldap-dom.{ZONE}", f"d8@ldap-stop.{ZONE}",
          f"d9@srv.{ZONE}", f"d10@nothing.{ZONE}", f"d11@aia-broken.{ZONE}",
          f"d12@nc.{ZONE}", f"d13@big.{ZONE}", f"d14@url.{ZONE}", f"d15@pgp.{ZONE}",
-         f"d16@url-broken.{ZONE}"]
+         f"d16@url-broken.{ZONE}", f"d17@srv2.{ZONE}"]
 
 
 @pytest.mark.parametrize("address", CASES)
@@ -95,6 +95,14 @@ async def test_srv_priority_then_weight_skipping_dead_targets(world):
                     ("LDAP ldap-c.dd.test", "valid")]
     reasons = [c.reason for c in result.candidates if c.verdict == "error"]
     assert reasons == ["LDAP server unreachable", "host does not resolve"]
+
+
+async def test_server_without_the_entry_passes_on_to_the_next(world):
+    result = await discover(world, f"d17@srv2.{ZONE}")
+    ldap = [(c.source.split(":")[0], c.verdict, c.reason) for c in result.candidates
+            if c.source.startswith("LDAP")]
+    assert ldap[0] == ("LDAP ldap-b.dd.test", "none", "no entry with a certificate")
+    assert ldap[1][:2] == ("LDAP ldap-c.dd.test", "valid") and len(ldap) == 2
 
 
 async def test_nothing_published_anywhere(world):

@@ -153,6 +153,10 @@ def _populate(base: Path, httpd: Httpd, nsd: Nsd, servers: list[Slapd]) -> World
     ldap_b.add_person("dc=b,dc=test", "d9", mail=srv, certificates=[der(b9)])
     ldap_c.add_person("dc=c,dc=test", "d9", mail=srv, certificates=[der(c9)])
     expect(srv, c9)
+    # 8b. A server that answers without an entry passes on to the next target.
+    c17 = ok(email=f"d17@srv2.{ZONE}")
+    ldap_c.add_person("dc=c,dc=test", "d17", mail=f"d17@srv2.{ZONE}", certificates=[der(c17)])
+    expect(f"d17@srv2.{ZONE}", c17)
     # 9. Nothing published anywhere: d10@nothing (no CERT, no SRV).
     expect(f"d10@nothing.{ZONE}")
     # 10. The intermediate's AIA URL answers 404: no path.
@@ -196,7 +200,9 @@ def _populate(base: Path, httpd: Httpd, nsd: Nsd, servers: list[Slapd]) -> World
            f"_ldap._tcp.srv IN SRV 0 0 389 nohost.{ZONE}.\n"
            f"_ldap._tcp.srv IN SRV 1 10 {ldap_b.port} ldap-b.{ZONE}.\n"
            f"_ldap._tcp.srv IN SRV 1 50 {ldap_c.port} ldap-c.{ZONE}.\n"
-           f"_ldap._tcp.srv IN SRV 2 0 {ldap_a.port} ldap-a.{ZONE}.\n")
+           f"_ldap._tcp.srv IN SRV 2 0 {ldap_a.port} ldap-a.{ZONE}.\n"
+           f"_ldap._tcp.srv2 IN SRV 0 0 {ldap_b.port} ldap-b.{ZONE}.\n"
+           f"_ldap._tcp.srv2 IN SRV 1 0 {ldap_c.port} ldap-c.{ZONE}.\n")
     nsd.add_zone(ZONE, rr)
     for server in servers:
         server.start()
