@@ -32,7 +32,8 @@ async def discover(world, address, **kw):
 CASES = [f"d1@dns-addr.{ZONE}", f"d2@dns-dom.{ZONE}", f"d3@mixed.{ZONE}", f"d5@stop.{ZONE}",
          f"d6@ldap-addr.{ZONE}", f"d7@ldap-dom.{ZONE}", f"d8@ldap-stop.{ZONE}",
          f"d9@srv.{ZONE}", f"d10@nothing.{ZONE}", f"d11@aia-broken.{ZONE}",
-         f"d12@nc.{ZONE}", f"d13@big.{ZONE}", f"d14@url.{ZONE}"]
+         f"d12@nc.{ZONE}", f"d13@big.{ZONE}", f"d14@url.{ZONE}", f"d15@pgp.{ZONE}",
+         f"d16@url-broken.{ZONE}", f"d17@srv2.{ZONE}"]
 
 
 @pytest.mark.parametrize("address", CASES)
@@ -96,11 +97,31 @@ async def test_srv_priority_then_weight_skipping_dead_targets(world):
     assert reasons == ["LDAP server unreachable", "host does not resolve"]
 
 
+async def test_server_without_the_entry_passes_on_to_the_next(world):
+    result = await discover(world, f"d17@srv2.{ZONE}")
+    ldap = [(c.source.split(":")[0], c.verdict, c.reason) for c in result.candidates
+            if c.source.startswith("LDAP")]
+    assert ldap[0] == ("LDAP ldap-b.dd.test", "none", "no entry with a certificate")
+    assert ldap[1][:2] == ("LDAP ldap-c.dd.test", "valid") and len(ldap) == 2
+
+
 async def test_nothing_published_anywhere(world):
     result = await discover(world, f"d10@nothing.{ZONE}")
     assert result.chosen == [] and not result.temporary_failure
     assert [(c.source, c.verdict) for c in result.candidates] == [
         ("DNS address-bound", "none"), ("DNS domain-bound", "none"), ("LDAP", "none")]
+
+
+async def test_records_without_certificates_still_block_the_domain_name(world):
+    pgp = await discover(world, f"d15@pgp.{ZONE}")
+    assert [(c.source, c.verdict, c.reason) for c in pgp.candidates] == [
+        ("DNS address-bound", "none", "CERT type 3 ignored"),
+        ("LDAP", "none", "no SRV records")]
+    assert not pgp.temporary_failure
+    dead = await discover(world, f"d16@url-broken.{ZONE}")
+    assert [(c.source, c.verdict) for c in dead.candidates] == [("DNS address-bound", "error")]
+    assert dead.candidates[0].reason.endswith("/gone.der: HTTP 404")
+    assert dead.temporary_failure
 
 
 async def test_intermediate_only_by_aia_and_crls_fetched(world):
@@ -148,6 +169,9 @@ async def test_dns_failure_ends_with_nothing_and_no_exception(world):
     assert result.chosen == []
     assert [(c.source, c.verdict) for c in result.candidates] == [("DNS address-bound", "error")]
     assert result.temporary_failure
+    too_long = await Discoverer(dead, world.anchors, None).discover("a@" + "x" * 64 + ".test")
+    assert [(c.verdict, c.reason) for c in too_long.candidates] == [
+        ("error", "not a valid DNS name")]
 
 
 async def test_no_anchors_nothing_trusted(world):

@@ -3,12 +3,19 @@ rules discovery applies to candidates), with CRLs and AIA served over HTTP on
 loopback (IP-literal URLs: no DNS needed)."""
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import verification as v
 
 from gateway.config.models import DirectResolverConfig
 from gateway.crypto.discovery import Discoverer, load_anchors
+from gateway.crypto.discovery.cache import Bounded
+from gateway.crypto.discovery.fetch import Fetcher, FetchError
+from gateway.crypto.discovery.resolver import DirectResolver
 from tests.crypto.pki import write_pem
 from tests.direct.dpki import NOW, ca, crl, der, leaf
 
@@ -105,3 +112,32 @@ def test_load_anchors_names_the_key(tmp_path, pki):
     assert len(load_anchors([good])) == 2
     with pytest.raises(ValueError, match=r"direct.anchors\[1\]: .*holds no certificate"):
         load_anchors([good, empty])
+
+
+def test_memory_caches_are_bounded():
+    seen = Bounded(limit=3)
+    for i in range(5):
+        seen[i] = i
+    seen[2] = "again"                     # refreshed: now the newest
+    seen[5] = 5
+    assert list(seen) == [4, 2, 5]
+
+
+async def test_large_crl_read_whole_and_oversize_refused(pki, httpd):
+    """A CRL far larger than one network read (thousands of entries) is read to
+    the end; a body over the limit is refused, not truncated."""
+    revoked = pki["make"](email="f@direct.example")
+    builder = (x509.CertificateRevocationListBuilder().issuer_name(pki["sub"].cert.subject)
+               .last_update(NOW).next_update(NOW + dt.timedelta(days=30)))
+    for serial in [*range(1, 8000), revoked.cert.serial_number]:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(NOW).build())
+    body = builder.sign(pki["sub"].key, hashes.SHA256()).public_bytes(Encoding.DER)
+    assert len(body) > 100_000
+    httpd.put("/sub.crl", body)
+    verdict = await trust([pki["root"].cert]).validate(revoked.cert, "f@direct.example")
+    assert verdict.reason == "revoked"
+    fetcher = Fetcher(DirectResolver([], 3), 3)
+    assert await fetcher.get(httpd.url("/sub.crl"), limit=len(body)) == body
+    with pytest.raises(FetchError, match="too large"):
+        await fetcher.get(httpd.url("/sub.crl"), limit=len(body) - 1)

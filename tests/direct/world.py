@@ -153,6 +153,10 @@ def _populate(base: Path, httpd: Httpd, nsd: Nsd, servers: list[Slapd]) -> World
     ldap_b.add_person("dc=b,dc=test", "d9", mail=srv, certificates=[der(b9)])
     ldap_c.add_person("dc=c,dc=test", "d9", mail=srv, certificates=[der(c9)])
     expect(srv, c9)
+    # 8b. A server that answers without an entry passes on to the next target.
+    c17 = ok(email=f"d17@srv2.{ZONE}")
+    ldap_c.add_person("dc=c,dc=test", "d17", mail=f"d17@srv2.{ZONE}", certificates=[der(c17)])
+    expect(f"d17@srv2.{ZONE}", c17)
     # 9. Nothing published anywhere: d10@nothing (no CERT, no SRV).
     expect(f"d10@nothing.{ZONE}")
     # 10. The intermediate's AIA URL answers 404: no path.
@@ -174,6 +178,15 @@ def _populate(base: Path, httpd: Httpd, nsd: Nsd, servers: list[Slapd]) -> World
     rr += f"d14.url IN CERT IPKIX 0 0 {base64.b64encode(url('certs', '/d14.der').encode()).decode()}\n"
     expect(f"d14@url.{ZONE}", u14)
 
+    # 14. Records that give no certificate still count as records: a PGP-only
+    # address name means no domain-bound lookup; a dead URL is an error.
+    d15, d16 = ok(dns=f"pgp.{ZONE}"), ok(dns=f"url-broken.{ZONE}")
+    rr += "d15.pgp IN CERT PGP 0 0 AAECAw==\n" + _cert_rr("pgp", d15)
+    dead_url = base64.b64encode(url("certs", "/gone.der").encode()).decode()
+    rr += f"d16.url-broken IN CERT IPKIX 0 0 {dead_url}\n" + _cert_rr("url-broken", d16)
+    expect(f"d15@pgp.{ZONE}")
+    expect(f"d16@url-broken.{ZONE}")
+
     httpd.put("/root.crl", crl(root).public_bytes(Encoding.DER))
     httpd.put("/sub.crl", crl(sub, [r3]).public_bytes(Encoding.DER))
     closed = free_port()
@@ -187,7 +200,9 @@ def _populate(base: Path, httpd: Httpd, nsd: Nsd, servers: list[Slapd]) -> World
            f"_ldap._tcp.srv IN SRV 0 0 389 nohost.{ZONE}.\n"
            f"_ldap._tcp.srv IN SRV 1 10 {ldap_b.port} ldap-b.{ZONE}.\n"
            f"_ldap._tcp.srv IN SRV 1 50 {ldap_c.port} ldap-c.{ZONE}.\n"
-           f"_ldap._tcp.srv IN SRV 2 0 {ldap_a.port} ldap-a.{ZONE}.\n")
+           f"_ldap._tcp.srv IN SRV 2 0 {ldap_a.port} ldap-a.{ZONE}.\n"
+           f"_ldap._tcp.srv2 IN SRV 0 0 {ldap_b.port} ldap-b.{ZONE}.\n"
+           f"_ldap._tcp.srv2 IN SRV 1 0 {ldap_c.port} ldap-c.{ZONE}.\n")
     nsd.add_zone(ZONE, rr)
     for server in servers:
         server.start()

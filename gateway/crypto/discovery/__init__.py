@@ -17,8 +17,8 @@ Public API (kept stable; the ``direct`` action, the Direct MX listener and
 * ``load_anchors(paths)``: the certificates of ``direct.anchors``.
 
 Order of the modules: ``resolver`` (DNS through the configured
-nameservers) → ``fetch`` (HTTP to the addresses it gives) → ``crls`` →
-``trust`` → ``ldap`` → ``cache`` → ``discoverer``. All network names go
+nameservers) → ``fetch`` (HTTP to the addresses it gives) → ``cache`` →
+``crls`` → ``trust`` → ``anchors`` → ``ldap`` → ``discoverer``. All network names go
 through ``resolver``; nothing here uses getaddrinfo.
 """
 from gateway.crypto.discovery.anchors import AnchorError, load_anchors

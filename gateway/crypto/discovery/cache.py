@@ -44,10 +44,25 @@ class Location:
                    tuple(base64.b64decode(c) for c in data["certificates"]))
 
 
+class Bounded(dict):
+    """A dict that forgets its oldest entries beyond ``limit`` (a daemon runs
+    for months; the addresses, CRL and AIA URLs it meets are not bounded)."""
+
+    def __init__(self, limit: int = 10_000):
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key, value) -> None:
+        self.pop(key, None)
+        super().__setitem__(key, value)
+        while len(self) > self.limit:
+            del self[next(iter(self))]
+
+
 class ResultCache:
     def __init__(self, directory: Path | None):
         self._dir = directory
-        self._memory: dict[str, tuple[float, list[Location]]] = {}
+        self._memory: dict[str, tuple[float, list[Location]]] = Bounded()
 
     def get(self, address: str) -> list[Location] | None:
         entry = self._memory.get(address) or self._read(address)

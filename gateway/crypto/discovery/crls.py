@@ -16,6 +16,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from gateway.crypto.discovery.cache import Bounded
 from gateway.crypto.discovery.fetch import MAX_CRL_BYTES, Fetcher, FetchError
 from gateway.crypto.revocation import load_crls
 from gateway.queue.safeio import atomic_replace, ensure_dir
@@ -40,7 +41,7 @@ class CrlCache:
     def __init__(self, fetcher: Fetcher, directory: Path | None):
         self._fetcher = fetcher
         self._dir = directory
-        self._memory: dict[str, x509.CertificateRevocationList] = {}
+        self._memory: dict[str, x509.CertificateRevocationList] = Bounded(1000)
 
     async def for_certificate(self, cert: x509.Certificate,
                               now: dt.datetime) -> list[x509.CertificateRevocationList]:

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dns.exception
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -124,14 +125,13 @@ class Discoverer:
             return DiscoveryResult(address, [], [Candidate("-", address, None, "error",
                                                            "not a Direct address")])
         try:
-            return await self._discover(address, local.lower(), domain, use_cache)
+            return await self._discover(address, domain, use_cache)
         except Exception as exc:     # noqa: BLE001 (fail closed: nothing chosen, no traceback)
             log.warning("direct discovery failed unexpectedly: %s", exc.__class__.__name__)
             return DiscoveryResult(address, [], [Candidate(
                 "-", address, None, "error", f"internal error ({exc.__class__.__name__})")])
 
-    async def _discover(self, address: str, local: str, domain: str,
-                        use_cache: bool) -> DiscoveryResult:
+    async def _discover(self, address: str, domain: str, use_cache: bool) -> DiscoveryResult:
         locations = self._cache.get(address) if use_cache else None
         cached = locations is not None
         if locations is None:
@@ -179,30 +179,40 @@ class Discoverer:
         return search
 
     async def _dns(self, name: str, source: str, search: _Search) -> tuple[Location, bool]:
-        owner = owner_name(name).to_text()
+        try:
+            owner = owner_name(name).to_text()
+        except dns.exception.DNSException:
+            return search.add(Location(source, name, "error", "not a valid DNS name"),
+                              ERROR_TTL), False
         try:
             records = await self.resolver.lookup(owner, "CERT")
         except DnsFailure as exc:
             return search.add(Location(source, owner, "error", str(exc)), ERROR_TTL), False
         certs: list[bytes] = []
-        problems: list[str] = []
+        failed: list[str] = []       # URLs that could not be fetched: unknown, so an error
+        ignored: list[str] = []      # records that can never give a certificate
         for rd in records.rdata:
             if rd.certificate_type == PKIX:
                 certs.append(bytes(rd.certificate))
             elif rd.certificate_type in (IPKIX, URI):
                 url = bytes(rd.certificate).decode("ascii", "replace")
                 try:
-                    certs += [c.public_bytes(Encoding.DER) for c in
-                              certificates_in(await self.fetcher.get(url))]
+                    found = certificates_in(await self.fetcher.get(url))
                 except FetchError as exc:
-                    problems.append(f"certificate URL {url}: {exc}")
+                    failed.append(f"certificate URL {url}: {exc}")
+                    continue
+                certs += [c.public_bytes(Encoding.DER) for c in found]
+                if not found:
+                    ignored.append(f"certificate URL {url}: no certificate in it")
             else:
-                problems.append(f"CERT type {rd.certificate_type} ignored")
+                ignored.append(f"CERT type {rd.certificate_type} ignored")
+        detail = "; ".join(failed + ignored)
         if certs:
-            location = Location(source, owner, "found", "; ".join(problems), tuple(certs))
+            location = Location(source, owner, "found", detail, tuple(certs))
+        elif failed:
+            location = Location(source, owner, "error", detail)
         elif records.rdata:
-            location = Location(source, owner, "error" if problems else "none",
-                                "; ".join(problems) or "no usable CERT record")
+            location = Location(source, owner, "none", detail)
         else:
             location = Location(source, owner, "none", "no CERT records")
         return search.add(location, records.ttl), bool(records.rdata)

@@ -63,13 +63,15 @@ class Fetcher:
                     session.get(url, allow_redirects=True, max_redirects=3) as response:
                 if response.status != 200:
                     raise FetchError(f"HTTP {response.status}")
-                body = await response.content.read(limit + 1)
+                body = bytearray()
+                async for chunk in response.content.iter_chunked(1 << 16):
+                    body += chunk
+                    if len(body) > limit:
+                        raise FetchError("response too large")
         except FetchError:
             raise
         except TimeoutError:
             raise FetchError("HTTP timeout") from None
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             raise FetchError(f"cannot fetch ({exc.__class__.__name__})") from None
-        if len(body) > limit:
-            raise FetchError("response too large")
-        return body
+        return bytes(body)

@@ -56,7 +56,10 @@ class DirectResolver:
             resolver = dns.asyncresolver.Resolver(configure=False)
             resolver.nameservers = [_nameserver(text) for text in nameservers]
         else:
-            resolver = dns.asyncresolver.Resolver()
+            try:
+                resolver = dns.asyncresolver.Resolver()
+            except dns.resolver.NoResolverConfiguration:
+                resolver = dns.asyncresolver.Resolver(configure=False)   # every lookup fails
         resolver.timeout = resolver.lifetime = timeout
         resolver.use_edns(0, 0, 1232)
         resolver.cache = None        # callers cache with the TTL; no second layer

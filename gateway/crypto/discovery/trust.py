@@ -43,6 +43,7 @@ from cryptography.x509 import verification as v
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from gateway.crypto.certstore import MIN_RSA_BITS, is_ca, san_emails
+from gateway.crypto.discovery.cache import Bounded
 from gateway.crypto.discovery.crls import CrlCache, http_uris
 from gateway.crypto.discovery.fetch import Fetcher, FetchError
 from gateway.crypto.revocation import check_chain
@@ -151,7 +152,7 @@ class DirectTrust:
         self.anchors = list(anchors)
         self._fetcher = fetcher
         self._crls = crls
-        self._aia: dict[str, list[x509.Certificate]] = {}
+        self._aia: dict[str, list[x509.Certificate]] = Bounded(1000)
 
     async def validate(self, cert: x509.Certificate, address: str, *,
                        purpose: Purpose = "encrypt",
@@ -194,10 +195,9 @@ class DirectTrust:
             if any(c in self.anchors for c in known):
                 return
             if not known:
-                fetched = [c for c in await self._ca_issuers(current)
-                           if c.subject == current.issuer]
+                fetched = await self._ca_issuers(current)      # a .p7c may hold more of the path
                 pool.extend(c for c in fetched if c not in pool)
-                known = fetched
+                known = [c for c in fetched if c.subject == current.issuer]
             if not known or known[0].subject == known[0].issuer:
                 return
             current = known[0]
