@@ -2,8 +2,9 @@
 domains, each trusting only the other's CA (separate anchors). The sender's
 daemon signs and encrypts to the receiver's certificate, relays to the
 receiver's Direct MX listener; the receiver opens, verifies, delivers to its
-mailbox sink and returns a signed, encrypted ``processed`` MDN to the
-sender's Direct MX, which completes the tracking. With the receiver down past
+mailbox sink and returns signed, encrypted ``processed`` and (final delivery
+asked for) ``dispatched`` MDNs to the sender's Direct MX, which complete the
+tracking. With the receiver down past
 ``mdn_timeout`` the sender gets a failure DSN, and the ``processed`` MDN that
 comes after the receiver is back is not passed on.
 
@@ -45,7 +46,7 @@ def cert_zone(practice) -> tuple[str, str]:
 
 
 def setup(daemon_factory, tmp_path, sink, me, partner, *, mx: int, relay: int,
-          timeout: str, name: str, nameserver: str | None = None):
+          timeout: str, name: str, nameserver: str | None = None, final: bool = False):
     """A daemon for practice ``me`` that trusts ``partner``'s CA only. With
     ``nameserver`` the partner's certificate is discovered there; without, it
     is imported by hand (and discovery asks a port where nothing answers)."""
@@ -56,7 +57,7 @@ def setup(daemon_factory, tmp_path, sink, me, partner, *, mx: int, relay: int,
     extra = {"policy": str(policy), "smtp": {"hostname": f"gw.{domain}"},
              "direct": {"domains": [domain], "anchors": [str(anchors)],
                         "listen": f"127.0.0.1:{mx}", "relay": f"127.0.0.1:{relay}",
-                        "relay_tls": "none", "mdn_timeout": timeout,
+                        "relay_tls": "none", "mdn_timeout": timeout, "final_delivery": final,
                         "resolver": {"nameservers": [nameserver or f"127.0.0.1:{free_port()}"],
                                      "timeout": "1s"}}}
     d = daemon_factory(sink.port, extra=extra, start=False)
@@ -103,7 +104,7 @@ async def test_round_trip_delivers_and_the_processed_mdn_completes_tracking(
     sink_a, sink_b = await sink_factory(), await sink_factory()
     mx_a, mx_b = free_port(), free_port()
     a = setup(daemon_factory, tmp_path, sink_a, smile, ortho, mx=mx_a, relay=mx_b,
-              timeout="10m", name="smile", nameserver=nsd.address)
+              timeout="10m", name="smile", nameserver=nsd.address, final=True)
     b = setup(daemon_factory, tmp_path, sink_b, ortho, smile, mx=mx_b, relay=mx_a,
               timeout="10m", name="ortho", nameserver=nsd.address)
     for d in (a, b):                                       # nothing imported by hand
@@ -122,14 +123,17 @@ async def test_round_trip_delivers_and_the_processed_mdn_completes_tracking(
     assert part.value("message-id") == "<ref-1@smile.example>"
     assert all(t in delivered.data for t in BODY_TOKENS)            # opened for the mailbox
 
-    await sink_a.wait_for(1, timeout=90)
-    [mdn] = sink_a.messages
-    assert mdn.rcpt_tos == [SMILE]
-    assert Part.parse(mdn.data).value("x-phigate-signature").startswith(
-        f"valid; signer={ORTHO}; trusted=yes")
-    report = read_report(mdn.data)
-    assert report.kind == "mdn" and report.recipients == ((ORTHO, "processed"),)
-    assert report.original_id == "<ref-1@smile.example>"
+    await sink_a.wait_for(2, timeout=90)                  # processed, then dispatched
+    reports = []
+    for mdn in sink_a.messages:
+        assert mdn.rcpt_tos == [SMILE]
+        assert Part.parse(mdn.data).value("x-phigate-signature").startswith(
+            f"valid; signer={ORTHO}; trusted=yes")
+        reports.append(read_report(mdn.data))
+    assert sorted(r.recipients for r in reports) == [((ORTHO, "dispatched"),),
+                                                     ((ORTHO, "processed"),)]
+    assert all(r.kind == "mdn" and r.original_id == "<ref-1@smile.example>" for r in reports)
+    assert [r.final_delivery for r in reports if r.recipients[0][1] == "dispatched"] == [True]
 
     status = json.loads(a.phigate(["direct", "status", "--json"]).stdout)
     assert status == {"pending": []}
