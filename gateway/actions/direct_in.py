@@ -31,14 +31,13 @@ from gateway.crypto.direct_message import (
     build_mdn,
     domain_signed,
     header_address,
+    header_value,
     message_id,
     read_report,
     signer_certificates,
     unwrap,
 )
 from gateway.crypto.inbound import open_message
-from gateway.crypto.smime_entity import split_message
-from gateway.crypto.smime_parts import Part
 from gateway.model import Action, Delivered, Outcome, Permanent, PermanentKind
 
 ADDRESS_MISMATCH = "signer address does not match From"     # gateway.crypto.verify's reason
@@ -47,8 +46,7 @@ ADDRESS_MISMATCH = "signer address does not match From"     # gateway.crypto.ver
 def wants_final_delivery(message: bytes) -> bool:
     """A well-formed ``Disposition-Notification-Options`` asking for the
     Direct final-delivery notification (``…=optional,true`` or ``required,true``)."""
-    value = Part((split_message(message).header("disposition-notification-options") or b"",),
-                 b"").value("disposition-notification-options") or ""
+    value = header_value(message, "disposition-notification-options") or ""
     for option in value.split(";"):
         name, _, params = option.partition("=")
         importance, _, flag = params.partition(",")

@@ -49,9 +49,14 @@ def _field(name: str, value: str) -> bytes:
     return f"{name}: {value}\r\n".encode("ascii", "replace")
 
 
+def header_value(raw: bytes, name: str) -> str | None:
+    """The unfolded value of the top-level header field ``name`` of ``raw``."""
+    return Part((split_message(raw).header(name) or b"",), b"").value(name)
+
+
 def message_id(raw: bytes) -> str | None:
     """The Message-ID of ``raw`` (angle brackets kept), or None."""
-    value = Part((split_message(raw).header("message-id") or b"",), b"").value("message-id")
+    value = header_value(raw, "message-id")
     return value.split()[0] if value else None
 
 
@@ -153,8 +158,7 @@ def domain_signed(message: bytes, address: str, revocation: str) -> bytes:
 
 def header_address(raw: bytes, name: str) -> str | None:
     """The single address in header ``name`` of ``raw`` (lower-cased domain), or None."""
-    value = Part((split_message(raw).header(name) or b"",), b"").value(name)
-    found = [a for _, a in email.utils.getaddresses([value or ""]) if "@" in a]
+    found = [a for _, a in email.utils.getaddresses([header_value(raw, name) or ""]) if "@" in a]
     return found[0] if len(found) == 1 else None
 
 
