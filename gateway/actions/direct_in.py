@@ -13,7 +13,10 @@ listener, tell the sender's gateway, deliver it to the practice's mailbox.
    sent and reaches the sender's mailbox only when the tracker passes it on
    (not after a timeout or once final). It is never answered with an MDN.
 3. Anything else: a ``processed`` MDN per recipient (queued, signed and
-   encrypted by DirectAction to the requester), delivery through the courier
+   encrypted by DirectAction) to the From address, the one the signature
+   was bound to (never to a different ``Disposition-Notification-To``: a
+   notification is no way to make the gateway mail a third party), delivery
+   through the courier
    with the ``X-Phigate-*`` result fields, then ``dispatched`` with the Direct
    extension field when the sender asked for final delivery, or ``failed``
    when delivery failed for good. Each MDN is a recorded step
@@ -90,8 +93,7 @@ class DirectInboundAction:
         report = read_report(message)
         if report is not None:
             return await self._report(item, report, message, recipients)
-        sender = header_address(message, "disposition-notification-to") or header_address(
-            message, "from")
+        sender = header_address(message, "from")     # the verified signer's address, only
         original_id = message_id(message)
         final = wants_final_delivery(message)
         for r in recipients:

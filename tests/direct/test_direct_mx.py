@@ -142,8 +142,8 @@ async def test_openssl_direct_message_is_opened_acknowledged_and_delivered(
 async def test_final_delivery_request_gets_dispatched_with_the_extension(
         people, tmp_path, upstream_sink):
     smile, ortho = people
-    raw = RAW.replace(b"MIME-Version", b"Disposition-Notification-To: <" + SMILE.encode()
-                      + b">\r\nDisposition-Notification-Options: "
+    raw = RAW.replace(b"MIME-Version", b"Disposition-Notification-To: <third@party.example>"
+                      b"\r\nDisposition-Notification-Options: "
                       + FINAL_DELIVERY_REQUEST.encode() + b"\r\nMIME-Version")
     data = openssl_direct(raw, smile.person, ortho.person, tmp_path, ("rsa_padding_mode:oaep",))
     async with Receiver(tmp_path, people, upstream_sink.port) as rx:
@@ -156,6 +156,7 @@ async def test_final_delivery_request_gets_dispatched_with_the_extension(
     assert dispatched.final_delivery
     assert FINAL_DELIVERY not in str([r for r in reports if r.recipients[0][1] == "processed"])
     assert len(by_rcpt(upstream_sink, ORTHO)) == 1
+    assert by_rcpt(upstream_sink, "third@party.example") == []   # MDNs go to the signed From
 
 
 async def test_failed_delivery_gets_a_failed_mdn(people, tmp_path, upstream_sink):
