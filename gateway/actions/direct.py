@@ -144,7 +144,8 @@ class DirectAction:
                   and item.envelope.source != MDN_SOURCE else None)
         data, msgid = await asyncio.to_thread(
             build_direct, raw, identity, certs, cipher=self.cipher, notify_to=notify,
-            final_delivery=self.final_delivery, hostname=self.hostname)
+            final_delivery=self.final_delivery, hostname=self.hostname,
+            fallback_id=f"<{item.id}.direct@{self.hostname}>")
         audit("encrypted", queue_id=item.id, recipients=members, count=len(certs),
               mode=self.cipher, signer=identity.fingerprint)
         if notify:

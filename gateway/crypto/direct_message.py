@@ -62,16 +62,18 @@ def message_id(raw: bytes) -> str | None:
 
 def build_direct(raw: bytes, identity: Identity, certificates: Sequence[x509.Certificate], *,
                  cipher: str = "aes128", notify_to: str | None = None,
-                 final_delivery: bool = False, hostname: str = "localhost"
-                 ) -> tuple[bytes, str]:
+                 final_delivery: bool = False, hostname: str = "localhost",
+                 fallback_id: str | None = None) -> tuple[bytes, str]:
     """(the Direct message, its Message-ID). ``notify_to`` asks for MDNs to
-    that address; ``final_delivery`` also asks for the ``dispatched`` one."""
+    that address; ``final_delivery`` also asks for the ``dispatched`` one.
+    A message without a Message-ID gets ``fallback_id`` (stable across
+    retries, so tracking keeps one record), or a new one."""
     split = split_message(raw)
     names = {field_name(f) for f in split.outer}
     added = b""
     msgid = message_id(raw)
     if msgid is None:
-        msgid = email.utils.make_msgid(domain=hostname)
+        msgid = fallback_id or email.utils.make_msgid(domain=hostname)
         added += _field("Message-ID", msgid)
     if notify_to and b"disposition-notification-to" not in names:
         added += _field("Disposition-Notification-To", f"<{notify_to}>")

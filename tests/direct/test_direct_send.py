@@ -132,3 +132,17 @@ async def test_subject_keyword_is_stripped_before_signing(store, people, tmp_pat
     content = openssl_cli.verify(openssl_cli.decrypt(sent.data, ortho.person, tmp_path),
                                  smile.pki.root, tmp_path)
     assert b"[direct]" not in content and b"Subject: Referral tooth 30" in content
+
+
+async def test_message_without_message_id_keeps_one_id_across_retries(store, tmp_path,
+                                                                      upstream_sink):
+    tracker = MdnTracker(tmp_path / "tracking", 3600)
+    action = DirectAction(StoreFinder(store), store, courier(upstream_sink.port), tracker,
+                          hostname="gw.smile.example")
+    raw = RAW.replace(b"Message-ID: <ref-1@smile.example>\r\n", b"")
+    q = item([ORTHO])
+    for _ in range(2):                                    # a first attempt and a retry
+        await action.execute(q, raw, q.recipients)
+    ids = {Part.parse(m.data).value("message-id") for m in upstream_sink.messages}
+    assert ids == {f"<{q.id}.direct@gw.smile.example>"}
+    assert [r.message_id for r in tracker.records()] == [f"<{q.id}.direct@gw.smile.example>"]
