@@ -21,6 +21,7 @@ import socket
 from pathlib import Path
 
 from gateway import sdnotify
+from gateway.actions.inbound import InboundAction, SpoolIntake
 from gateway.actions.portal import PortalAction
 from gateway.actions.relay import RelayAction
 from gateway.actions.smime import SmimeAction
@@ -32,17 +33,21 @@ from gateway.delivery.outbox import OutboxCourier
 from gateway.delivery.smtp import UpstreamCourier
 from gateway.direct.service import DirectService
 from gateway.health import HealthServer
+from gateway.inbound_state import StateBook
+from gateway.ingress.imap import InboundWatchers
 from gateway.ingress.smtp import SubmissionServer
 from gateway.metrics import Metrics
 from gateway.model import Action
 from gateway.policy import PolicyEngine, load_policy
 from gateway.policy.classifiers import build_classifier
+from gateway.policy.classifiers.isolated import IsolatedClassifier
 from gateway.portal.service import PortalService, open_portal_store
 from gateway.queue.control import ControlServer, control_socket
 from gateway.queue.dispatcher import Dispatcher
 from gateway.queue.safeio import ensure_dir
 from gateway.queue.store import QueueStore
 from gateway.submission import Submission
+from gateway.supervisor import Supervisor, die_with_parent
 from gateway.tlsutil import ensure_self_signed, server_tls_context
 
 log = get_logger("app")
@@ -66,13 +71,14 @@ def build_certstore(config: Config) -> CertStore:
                      require_email_protection=config.smime.require_email_protection)
 
 
-def build_policy(config: Config, certstore: CertStore | None = None):
+def build_policy(config: Config, certstore: CertStore | None = None, isolated: bool = False):
     """(classify, decide) for the Submission; ``decide`` is the PolicyEngine
     itself (callable, and its ``.policy`` is what ``policy check`` shows).
     ``certstore`` answers the ``recipient_has_certificate`` condition.
-    Raises ConfigError."""
+    ``isolated``: classify in worker processes (the daemon: a message cannot
+    blow up its memory). Raises ConfigError."""
     try:
-        classifier = build_classifier(config.classifier.shadow)
+        classifier = build_classifier(config.classifier.shadow, timeout=config.classifier.timeout)
     except ValueError as exc:
         raise ConfigError([(f"classifier.shadow: {exc}; remove it or fix the name "
                            "(phigate policy detectors lists them)")]) from None
@@ -84,6 +90,10 @@ def build_policy(config: Config, certstore: CertStore | None = None):
     if certstore is not None:
         def has_certificate(address: str) -> bool:
             return certstore.certificate_for(address) is not None
+    if isolated:
+        isolated_classifier = IsolatedClassifier(config.classifier.shadow,
+                                                 config.classifier.timeout)
+        return isolated_classifier.classify, PolicyEngine(policy, has_certificate)
     return classifier.classify, PolicyEngine(policy, has_certificate)
 
 
@@ -106,6 +116,9 @@ class Gateway:
         self.certstore = build_certstore(config)
         self.portal_store = (open_portal_store(config.portal, config.state_dir)
                              if config.portal.enabled or config.portal.database_url else None)
+        # Inbound IMAP mailboxes: watched, and their items delivered, by worker 0 only.
+        self.inbound_book = (StateBook(config.state_dir)
+                             if config.inbound.mailboxes and shard == 0 else None)
         q = config.queue
         self.dispatcher = Dispatcher(
             self.store, self.build_handlers(),
@@ -113,7 +126,7 @@ class Gateway:
             give_up_after=q.give_up_after, concurrency=q.concurrency, max_crashes=q.max_crashes,
             hostname=self.hostname, dsn_sender=config.dsn.sender, metrics=self.metrics)
         self.direct = self.build_direct(shard)
-        classify, decide = build_policy(config, self.certstore)
+        classify, decide = build_policy(config, self.certstore, isolated=True)
         self.submission = Submission(self.store, self.dispatcher, hostname=self.hostname,
                                      classify=classify, decide=decide,
                                      classifier_timeout=config.classifier.timeout,
@@ -127,6 +140,9 @@ class Gateway:
         self.portal = (PortalService(config.portal, config.state_dir, self.portal_store,
                                      upstream=self.courier)
                        if config.portal.enabled and shard == 0 else None)
+        self.inbound = (InboundWatchers(config.inbound, self.inbound_book,
+                                        SpoolIntake(self.store, self.dispatcher))
+                        if self.inbound_book is not None else None)
         self._dispatch_task: asyncio.Task | None = None
 
     def build_handlers(self) -> dict:
@@ -141,6 +157,10 @@ class Gateway:
         if self.portal_store is not None:
             handlers[Action.PORTAL] = PortalAction(self.portal_store, self.config.portal,
                                                    self.courier)
+        if self.inbound_book is not None:
+            handlers[Action.INBOUND] = InboundAction(
+                self.config.inbound.mailboxes, self.certstore, smime,
+                self.config.effective_crl_cache, self.inbound_book)
         return handlers
 
     def build_direct(self, shard: int) -> DirectService | None:
@@ -179,6 +199,8 @@ class Gateway:
         if self.direct is not None:
             await self.direct.start()
         await self.smtp.start()
+        if self.inbound is not None:
+            await self.inbound.start()
         self.metrics.set_queue_sizes(queue=self.store.size)
         audit("started", listener=f"{self.smtp.address[0]}:{self.smtp.address[1]}",
               count=recovered, upstream=self.config.upstream.host or "outbox")
@@ -188,6 +210,8 @@ class Gateway:
         await self.smtp.stop(grace)
         if self.direct is not None:
             await self.direct.stop()
+        if self.inbound is not None:
+            await self.inbound.stop()
         await self.dispatcher.stop(grace)
         if self._dispatch_task is not None:
             await self._dispatch_task
@@ -210,7 +234,7 @@ class Gateway:
         try:
             new = load_config(self.config_path)
             users = UserDirectory.load(new.auth.users_file)
-            classify, decide = build_policy(new, self.certstore)
+            classify, decide = build_policy(new, self.certstore, isolated=True)
         except ConfigError as exc:
             audit("config_rejected", errors=exc.problems)
             log.error("new configuration rejected; keeping the running one",
@@ -264,15 +288,13 @@ def main(config: Config, config_path: Path | None, *, worker: int | None = None,
     """``phigate run``: one process, a supervisor of ``workers``, or one worker."""
     configure_logging(config.logging.level, config.logging.file)
     if worker is not None:
-        from gateway.supervisor import die_with_parent
         die_with_parent()
         sock = socket.socket(fileno=listen_fd)
         return _run(run_daemon(config, config_path, shard=worker, shards=config.workers,
                                listen_sock=sock))
     if config.workers > 1:
-        from gateway.supervisor import Supervisor
-
         async def supervise() -> int:
-            return await Supervisor(config, config_path, config.workers).run()
+            return await Supervisor(config, config_path, config.workers,
+                                    hostname=hostname_of(config)).run()
         return _run(supervise())
     return _run(run_daemon(config, config_path))

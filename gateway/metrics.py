@@ -34,8 +34,13 @@ class Metrics:
                                   buckets=DELIVERY_BUCKETS)
         self.connections = Gauge("phigate_smtp_connections", "Open submission connections",
                                  registry=r, multiprocess_mode="livesum")
+        self.auth_failures = Counter("phigate_auth_failures",
+                                     "SMTP AUTH refused: wrong credentials (failed) or a "
+                                     "locked login/address (locked)", ["outcome"], registry=r)
         for outcome in OUTCOMES:
             self.outcomes.labels(outcome)
+        for outcome in ("failed", "locked"):
+            self.auth_failures.labels(outcome)
 
     def observe_submission(self, seconds: float) -> None:
         self.submission.observe(seconds)
@@ -45,6 +50,9 @@ class Metrics:
 
     def count_outcome(self, outcome: str) -> None:
         self.outcomes.labels(outcome).inc()
+
+    def count_auth_failure(self, outcome: str) -> None:
+        self.auth_failures.labels(outcome).inc()
 
     def set_queue_sizes(self, **areas: int) -> None:
         for area, size in areas.items():

@@ -8,7 +8,12 @@ and otherwise commits message + plan to the queue. Only after the commit does
 it return ``Accepted``; the dispatcher is then told to attempt the item.
 
 The stored message is the accepted bytes with one ``Received:`` trace header
-in front (RFC 5321 §4.4); nothing else is ever rewritten.
+in front (RFC 5321 §4.4). For mail from the SMTP edge (``source == "smtp"``)
+the header section is also fixed as a submission server must (RFC 6409 §8):
+every ``X-Phigate-*`` field is removed (they are phigate's own trust
+statements, e.g. ``X-Phigate-Signature``, and a client must not be able to
+forge them), and a missing ``Date`` or ``Message-ID`` is added. The body is
+never rewritten.
 """
 from __future__ import annotations
 
@@ -43,6 +48,38 @@ def received_header(envelope: Envelope, hostname: str, queue_id: str, now: float
     return (f"Received: from {helo or 'unknown'} ([{peer}])\r\n"
             f"\tby {hostname} (phigate) with {protocol} id {queue_id};\r\n"
             f"\t{email.utils.formatdate(now)}\r\n").encode("ascii", "replace")
+
+
+def fix_submitted_header(raw: bytes, hostname: str, queue_id: str, now: float) -> bytes:
+    """Drop client-supplied ``X-Phigate-*`` fields (with their folded lines)
+    and add ``Date`` / ``Message-ID`` if missing; the body stays as it is."""
+    end = raw.find(b"\r\n\r\n")
+    if raw.startswith(b"\r\n"):
+        head, body = b"", raw
+    elif end < 0:
+        head, body = raw, b""
+    else:
+        head, body = raw[:end + 2], raw[end + 2:]
+    kept: list[bytes] = []
+    names: set[bytes] = set()
+    dropping = False
+    for line in head.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t"):                 # a folded continuation line
+            if not dropping:
+                kept.append(line)
+            continue
+        name = line.split(b":", 1)[0].strip().lower()
+        dropping = name.startswith(b"x-phigate-")
+        if not dropping:
+            names.add(name)
+            kept.append(line)
+    if b"date" not in names:
+        kept.append(f"Date: {email.utils.formatdate(now)}\r\n".encode())
+    if b"message-id" not in names:
+        kept.append(f"Message-ID: <{queue_id}@{hostname}>\r\n".encode("ascii", "replace"))
+    if not body:
+        body = b"\r\n"
+    return b"".join(kept) + body
 
 
 class Submission:
@@ -85,6 +122,8 @@ class Submission:
             return Refused(550, "5.7.1", _one_line(f"Policy rule {first.rule}: {reason}"))
         queue_id = self.store.new_id()
         now = time.time()
+        if envelope.source == "smtp":
+            raw = fix_submitted_header(raw, self.hostname, queue_id, now)
         data = received_header(envelope, self.hostname, queue_id, now) + raw
         try:
             item = await self.store.put(envelope, data, plan, item_id=queue_id)

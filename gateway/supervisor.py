@@ -36,8 +36,10 @@ from gateway import sdnotify
 from gateway.audit import audit, get_logger
 from gateway.config import Config, ConfigError, load_config
 from gateway.config.types import split_hostport
-from gateway.metrics import mark_worker_dead, prepare_multiprocess_dir
+from gateway.health import HealthServer
+from gateway.metrics import Metrics, mark_worker_dead, prepare_multiprocess_dir
 from gateway.queue.safeio import ensure_dir
+from gateway.tlsutil import ensure_self_signed
 
 log = get_logger("supervisor")
 
@@ -68,14 +70,12 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
-def prepare_tls(config: Config) -> None:
+def prepare_tls(config: Config, hostname: str) -> None:
     """With no certificate configured, make the self-signed one before the
     workers start: each would otherwise make its own at the same time, and
     clients would see different certificates per connection."""
     if config.listen.submission.tls is None:
-        from gateway.app import hostname_of
-        from gateway.tlsutil import ensure_self_signed
-        ensure_self_signed(config.state_dir, hostname_of(config))
+        ensure_self_signed(config.state_dir, hostname)
 
 
 class Worker:
@@ -88,12 +88,13 @@ class Worker:
 
 
 class Supervisor:
-    def __init__(self, config: Config, config_path: Path | None, workers: int):
+    def __init__(self, config: Config, config_path: Path | None, workers: int, *,
+                 hostname: str):
         self.config = config
         self.config_path = config_path
         self.workers = [Worker(i) for i in range(workers)]
         ensure_dir(config.state_dir)
-        prepare_tls(config)
+        prepare_tls(config, hostname)
         self.metrics_dir = config.state_dir / "metrics"
         prepare_multiprocess_dir(self.metrics_dir)
         self.listener = bind_listener(config.listen.submission.address)
@@ -132,7 +133,8 @@ class Supervisor:
             if self._stopping:
                 return
             worker.restarts += 1
-            log.error("worker exited; restarting", worker=worker.index, code=code, delay=delay)
+            log.error("worker exited; restarting", worker=worker.index, code=code, delay=delay,
+                      restarts=worker.restarts)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RESTART_DELAY_MAX)
 
@@ -238,8 +240,6 @@ class Supervisor:
     def health_server(self):
         if not self.config.metrics.address:
             return None
-        from gateway.health import HealthServer
-        from gateway.metrics import Metrics
         server = HealthServer(Metrics.aggregated(self.metrics_dir),
                               self.config.metrics.address)
         server.add_check("workers", self.healthy)

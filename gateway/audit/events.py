@@ -12,6 +12,8 @@ EVENTS = frozenset({
     "decrypted", "verified", "signed", "encrypted", "deposited", "notice_sent", "portal_view",
     "portal_login", "portal_reply", "read_receipt",
     "mdn_sent", "mdn_received",
+    "auth_failed", "auth_locked", "portal_login_failed", "portal_identity_failed",
+    "portal_upload_refused",
 })
 
 # Fields that can never carry message content. Addresses are allowed in the audit

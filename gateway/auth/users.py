@@ -5,7 +5,11 @@
         password: "$argon2id$v=19$m=65536,t=3,p=4$..."
         senders: [frontdesk@smiledental.example, "@smiledental.example"]
 
-``senders`` entries are exact addresses or ``@domain`` for a whole domain.
+``senders`` entries are exact addresses or ``@domain`` for a whole domain
+(matching rules in ``gateway.auth.senders``). The file is read again when it
+changes (``refresh``, called before each AUTH), so ``phigate users add``
+takes effect without a SIGHUP; a changed file that does not load is logged
+and the users already loaded stay.
 Verification runs argon2 in a worker thread (≈100 ms; aiosmtpd would
 otherwise block every session) and caches successful checks for a short
 time keyed by a keyed hash of (user, password), so a client that connects for
@@ -26,9 +30,12 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.audit import get_logger
+from gateway.auth.senders import address_allowed
 from gateway.config.load import ConfigError, load_yaml_model
 from gateway.queue.safeio import atomic_replace
 
+log = get_logger("users")
 _hasher = PasswordHasher()
 CACHE_SECONDS = 300.0
 CACHE_SIZE = 1024
@@ -51,6 +58,7 @@ class UserDirectory:
         self.path = path
         self._cache: dict[bytes, float] = {}
         self._cache_key = secrets.token_bytes(32)
+        self._seen = _identity(path)
 
     @classmethod
     def load(cls, path: Path) -> UserDirectory:
@@ -64,9 +72,29 @@ class UserDirectory:
         return cls(load_yaml_model(path, UsersFile).users, path)
 
     def replace(self, other: UserDirectory) -> None:
-        """SIGHUP: take the users of a freshly loaded directory."""
+        """SIGHUP: take the users (and the file, which may have moved) of a
+        freshly loaded directory."""
         self.users = other.users
+        self.path = other.path
+        self._seen = other._seen
         self._cache.clear()
+
+    def refresh(self) -> None:
+        """Load the file again if it changed on disk since it was read."""
+        if self.path is None:
+            return
+        seen = _identity(self.path)
+        if seen == self._seen:
+            return
+        try:
+            fresh = UserDirectory.load(self.path)
+        except ConfigError as exc:
+            log.error("users file changed but does not load; keeping the users loaded",
+                      problems=exc.problems)
+            self._seen = seen
+            return
+        self.replace(fresh)
+        log.info("users file reloaded", count=len(self.users))
 
     # ---- checks -----------------------------------------------------------
     def _fingerprint(self, name: str, password: str) -> bytes:
@@ -99,13 +127,7 @@ class UserDirectory:
         entry = self.users.get(name)
         if entry is None:
             return False
-        address = address.strip().lower()
-        domain = address.rpartition("@")[2]
-        for allowed in entry.senders:
-            allowed = allowed.strip().lower()
-            if allowed == address or (allowed.startswith("@") and allowed[1:] == domain):
-                return True
-        return False
+        return address_allowed(entry.senders, address)
 
     # ---- editing ----------------------------------------------------------
     def add(self, name: str, password: str, senders: list[str]) -> None:
@@ -126,3 +148,12 @@ class UserDirectory:
         data = {"users": {n: e.model_dump() for n, e in sorted(self.users.items())}}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_replace(self.path, yaml.safe_dump(data, sort_keys=False).encode())
+
+
+def _identity(path: Path | None) -> tuple[int, int, int] | None:
+    """What tells a changed file: inode (atomic replace), size and mtime."""
+    try:
+        st = os.stat(path) if path is not None else None
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns) if st else None

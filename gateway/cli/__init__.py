@@ -2,7 +2,7 @@
 
 Each sub-command family lives in its own module exposing
 ``register(subparsers)``; this file holds the explicit list of those modules
-and the global options (``-c/--config``). Commands that read the config get it
+and the global options (``-c/--config``, ``--version``). Commands that read the config get it
 from ``args.config_path`` through ``load_config_or_exit``.
 """
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 # Explicit registry: one module per command family.
@@ -22,11 +23,21 @@ COMMAND_MODULES = [
     "gateway.cli.certs",       # certs import|list|show|remove|identity import|anchor add
     "gateway.cli.smime",       # smime open
     "gateway.cli.direct",      # direct status
+    "gateway.cli.inbound",     # inbound status
 ]
+
+
+def installed_version() -> str:
+    """The version from the installed metadata, whose one source is pyproject.toml."""
+    try:
+        return version("phigate")
+    except PackageNotFoundError:        # a checkout on sys.path without `pip install`
+        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="phigate", description="phigate secure mail gateway")
+    parser.add_argument("--version", action="version", version=f"phigate {installed_version()}")
     parser.add_argument("-c", "--config", dest="config_path", type=Path, default=None,
                         help="config YAML (default: the embedded defaults)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -1,8 +1,13 @@
-"""``phigate portal grant|revoke|reset|list|serve|purge``: patient portal accounts.
+"""``phigate portal grant|revoke|reset|list|pending|approve|serve|purge``:
+patient portal accounts.
 
 ``grant`` takes Open Dental's required patient fields; a new account gets a
 one-time registration link (printed, or mailed with ``--send``). ``reset``
-issues a password-reset link the same way. ``serve`` runs the web portal
+issues a password-reset link the same way. An account made when mail was
+deposited has no birth date on file, so nothing proves who registers it:
+``pending`` lists such accounts (and those with too many wrong birth dates),
+``approve`` records that staff confirmed the patient (optionally adding the
+birth date, which registration then asks for) and issues a fresh link. ``serve`` runs the web portal
 alone (a portal host in a DMZ sharing the PostgreSQL store).
 """
 from __future__ import annotations
@@ -40,6 +45,18 @@ def register(sub) -> None:
     reset.add_argument("--clear-totp", action="store_true",
                        help="also turn off the account's two-step sign-in (lost phone)")
     reset.set_defaults(func=cmd_reset)
+
+    pending = psub.add_parser("pending", help="accounts waiting for staff to confirm identity")
+    add_json_flag(pending)
+    pending.set_defaults(func=cmd_pending)
+
+    approve = psub.add_parser("approve", help="staff confirmed the patient's identity: "
+                              "let the registration link work")
+    approve.add_argument("email")
+    approve.add_argument("--birth-date", help="date of birth, YYYY-MM-DD (then asked at "
+                         "registration)")
+    approve.add_argument("--send", action="store_true", help="e-mail a fresh registration link")
+    approve.set_defaults(func=cmd_approve)
 
     ls = psub.add_parser("list", help="list portal accounts")
     add_json_flag(ls)
@@ -132,6 +149,34 @@ def cmd_reset(args) -> int:
         print(f"two-step sign-in turned off for {account['email']}")
     purpose = "reset" if account["password_hash"] else "register"
     return _issue_link(config, store, account, purpose, args.send)
+
+
+def cmd_pending(args) -> int:
+    config = load_config_or_exit(args)
+    rows = _store(config).pending_accounts_sync(config.portal.identity_account_max_attempts)
+    if args.json:
+        print_json(rows)
+        return 0
+    print_table(["email", "name", "waiting since", "why"],
+                [[r["email"], f"{r['first_name']} {r['last_name']}".strip(),
+                  datetime.datetime.fromtimestamp(r["created_at"]).strftime("%Y-%m-%d %H:%M"),
+                  r["reason"]] for r in rows],
+                empty="(no account waits for staff)")
+    return 0
+
+
+def cmd_approve(args) -> int:
+    config = load_config_or_exit(args)
+    store = _store(config)
+    account = _existing(store, args.email)
+    if account["status"] != "active":
+        return fail("the account is revoked; grant access again first")
+    store.approve_identity_sync(account["id"],
+                                _iso_date(args.birth_date) if args.birth_date else None)
+    print(f"identity confirmed for {account['email']}")
+    if account["password_hash"] is None:
+        return _issue_link(config, store, account, "register", args.send)
+    return 0
 
 
 def cmd_list(args) -> int:

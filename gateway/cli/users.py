@@ -1,4 +1,5 @@
-"""``phigate users add|list|remove``: who may submit mail through phigate."""
+"""``phigate users add|list|remove|unlock``: who may submit mail through
+phigate; ``unlock`` lifts a login's AUTH lock (see docs/security.md)."""
 from __future__ import annotations
 
 import getpass
@@ -24,6 +25,9 @@ def register(sub) -> None:
     rm = usub.add_parser("remove", help="remove a user")
     rm.add_argument("name")
     rm.set_defaults(func=cmd_remove)
+    unlock = usub.add_parser("unlock", help="lift a login's lock after failed AUTH attempts")
+    unlock.add_argument("name")
+    unlock.set_defaults(func=cmd_unlock)
 
 
 def _directory(args) -> UserDirectory:
@@ -77,4 +81,15 @@ def cmd_remove(args) -> int:
     except KeyError:
         return fail(f"no user {args.name}")
     print(f"user {args.name} removed")
+    return 0
+
+
+def cmd_unlock(args) -> int:
+    from gateway.auth.throttle import AuthThrottle, throttle_path
+    config = load_config_or_exit(args)
+    throttle = AuthThrottle(throttle_path(config.state_dir), config.auth.throttle)
+    if throttle.unlock(args.name):
+        print(f"failed logins of {args.name} forgotten; the login is not locked")
+    else:
+        print(f"{args.name} had no failed logins")
     return 0

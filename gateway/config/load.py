@@ -129,6 +129,8 @@ def _resolve(model: BaseModel, base: Path) -> BaseModel:
             update[name] = _resolve(value, base)
         elif isinstance(value, list) and value and all(isinstance(v, Path) for v in value):
             update[name] = [v if v.is_absolute() else base / v for v in value]
+        elif isinstance(value, list) and any(isinstance(v, BaseModel) for v in value):
+            update[name] = [_resolve(v, base) if isinstance(v, BaseModel) else v for v in value]
     return model.model_copy(update=update) if update else model
 
 
@@ -141,10 +143,17 @@ def _get(model: BaseModel, dotted: str):
     return value
 
 
+def _secret_paths(config: Config):
+    """(YAML path, file) of every secret file the config names."""
+    for key in SECRET_FILES:
+        yield key, _get(config, key)
+    for i, mailbox in enumerate(config.inbound.mailboxes):
+        yield f"inbound.mailboxes[{i}].password_file", mailbox.password_file
+
+
 def check_secret_files(config: Config, source: str) -> list[str]:
     problems = []
-    for key in SECRET_FILES:
-        path = _get(config, key)
+    for key, path in _secret_paths(config):
         if path is None:
             continue
         try:
@@ -165,6 +174,14 @@ def _check_consistency(config: Config, source: str) -> list[str]:
         problems.append(f"{source}: upstream.username: required when upstream.password_file is set")
     if up.username and not up.password_file:
         problems.append(f"{source}: upstream.password_file: required when upstream.username is set")
+    names = [m.name for m in config.inbound.mailboxes]
+    for i, mailbox in enumerate(config.inbound.mailboxes):
+        if names.index(mailbox.name) != i:
+            problems.append(f"{source}: inbound.mailboxes[{i}].name: {mailbox.name!r} is used "
+                            "twice; give each mailbox its own name")
+        if mailbox.archive_folder in mailbox.folders:
+            problems.append(f"{source}: inbound.mailboxes[{i}].archive_folder: must not be one "
+                            "of the watched folders; choose another folder")
     if up.username and up.tls == "none":
         problems.append(f"{source}: upstream.tls: AUTH over a plaintext connection is refused; "
                         "use starttls or implicit")

@@ -45,9 +45,22 @@ class ListenConfig(Section):
     submission: ListenerConfig = ListenerConfig()
 
 
+class AuthThrottleConfig(Section):
+    """SMTP AUTH guessing: failures counted per login and per client address
+    in <state_dir>/auth-throttle.db (shared by every worker and connection)."""
+    delay_base: Duration = 1.0            # delay before the 535 of the first failure; doubles
+    delay_max: Duration = 30.0            # cap of that delay
+    login_lockout_after: int = Field(10, ge=1)     # failures of one login → temporary lock
+    address_lockout_after: int = Field(30, ge=1)   # failures from one client address (spraying)
+    lockout_period: Duration = 900.0      # how long a lock lasts (answered 454, no password check)
+    forget_after: Duration = 86400.0      # failures older than this (since the last one) forgotten
+
+
 class AuthConfig(Section):
     users_file: Path = Path("users.yaml")
     trusted_networks: list[str] = []   # CIDRs that may submit without AUTH (off by default)
+    shared_senders: list[str] = []     # header From/Sender any logged-in user may use (info@…)
+    throttle: AuthThrottleConfig = AuthThrottleConfig()
 
 
 class LimitsConfig(Section):
@@ -148,6 +161,16 @@ class PortalConfig(Section):
     provider_addresses: dict[str, str] = {}   # provider name → e-mail (upstream when no IMAP)
     default_provider_address: str = ""
     read_notice: bool = False      # first opening: PHI-free "your message was read" to its sender
+    lockout_max: Duration = 3600.0                # a lock never lasts longer (a reset link lifts it)
+    login_client_limit: int = Field(5, ge=1)      # failed logins from one client address …
+    login_client_window: Duration = 900.0         # … per this window, then that address waits
+    identity_max_attempts: int = Field(5, ge=1)   # wrong dates of birth before a link is void
+    identity_account_max_attempts: int = Field(10, ge=1)   # … across links: staff must re-issue
+    upload_types: list[Literal["pdf", "png", "jpeg", "gif", "webp", "heic", "tiff", "txt",
+                               "docx", "xlsx", "odt"]] = [
+        "pdf", "png", "jpeg", "gif", "webp", "heic", "txt", "docx", "odt"]
+    upload_max_expanded: Size = 50_000_000   # office files (zip inside): uncompressed total
+    totp_key_file: Path | None = None   # none: <state_dir>/portal-totp.key (made 0600 on first use)
 
 
 class SmimeConfig(Section):
@@ -190,6 +213,36 @@ class DirectConfig(Section):
     final_delivery: bool = False       # also ask for "dispatched" (X-DIRECT-FINAL-DESTINATION-DELIVERY)
 
 
+def _mailbox_name(value: str) -> str:
+    if not value or not all(c.isalnum() or c in "-_." for c in value) or value[0] == ".":
+        raise ValueError("must be letters, digits, '-', '_' or '.' (it names state files), "
+                         "e.g. frontdesk")
+    return value
+
+
+class InboundMailbox(Section):
+    """A practice mailbox at its provider that phigate watches over IMAP:
+    S/MIME and Direct mail arriving there is opened and put back readable."""
+    name: Annotated[str, AfterValidator(_mailbox_name)]
+    host: str
+    port: Port = 993
+    tls: Literal["implicit", "starttls"] = "implicit"   # the certificate is always verified
+    ca_file: Path | None = None    # private CA bundle for the IMAP server
+    user: str
+    password_file: Path            # mode 0600, one line
+    folders: list[str] = Field(default_factory=lambda: ["INBOX"], min_length=1)
+    archive_folder: str = "Encrypted originals"   # originals move here (created if missing)
+    poll_interval: Duration = 60.0   # servers without IDLE are polled this often
+    idle_refresh: Duration = 240.0   # IDLE is renewed (and the connection proven) this often
+    timeout: Duration = 60.0         # any single IMAP command
+
+
+class InboundConfig(Section):
+    mailboxes: list[InboundMailbox] = []
+    reconnect_min: Duration = 1.0    # backoff after a dropped connection doubles from here
+    reconnect_max: Duration = 60.0   # … up to this bound
+
+
 def _workers(value):
     if value == "auto":
         return max(1, min(os.cpu_count() or 1, 8))
@@ -215,6 +268,7 @@ class Config(Section):
     portal: PortalConfig = PortalConfig()
     smime: SmimeConfig = SmimeConfig()
     direct: DirectConfig = DirectConfig()
+    inbound: InboundConfig = InboundConfig()
 
     @property
     def effective_outbox(self) -> Path:

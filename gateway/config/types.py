@@ -54,20 +54,29 @@ def parse_size(value) -> int:
     return n
 
 
-def parse_hostport(value) -> str:
-    """'127.0.0.1:2587' or '[::1]:2587' → normalised 'host:port' (validated)."""
-    text = str(value).strip()
-    host, sep, port = text.rpartition(":")
+def split_hostport(text: str) -> tuple[str, int]:
+    """'127.0.0.1:2587', '[::1]:2587' or 'localhost:0' → (host, port), the one
+    host:port rule in phigate (config values, listeners, the portal).
+    ValueError when there is no port or it is not 0-65535."""
+    host, sep, port = str(text).strip().rpartition(":")
+    host = host.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
     if not sep or not host:
         raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:2587")
     if not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError("port must be 0-65535 (0 picks a free port)")
-    return text
+    return host, int(port)
 
 
-def split_hostport(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    return host.strip("[]"), int(port)
+def join_hostport(host: str, port: int) -> str:
+    """(host, port) → 'host:port', an IPv6 host in brackets ('[::1]:2587')."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_hostport(value) -> str:
+    """A config value → normalised 'host:port' (validated by ``split_hostport``)."""
+    return join_hostport(*split_hostport(value))
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration)]

@@ -26,8 +26,17 @@ Public API (kept stable; only ever added to):
   ``identities()`` lists all of them, expired ones too (old mail still decrypts).
 * ``add_anchor(path)``, ``trust_anchors()``, ``intermediates()``.
 
-The store reads the directory again whenever a file in it was added,
-replaced or removed, so a running daemon sees ``phigate certs`` edits at once.
+Lookups (``certificate_for``, ``identity_for``) are answered from an
+in-memory index (address → recipient records, binding → identity), never by
+walking the directory. The index is rebuilt when the store changes: every
+write is an atomic rename into one of the store's directories, so a change
+shows as a new mtime/ctime of that directory, and a lookup costs a handful of
+``stat`` calls of directories whatever the number of certificates. A running
+daemon therefore sees ``phigate certs`` edits on its next lookup. Directory
+timestamps have a granularity, so two changes close together may leave the
+same mtime: an index built while the newest timestamp is younger than
+``RACY_WINDOW`` is not trusted and rebuilt on the next lookup (git's "racily
+clean" rule).
 """
 from __future__ import annotations
 
@@ -36,6 +45,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -44,14 +54,18 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from gateway.model.envelope import address_key, domain_of
 from gateway.queue.safeio import atomic_replace, ensure_dir, fsync_dir
 
 Purpose = Literal["encrypt", "sign"]
 Kind = Literal["recipient", "intermediate", "anchor", "identity"]
 EXPIRING_WITHIN = dt.timedelta(days=30)
 MIN_RSA_BITS = 2048
+RACY_WINDOW_NS = 2_000_000_000          # coarser than any local file system's timestamps
+KIND_DIRS = (("recipient", "recipients"), ("intermediate", "intermediates"),
+             ("anchor", "anchors"))
 _ADDRESS = re.compile(r"^[^@\s/\\]+@[^@\s/\\]+\.[^@\s/\\]+$")
 _DOMAIN = re.compile(r"^@[^@\s/\\]+\.[^@\s/\\]+$")
 _EKU_NAMES = {ExtendedKeyUsageOID.EMAIL_PROTECTION: "emailProtection",
@@ -76,6 +90,18 @@ def san_emails(cert: x509.Certificate) -> tuple[str, ...]:
     except x509.ExtensionNotFound:
         return ()
     return tuple(a.lower() for a in san.get_values_for_type(x509.RFC822Name))
+
+
+def cert_emails(cert: x509.Certificate) -> tuple[str, ...]:
+    """The addresses a certificate binds (lower case): its SAN rfc822Names, or
+    the subject emailAddress only when it has none (RFC 8550 §3). One rule
+    for both directions: choosing an encryption certificate and binding a
+    signer to the From address."""
+    found = san_emails(cert)
+    if found:
+        return found
+    return tuple(str(a.value).strip().lower()
+                 for a in cert.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS))
 
 
 def key_usage(cert: x509.Certificate) -> tuple[str, ...] | None:
@@ -126,12 +152,12 @@ class CertRecord:
     kind: Kind
     certificate: x509.Certificate = field(repr=False)
     fingerprint: str
-    source: str                          # "import:<filename>" (later "dns", "ldap")
+    source: str                          # "import:<filename>"
     for_addresses: tuple[str, ...] = ()  # bound with --for (recipients) / the identity's key
 
     @property
     def addresses(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(san_emails(self.certificate) + self.for_addresses))
+        return tuple(dict.fromkeys(cert_emails(self.certificate) + self.for_addresses))
 
     @property
     def subject(self) -> str:
@@ -260,7 +286,7 @@ def read_certificates(path: Path) -> list[x509.Certificate]:
 
 
 def _normal_binding(value: str) -> str:
-    value = value.strip().lower()
+    value = address_key(value)
     if not (_ADDRESS.match(value) or _DOMAIN.match(value)):
         raise CertStoreError(f"not an address or @domain: {value!r}")
     return value
@@ -277,21 +303,40 @@ class CertStore:
         self._stamp: tuple | None = None
         self._records: list[CertRecord] = []
         self._identities: list[Identity] = []
+        self._by_address: dict[str, list[CertRecord]] = {}
+        self._by_binding: dict[str, Identity] = {}
 
-    # ---- paths and cache -------------------------------------------------
+    # ---- paths and the in-memory index ---------------------------------------
 
     def _dir(self, name: str) -> Path:
         path = self.directory / name
         ensure_dir(path)
         return path
 
+    def _watched(self) -> list[Path]:
+        """The directories whose entries change with any write to the store."""
+        return [self.directory, *(self.directory / sub for _, sub in KIND_DIRS),
+                self.directory / "identities",
+                *(self.directory / "identities" / i.bound_to for i in self._identities)]
+
+    def _current_stamp(self) -> tuple:
+        stamp = []
+        for path in self._watched():
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                stamp.append(None)
+                continue
+            stamp.append((st.st_ino, st.st_mtime_ns, st.st_ctime_ns))
+        return tuple(stamp)
+
     def _load(self) -> None:
-        stamp = self._snapshot()
+        """Rebuild the index if a watched directory changed since it was built."""
+        stamp = self._current_stamp()          # before reading: a change while reading shows
         if stamp == self._stamp:
             return
         records: list[CertRecord] = []
-        for kind, sub in (("recipient", "recipients"), ("intermediate", "intermediates"),
-                          ("anchor", "anchors")):
+        for kind, sub in KIND_DIRS:
             folder = self.directory / sub
             for pem in sorted(folder.glob("*.pem")) if folder.is_dir() else ():
                 meta_path = pem.with_suffix(".json")
@@ -302,20 +347,21 @@ class CertStore:
         identities = [self._read_identity(d) for d in sorted((self.directory / "identities")
                                                               .glob("*"))
                       if (d / "key.pem").exists()]
-        self._records, self._identities, self._stamp = records, identities, stamp
-
-    def _snapshot(self) -> tuple:
-        """(path, inode) of every file: every write is an atomic replace (a new
-        inode), so any change shows, however close in time."""
-        found = []
-        for root, _dirs, files in os.walk(self.directory):
-            for name in files:
-                try:
-                    st = os.stat(os.path.join(root, name))
-                    found.append((root, name, st.st_ino, st.st_mtime_ns, st.st_size))
-                except FileNotFoundError:
-                    continue
-        return tuple(sorted(found))
+        by_address: dict[str, list[CertRecord]] = {}
+        for record in records:
+            if record.kind == "recipient":
+                for address in record.addresses:
+                    by_address.setdefault(address, []).append(record)
+        changed_identities = [i.bound_to for i in identities] != [
+            i.bound_to for i in self._identities]
+        self._records, self._identities = records, identities
+        self._by_address = by_address
+        self._by_binding = {i.bound_to: i for i in identities}
+        if changed_identities:          # watch the new set of identity folders (a change to
+            stamp = self._current_stamp()   # one since reading it is racy, hence rebuilt)
+        newest = max((s[1] for s in stamp if s is not None), default=0)
+        racy = time.time_ns() - newest < RACY_WINDOW_NS
+        self._stamp = None if racy else stamp
 
     @staticmethod
     def _read_identity(folder: Path) -> Identity:
@@ -363,12 +409,12 @@ class CertStore:
                         now: dt.datetime | None = None) -> x509.Certificate | None:
         """The best usable recipient certificate for ``address`` (SAN
         rfc822Name or ``--for`` binding, case-insensitive), or None."""
-        address = address.strip().lower()
+        address = address_key(address)
         now = now or dt.datetime.now(dt.UTC)
-        candidates = [r for r in self.list()
-                      if r.kind == "recipient" and address in r.addresses
-                      and usable(r.certificate, purpose, now,
-                                 require_email_protection=self.require_email_protection)]
+        self._load()
+        candidates = [r for r in self._by_address.get(address, ())
+                      if usable(r.certificate, purpose, now,
+                                require_email_protection=self.require_email_protection)]
         if not candidates:
             return None
         return max(candidates, key=lambda r: rank(r, address)).certificate
@@ -465,11 +511,11 @@ class CertStore:
     def identity_for(self, address: str, *, now: dt.datetime | None = None) -> Identity | None:
         """The identity for ``address``, else for its ``@domain``; None when
         there is none or its certificate is not valid now."""
-        address = address.strip().lower()
+        address = address_key(address)
         now = now or dt.datetime.now(dt.UTC)
-        by_binding = {i.bound_to: i for i in self.identities()}
-        for key in (address, "@" + address.rpartition("@")[2]):
-            ident = by_binding.get(key)
+        self._load()
+        for key in (address, "@" + domain_of(address)):
+            ident = self._by_binding.get(key)
             if ident is not None:
                 valid = ident.cert.not_valid_before_utc <= now <= ident.cert.not_valid_after_utc
                 return ident if valid else None

@@ -6,16 +6,24 @@ the signature over the DER SET OF signed attributes (or over the content when
 there are none) with RSA PKCS#1 v1.5, RSASSA-PSS or ECDSA. Whether the
 certificate deserves trust is ``verify``'s job.
 
-cryptography 50 has no CMS verification API (libs.md §1.3); asn1crypto
+cryptography 50 has no CMS verification API; asn1crypto
 parses, cryptography does the maths.
+
+Only the signed attributes RFC 5652 §11 and RFC 8551 §2.5 give a meaning to
+here (content-type, message-digest, signing-time) are decoded. Any other
+attribute (S/MIME capabilities, Microsoft's and RFC 8551's encryption-key
+preference as NSS adds them, …) is covered by the signature but never
+interpreted, so an encoding asn1crypto does not know cannot break a valid
+signature.
 """
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
-from asn1crypto import cms
+from asn1crypto import cms, core
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -98,19 +106,19 @@ def _check(data: SignedData, si: cms.SignerInfo, content: bytes,
     digest = hasher.finalize()
     attrs = si["signed_attrs"]
     signing_time = None
-    if attrs.native is None:
+    if isinstance(attrs, core.Void):
         if data.content_type != "1.2.840.113549.1.7.1":       # RFC 5652 §5.3
             raise SignatureError("signed attributes missing", cert)
         tbs = content
     else:
-        values = _attributes(attrs)
+        tbs = b"\x31" + attrs.dump()[1:]                       # [0] IMPLICIT → SET OF
+        values = _attributes(tbs)
         if _single(values, "message_digest", cert) != digest:
             raise SignatureError("content altered", cert)
         if _single(values, "content_type", cert) != _type_name(data.content_type):
             raise SignatureError("content type attribute mismatch", cert)
         if "signing_time" in values:
             signing_time = _single(values, "signing_time", cert)
-        tbs = b"\x31" + attrs.dump()[1:]                       # [0] IMPLICIT → SET OF
     algorithm = _verify_signature(cert, si, md, tbs)
     return CheckedSigner(cert, md, algorithm, signing_time)
 
@@ -132,10 +140,36 @@ def find_signer_cert(sid: cms.SignerIdentifier,
     return None
 
 
-def _attributes(attrs: cms.CMSAttributes) -> dict[str, list]:
+class _AnyValues(core.SetOf):
+    _child_spec = core.Any
+
+
+class _RawAttribute(core.Sequence):
+    """An Attribute whose values stay undecoded until asked for."""
+    _fields: ClassVar = [("type", core.ObjectIdentifier), ("values", _AnyValues)]
+
+
+class _RawAttributes(core.SetOf):
+    _child_spec = _RawAttribute
+
+
+# The only signed attributes interpreted (RFC 5652 §11.1-11.3): OID → (name, value class).
+_INTERPRETED = {"1.2.840.113549.1.9.3": ("content_type", cms.ContentType),
+                "1.2.840.113549.1.9.4": ("message_digest", core.OctetString),
+                "1.2.840.113549.1.9.5": ("signing_time", cms.Time)}
+
+
+def _attributes(der_set: bytes) -> dict[str, list]:
+    """The interpreted attributes of the DER SET OF by name, their values
+    decoded; the others skipped."""
     out: dict[str, list] = {}
-    for attr in attrs:
-        out.setdefault(attr["type"].native, []).extend(v.native for v in attr["values"])
+    for attr in _RawAttributes.load(der_set, strict=True):
+        known = _INTERPRETED.get(attr["type"].dotted)
+        if known is None:
+            continue
+        name, spec = known
+        out.setdefault(name, []).extend(spec.load(v.dump(), strict=True).native
+                                        for v in attr["values"])
     return out
 
 

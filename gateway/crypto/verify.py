@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import verification as v
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from gateway.crypto.certstore import MIN_RSA_BITS, fingerprint, is_ca, san_emails
+from gateway.crypto.certstore import MIN_RSA_BITS, cert_emails, fingerprint, is_ca
 from gateway.crypto.cms_signature import CheckedSigner, SignatureError, SignedData, check_signer
 from gateway.crypto.revocation import Mode, check_chain
 
@@ -154,12 +154,9 @@ def _certificate_problem(signer: CheckedSigner, now: dt.datetime,
 
 
 def signer_addresses(cert: x509.Certificate) -> tuple[str, ...]:
-    """SAN rfc822Names (lower case); the subject emailAddress only when there are none."""
-    found = san_emails(cert)
-    if found:
-        return found
-    return tuple(str(a.value).lower()
-                 for a in cert.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS))
+    """SAN rfc822Names (lower case); the subject emailAddress only when there
+    are none (``certstore.cert_emails``, the rule outbound uses too)."""
+    return cert_emails(cert)
 
 
 def _first_address(cert: x509.Certificate) -> str | None:

@@ -2,7 +2,7 @@
 
 Used to land patients' portal messages in the provider's inbox as unread
 mail (no ``\\Seen`` flag) in INBOX or a configured folder. Implicit TLS only
-(aioimaplib has no STARTTLS; see libs.md §3), certificate verified. One
+(aioimaplib has no STARTTLS), certificate verified. One
 short connection per message: portal replies are rare.
 """
 from __future__ import annotations

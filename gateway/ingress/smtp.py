@@ -1,13 +1,22 @@
-"""The submission listener: a thin aiosmtpd edge in front of the Acceptor.
+"""The submission listener: a thin aiosmtpd edge in front of the core.
 
 It turns an SMTP session into ``Envelope`` + bytes and hands them to
-``Acceptor.accept`` (classify, decide, commit); it never delivers.
+the acceptor's ``accept`` (``Submission.accept``: classify, decide, commit);
+it never delivers.
 
 Session rules:
 - STARTTLS (or implicit TLS) before anything else; AUTH PLAIN and LOGIN are
   offered only after TLS and required before MAIL. Clients in
   ``auth.trusted_networks`` may submit without TLS and AUTH (off by default).
-- MAIL FROM must be an address the authenticated user may send as (553).
+- AUTH guessing: failures are counted per login and per client address
+  across connections and workers (``gateway.auth.throttle``); each failure is
+  answered after a growing delay, a locked login or address gets 454 4.7.0
+  without its password being checked. The users file is read again when it
+  changes.
+- MAIL FROM must be an address the authenticated user may send as (553);
+  so must every address in the header From: and Sender: (550 5.7.1 at DATA),
+  unless it is one of ``auth.shared_senders``. Matching rules (domain without
+  case, local part exact) are in ``gateway.auth.senders``.
 - Limits: SIZE / ``limits.max_message_size`` (552), ``limits.max_recipients``
   (452 4.5.3 for the extra recipients), ``limits.max_line_length`` (500 after
   the final dot), ``limits.max_connections`` (421 at connect), command and
@@ -37,7 +46,9 @@ import time
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword
 
-from gateway.audit import get_logger
+from gateway.audit import audit, get_logger
+from gateway.auth.senders import address_allowed, header_senders
+from gateway.auth.throttle import AuthThrottle, throttle_path
 from gateway.config.types import split_hostport
 from gateway.model import Accepted, Envelope
 
@@ -86,22 +97,38 @@ def enhanced(status: str) -> str:
 
 
 class SubmissionHandler:
-    """aiosmtpd hooks: AUTH, MAIL, RCPT and DATA checks, then the Acceptor."""
+    """aiosmtpd hooks: AUTH, MAIL, RCPT and DATA checks, then the acceptor."""
 
     def __init__(self, server: SubmissionServer):
         self.server = server
 
-    # ---- AUTH (async, so argon2 runs in a thread; see libs.md §2.1) --------
+    # ---- AUTH (async, so argon2 runs in a thread) ---------------------------
     async def _check(self, smtp, login: bytes, password: bytes) -> AuthResult:
+        server = self.server
+        name = login.decode("utf-8", "replace")
+        ip = _ip(smtp.session)
+        if await server.throttle.check(name, ip) > 0:
+            server.count_auth("locked")
+            return AuthResult(success=False, handled=False,
+                              message="454 4.7.0 Temporary authentication failure, "
+                                      "try again later")
+        server.users.refresh()
         try:
-            name, secret = login.decode("utf-8"), password.decode("utf-8")
+            ok = await server.users.verify(name, password.decode("utf-8"))
         except UnicodeDecodeError:
-            return AuthResult(success=False, handled=False)
-        ok = await self.server.users.verify(name, secret)
-        if not ok:
-            log.warning("authentication failed", peer=_peer(smtp.session))
-            return AuthResult(success=False, handled=False)
-        return AuthResult(success=True, handled=False, auth_data=LoginPassword(login, b""))
+            ok = False
+        if ok:
+            await server.throttle.clear(name)
+            return AuthResult(success=True, handled=False, auth_data=LoginPassword(login, b""))
+        failure = await server.throttle.count_failure(name, ip)
+        server.count_auth("failed")
+        audit("auth_failed", auth_user=name, peer=_peer(smtp.session), count=failure.count,
+              delay=failure.delay)
+        if failure.locked:
+            audit("auth_locked", auth_user=name, peer=_peer(smtp.session),
+                  delay=server.throttle.config.lockout_period)
+        await asyncio.sleep(failure.delay)      # the growing delay before the 535
+        return AuthResult(success=False, handled=False)
 
     async def auth_PLAIN(self, smtp, args):
         if len(args) == 1:
@@ -166,9 +193,14 @@ class SubmissionHandler:
             if self.server.bare_line_endings == "reject":
                 return "550 5.6.2 Bare CR or LF in message data is not allowed"
             raw = _BARE_EOL.sub(b"\r\n", raw)
+        user = _user(session)
+        if user is not None:
+            refused = self.server.header_sender_refused(user, raw)
+            if refused:
+                return f"550 5.7.1 {refused} address not allowed for this login"
         mail = Envelope(
             mail_from=envelope.mail_from, rcpt_tos=tuple(envelope.rcpt_tos),
-            auth_user=_user(session), peer=_peer(session), received_at=time.time(),
+            auth_user=user, peer=_peer(session), received_at=time.time(),
             source="smtp", helo=session.host_name or "",
             mail_options=tuple(envelope.mail_options))
         try:
@@ -189,6 +221,11 @@ def _user(session) -> str | None:
     data = getattr(session, "auth_data", None)
     login = getattr(data, "login", None)
     return login.decode("utf-8", "replace") if isinstance(login, bytes) else None
+
+
+def _ip(session) -> str:
+    peer = session.peer if session is not None else None
+    return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer or "")
 
 
 def _peer(session) -> str:
@@ -216,6 +253,7 @@ class PhigateSMTP(SMTP):
             return                                 # the STARTTLS re-entry
         self._counted = True
         self.server.connections.add(self)
+        self.server.connections_changed()
         if self.server.trusts(self.session.peer):
             self.require_starttls = False
             self._auth_required = False
@@ -224,6 +262,7 @@ class PhigateSMTP(SMTP):
     def connection_lost(self, error) -> None:
         if self._counted:
             self.server.connections.discard(self)
+            self.server.connections_changed()
             self._counted = False
         super().connection_lost(error)
 
@@ -263,6 +302,8 @@ class SubmissionServer:
         self.trusted = [ipaddress.ip_network(n, strict=False) for n in config.auth.trusted_networks]
         self.acceptor = acceptor
         self.users = users
+        self.shared_senders = list(config.auth.shared_senders)
+        self.throttle = AuthThrottle(throttle_path(config.state_dir), config.auth.throttle)
         self.tls_context = tls_context
         self.metrics = metrics
         self.sock = sock
@@ -281,6 +322,19 @@ class SubmissionServer:
         except ValueError:
             return False
         return any(ip in net for net in self.trusted)
+
+    def header_sender_refused(self, user: str, raw: bytes) -> str | None:
+        """The header field ("From"/"Sender") naming an address this login may
+        not use, or None."""
+        for field, address in header_senders(raw):
+            if not (address and (self.users.may_send_as(user, address)
+                                 or address_allowed(self.shared_senders, address))):
+                return field
+        return None
+
+    def count_auth(self, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.count_auth_failure(outcome)
 
     def _protocol(self) -> asyncio.Protocol:
         if len(self.connections) >= self.limits.max_connections:
@@ -318,6 +372,11 @@ class SubmissionServer:
     @property
     def active_connections(self) -> int:
         return len(self.connections)
+
+    def connections_changed(self) -> None:
+        """Keep the ``phigate_smtp_connections`` gauge equal to the open sessions."""
+        if self.metrics is not None:
+            self.metrics.set_connections(len(self.connections))
 
     async def stop(self, grace: float = 30.0) -> None:
         """Stop accepting; let transactions in DATA finish (within ``grace``);

@@ -6,7 +6,7 @@ engine, the queue and the edges can all depend on it. Every type converts to
 and from plain JSON-able dicts (``to_json`` / ``from_json``) because plans are
 stored in queue items.
 """
-from gateway.model.acceptance import Accepted, Acceptor, Refused
+from gateway.model.acceptance import Accepted, Refused
 from gateway.model.decision import PROTECTION_RANK, Action, Decision, Plan
 from gateway.model.envelope import Envelope
 from gateway.model.outcome import Delivered, Outcome, Permanent, PermanentKind, Transient
@@ -15,7 +15,6 @@ from gateway.model.verdict import Finding, Verdict
 __all__ = [
     "PROTECTION_RANK",
     "Accepted",
-    "Acceptor",
     "Action",
     "Decision",
     "Delivered",

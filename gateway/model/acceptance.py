@@ -1,10 +1,7 @@
-"""The answer the core gives an edge (SMTP, IMAP, portal) for one message."""
+"""The answer the core (``Submission.accept``) gives an edge for one message."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
-
-from gateway.model.envelope import Envelope
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,9 +19,3 @@ class Refused:
     def smtp_reply(self) -> str:
         return f"{self.code} {self.status} {self.text}"
 
-
-class Acceptor(Protocol):
-    async def accept(self, envelope: Envelope, raw: bytes) -> Accepted | Refused:
-        """Classify, decide and commit ``raw`` to the queue (the commit point).
-        Accepted only once the message and its plan are fsynced."""
-        ...

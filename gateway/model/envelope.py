@@ -4,15 +4,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+def address_key(address: str) -> str:
+    """An address as phigate looks it up (policy lists, certificate bindings):
+    surrounding space removed,
+    case ignored in both parts, as Postfix lookup tables do (admins write
+    Billing@ and billing@ for the same mailbox). Mail is still sent to the
+    address as given. Whether a login may send as an address is a stricter
+    question, answered by ``gateway.auth.senders``."""
+    return address.strip().lower()
+
+
 def domain_of(address: str) -> str:
-    """Lower-cased domain part of an address ("" for the null sender)."""
-    return address.rpartition("@")[2].lower() if "@" in address else ""
-
-
-def normalize_address(address: str) -> str:
-    """Address as compared by policy: local part kept, domain lower-cased."""
-    local, at, domain = address.strip().rpartition("@")
-    return f"{local}@{domain.lower()}" if at else address.strip()
+    """The domain part of ``address_key(address)`` ("" for the null sender)."""
+    key = address_key(address)
+    return key.rpartition("@")[2] if "@" in key else ""
 
 
 @dataclass(frozen=True, slots=True)

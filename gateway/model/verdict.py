@@ -35,11 +35,6 @@ class Verdict:
     reasons: tuple[str, ...] = ()    # why phi is true, e.g. "identifier+clinical in body"
 
     @property
-    def phi_locations(self) -> frozenset[str]:
-        """Coarse places where acted-on findings sit: subject, body, attachment."""
-        return frozenset(f.location.split(":", 1)[0] for f in self.findings if not f.shadow)
-
-    @property
     def categories(self) -> frozenset[str]:
         return frozenset(f.category for f in self.findings if not f.shadow)
 

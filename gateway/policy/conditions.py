@@ -4,10 +4,21 @@
 raw message (headers parsed only if a rule asks for the subject or a header,
 the MIME tree walked only if a rule asks for attachment types). Every check
 is cheap and local: nothing here touches the network; whether a recipient has
-a certificate is asked of an in-memory lookup the wiring passes in.
+a certificate is asked of a lookup the wiring passes in (the certificate
+store's in-memory index, ``CertStore.certificate_for``).
 
 ``first_failed(when, ...)`` returns the name of the first condition that does
 not hold (``None`` when all hold), which is what the explain output shows.
+
+Fail closed: when the headers, the Subject or the MIME tree cannot be parsed,
+``MessageFacts.unreadable`` is set and every condition that looks at them
+(``subject_keyword``, ``header``, ``attachment_type``) HOLDS, so a protective
+rule ("[secure]" in the subject → portal) is never skipped because of a parse
+failure; and ``phi: false`` does not hold, so no "no PHI" rule can relay such a
+message. A relay rule that would match this way still cannot send PHI in
+plaintext (the engine refuses relay of a PHI verdict without
+``allow_phi_plaintext``), and the classifier reports the same breakage as an
+``unreadable`` finding, which makes the verdict PHI.
 """
 from __future__ import annotations
 
@@ -17,10 +28,12 @@ from email.parser import BytesParser
 from functools import cached_property
 
 from gateway.model import Envelope, Verdict
-from gateway.model.envelope import domain_of, normalize_address
+from gateway.model.envelope import address_key, domain_of
+from gateway.policy.classifiers.extract import decode_header_checked, parse
 from gateway.policy.rules import When
 
 _PARSER = BytesParser(policy=email.policy.default)
+_RAW_PARSER = BytesParser(policy=email.policy.compat32)  # header values as sent
 
 # address → whether a valid S/MIME certificate for it is on file (the local store)
 CertificateLookup = Callable[[str], bool]
@@ -37,26 +50,37 @@ class MessageFacts:
         self.size = len(raw)
         self.has_certificate = has_certificate or (lambda address: False)
 
+        self.unreadable = False  # something a condition needed did not parse (see module doc)
+
     @cached_property
     def headers(self):
         try:
             return _PARSER.parsebytes(self.raw, headersonly=True)
-        except Exception:  # noqa: BLE001 — malformed headers: conditions on them do not hold
+        except Exception:  # noqa: BLE001 — malformed headers: conditions on them hold
+            self.unreadable = True
             return None
 
     @cached_property
-    def subject(self) -> str:
+    def subject(self) -> str | None:
+        """The Subject (all Subject headers joined, RFC 2047 decoded as the classifier does);
+        ``None`` when it does not parse or an encoded word does not decode."""
         try:
-            return str(self.headers.get("Subject", "") or "") if self.headers else ""
-        except Exception:  # noqa: BLE001 — an undecodable subject matches no keyword
-            return ""
+            raw = _RAW_PARSER.parsebytes(self.raw, headersonly=True).get_all("Subject", [])
+            decoded = [decode_header_checked(v) for v in raw]
+        except Exception:  # noqa: BLE001 — an unparseable subject: keyword conditions hold
+            decoded = [("", False)]
+        if not all(ok for _, ok in decoded):
+            self.unreadable = True
+            return None
+        return " ".join(text for text, _ in decoded)
 
     @cached_property
-    def attachment_types(self) -> frozenset[str]:
-        """Content types and lower-cased file-name extensions of every non-body part."""
+    def attachment_types(self) -> frozenset[str] | None:
+        """Content types and lower-cased file-name extensions of every non-body part;
+        ``None`` when the MIME tree does not parse."""
         found: set[str] = set()
         try:
-            message = _PARSER.parsebytes(self.raw)
+            message = parse(self.raw, email.policy.default)
             for part in message.walk():
                 if part.is_multipart():
                     continue
@@ -65,9 +89,18 @@ class MessageFacts:
                     found.add(part.get_content_type())
                     if filename and "." in filename:
                         found.add("." + filename.rsplit(".", 1)[1].lower())
-        except Exception:  # noqa: BLE001 — a broken MIME tree is itself a fact
-            found.add("application/x-unparseable")
+        except Exception:  # noqa: BLE001 — a broken MIME tree: type conditions hold
+            self.unreadable = True
+            return None
         return frozenset(found)
+
+    def phi(self) -> bool:
+        """The verdict's PHI flag, or True when the headers, Subject or MIME tree do not parse
+        (checked here, not left to condition order, so ``phi: false`` cannot run first)."""
+        if self.verdict.phi:
+            return True
+        _ = self.subject, self.attachment_types
+        return self.unreadable
 
 
 def domain_matches(domain: str, patterns: list[str]) -> bool:
@@ -81,12 +114,6 @@ def domain_matches(domain: str, patterns: list[str]) -> bool:
     return False
 
 
-def _key(address: str) -> str:
-    """Addresses compare without case, as in Postfix lookup tables (admins
-    write Billing@ and billing@ for the same mailbox)."""
-    return normalize_address(address).lower()
-
-
 def in_list(address: str, entries: list[str]) -> bool:
     """A list holds addresses (with @) and domains (without, ``*.`` for subdomains)."""
     return _addresses(address, [e for e in entries if "@" in e]) or domain_matches(
@@ -94,10 +121,12 @@ def in_list(address: str, entries: list[str]) -> bool:
 
 
 def _addresses(address: str, wanted: list[str]) -> bool:
-    return _key(address) in {_key(w) for w in wanted}
+    return address_key(address) in {address_key(w) for w in wanted}
 
 
-def _type_matches(types: frozenset[str], wanted: list[str]) -> bool:
+def _type_matches(types: frozenset[str] | None, wanted: list[str]) -> bool:
+    if types is None:
+        return True  # unreadable tree: fail closed
     for pattern in (w.lower() for w in wanted):
         if pattern.endswith("/*"):
             if any(t.startswith(pattern[:-1]) for t in types):
@@ -109,17 +138,23 @@ def _type_matches(types: frozenset[str], wanted: list[str]) -> bool:
 
 def _header_matches(facts: MessageFacts, wanted: dict[str, str]) -> bool:
     if facts.headers is None:
-        return False
+        return True  # unreadable headers: fail closed
     for name, text in wanted.items():
         try:
-            values = facts.headers.get_all(name) or []
-        except Exception:  # noqa: BLE001 — a header that does not parse does not match
-            values = []
+            values = [str(v) for v in facts.headers.get_all(name) or []]
+        except Exception:  # noqa: BLE001 — a header that does not parse: fail closed
+            facts.unreadable = True
+            continue
         if not values:
             return False
-        if text != "*" and not any(text.lower() in str(v).lower() for v in values):
+        if text != "*" and not any(text.lower() in v.lower() for v in values):
             return False
     return True
+
+
+def _subject_has(facts: MessageFacts, keywords: list[str]) -> bool:
+    subject = facts.subject
+    return subject is None or matched_keyword(subject, keywords) is not None
 
 
 def _phi_in(verdict: Verdict, places: list[str]) -> bool:
@@ -152,21 +187,23 @@ CHECKS: dict[str, Check] = {
     "sender_domain": lambda v, r, f, lists: domain_matches(domain_of(f.envelope.mail_from), v),
     "sender_list": lambda v, r, f, lists: any(in_list(f.envelope.mail_from, lists[n]) for n in v),
     "auth_user": lambda v, r, f, lists: f.envelope.auth_user in v,
-    "phi": lambda v, r, f, lists: f.verdict.phi is v,
+    "phi": lambda v, r, f, lists: f.phi() is v,
     "category": lambda v, r, f, lists: bool(f.verdict.categories & set(v)),
     "detector": lambda v, r, f, lists: bool(f.verdict.detectors & set(v)),
     "phi_in": lambda v, r, f, lists: _phi_in(f.verdict, v),
     "recipient_has_certificate": lambda v, r, f, lists: bool(f.has_certificate(r)) is v,
     "size_over": lambda v, r, f, lists: f.size > v,
     "size_under": lambda v, r, f, lists: f.size < v,
-    "subject_keyword": lambda v, r, f, lists: matched_keyword(f.subject, v) is not None,
+    "subject_keyword": lambda v, r, f, lists: _subject_has(f, v),
     "header": lambda v, r, f, lists: _header_matches(f, v),
     "attachment_type": lambda v, r, f, lists: _type_matches(f.attachment_types, v),
 }
 assert set(CHECKS) == set(When.model_fields), "every condition needs a check"
 
 
-def matched_keyword(subject: str, keywords: list[str]) -> str | None:
+def matched_keyword(subject: str | None, keywords: list[str]) -> str | None:
+    if subject is None:
+        return None
     lowered = subject.lower()
     for keyword in keywords:
         if keyword.lower() in lowered:

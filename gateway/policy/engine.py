@@ -15,7 +15,7 @@ from pathlib import Path
 
 from gateway.model import Action, Decision, Envelope, Plan, Verdict
 from gateway.policy.conditions import CertificateLookup, MessageFacts, first_failed, matched_keyword
-from gateway.policy.rules import Outcome, PolicyFile, Rule
+from gateway.policy.rules import PolicyFile, Rule, Ruling
 
 RELAY_OF_PHI = "relay of PHI needs allow_phi_plaintext: true"
 DEFAULT_WOULD_LEAK = ("held: no rule allows this PHI to leave and the default would relay it "
@@ -30,22 +30,22 @@ class Policy:
     source: Path | None = None
 
 
-def _decision(recipient: str, name: str, outcome: Outcome, facts: MessageFacts,
+def _decision(recipient: str, name: str, ruling: Ruling, facts: MessageFacts,
               keywords: list[str] | None) -> Decision:
     options: dict = {}
-    if outcome.allow_phi_plaintext:
+    if ruling.allow_phi_plaintext:
         options["allow_phi_plaintext"] = True
-    if outcome.sign:
+    if ruling.sign:
         options["sign"] = True
-    if outcome.strip_subject_keyword and keywords:
+    if ruling.strip_subject_keyword and keywords:
         options["strip_subject_keyword"] = matched_keyword(facts.subject, keywords)
-    return Decision(recipient, Action(outcome.action), name,
-                    fallbacks=tuple(Action(a) for a in outcome.fallbacks),
-                    reason=outcome.description, options=options)
+    return Decision(recipient, Action(ruling.action), name,
+                    fallbacks=tuple(Action(a) for a in ruling.fallbacks),
+                    reason=ruling.description, options=options)
 
 
-def _leaks(outcome: Outcome, verdict: Verdict) -> bool:
-    return verdict.phi and outcome.action == "relay" and not outcome.allow_phi_plaintext
+def _leaks(ruling: Ruling, verdict: Verdict) -> bool:
+    return verdict.phi and ruling.action == "relay" and not ruling.allow_phi_plaintext
 
 
 class PolicyEngine:

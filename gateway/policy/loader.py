@@ -19,9 +19,9 @@ from gateway.model import Action
 from gateway.model.decision import PROTECTION_RANK
 from gateway.policy.classifiers import DETECTORS
 from gateway.policy.engine import Policy
-from gateway.policy.rules import Outcome, PolicyFile, Rule
+from gateway.policy.rules import PolicyFile, Rule, Ruling
 
-SHIPPED_DEFAULT = Path(__file__).resolve().parents[2] / "policies" / "default.yaml"
+SHIPPED_DEFAULT = Path(__file__).resolve().parents[1] / "policies" / "default.yaml"
 
 
 def load_policy(path: Path | None) -> Policy:
@@ -49,7 +49,7 @@ def check(policy: PolicyFile) -> list[str]:
                             f"rules[{seen[rule.name]}]; rule names must be unique")
         seen.setdefault(rule.name, index)
         problems += _check_when(rule, where, policy)
-        problems += _check_outcome(rule, where)
+        problems += _check_ruling(rule, where)
         if rule.action == "relay" and rule.when.phi is True and not rule.allow_phi_plaintext:
             problems.append(f"{where}.action: rule {rule.name!r} relays PHI in plaintext; add "
                             "allow_phi_plaintext: true if that is intended (e.g. a partner "
@@ -57,7 +57,7 @@ def check(policy: PolicyFile) -> list[str]:
         if rule.strip_subject_keyword and not rule.when.subject_keyword:
             problems.append(f"{where}.strip_subject_keyword: needs when.subject_keyword to know "
                             "what to strip")
-    problems += _check_outcome(policy.default, "default")
+    problems += _check_ruling(policy.default, "default")
     if policy.default.strip_subject_keyword:
         problems.append("default.strip_subject_keyword: only a rule with when.subject_keyword "
                         "can strip a keyword")
@@ -79,20 +79,20 @@ def _check_when(rule: Rule, where: str, policy: PolicyFile) -> list[str]:
     return problems
 
 
-def _check_outcome(outcome: Outcome, where: str) -> list[str]:
+def _check_ruling(ruling: Ruling, where: str) -> list[str]:
     problems = []
-    action = Action(outcome.action)
-    if outcome.allow_phi_plaintext and action is not Action.RELAY:
+    action = Action(ruling.action)
+    if ruling.allow_phi_plaintext and action is not Action.RELAY:
         problems.append(f"{where}.allow_phi_plaintext: only meaningful with action: relay; "
                         "remove it")
-    if outcome.sign and action is not Action.RELAY:
+    if ruling.sign and action is not Action.RELAY:
         problems.append(f"{where}.sign: only for action: relay (smime and direct always sign); "
                         "remove it")
-    if outcome.fallbacks and action in (Action.HOLD, Action.REJECT):
+    if ruling.fallbacks and action in (Action.HOLD, Action.REJECT):
         problems.append(f"{where}.fallbacks: {action.value} cannot fail over; remove fallbacks")
         return problems
     seen = {action}
-    for i, name in enumerate(outcome.fallbacks):
+    for i, name in enumerate(ruling.fallbacks):
         fallback = Action(name)
         if fallback in seen:
             problems.append(f"{where}.fallbacks[{i}]: {name} is already tried; list each "

@@ -31,7 +31,7 @@ def _as_list(value):
 
 Names = Annotated[list[str], BeforeValidator(_as_list)]
 Place = Literal["subject", "body", "attachment"]
-Category = Literal["identifier", "clinical", "payment", "attachment", "error"]
+Category = Literal["identifier", "clinical", "payment", "attachment", "error", "unreadable"]
 ActionName = Literal["relay", "smime", "direct", "portal", "hold", "reject"]
 FallbackName = Literal["relay", "smime", "direct", "portal", "hold"]
 
@@ -61,7 +61,7 @@ class When(Strict):
     size_under: Size | None = None
 
 
-class Outcome(Strict):
+class Ruling(Strict):
     """What a matching rule (or the default) decides."""
     description: str = ""                    # shown to admins, in hold reasons and 550 replies
     action: ActionName
@@ -71,7 +71,7 @@ class Outcome(Strict):
     strip_subject_keyword: bool = False      # remove the matched subject_keyword before sending
 
 
-class Rule(Outcome):
+class Rule(Ruling):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     when: When = When()
 
@@ -80,4 +80,4 @@ class PolicyFile(Strict):
     description: str = ""
     lists: dict[str, Names] = {}             # name → addresses and domains
     rules: list[Rule] = []
-    default: Outcome
+    default: Ruling

@@ -15,6 +15,17 @@ whether or not the address has an account.
 No address or PHI in any URL: messages and attachments are addressed by
 random public ids checked against the session's account. Every POST needs the
 CSRF token bound to the session (or pre-login) cookie.
+
+Registration proves identity with something the notice does not carry: the
+date of birth on file (``phigate portal grant``), or staff approval
+(``phigate portal approve``) when none is on file — until then the link
+shows "please call us" and the account is listed by ``phigate portal
+pending``. Wrong dates of birth are counted per link and per account
+(``portal.identity_max_attempts`` / ``identity_account_max_attempts``); at
+the limit the link (or every link of the account) is void. Failed logins are
+counted per client address (``portal.login_client_limit`` per
+``login_client_window``): that address then waits, the account does not.
+Uploads are checked by ``gateway.portal.uploads``.
 """
 from __future__ import annotations
 
@@ -46,8 +57,16 @@ from gateway.portal.auth import (
 )
 from gateway.portal.mails import read_notice, reset_mail
 from gateway.portal.outbox import compose_to_provider
-from gateway.portal.security import csrf_ok, csrf_token, sanitize_html, security_headers
+from gateway.portal.security import (
+    content_disposition,
+    csrf_ok,
+    csrf_token,
+    safe_filename,
+    sanitize_html,
+    security_headers,
+)
 from gateway.portal.store import AttachmentIn, PortalStore
+from gateway.portal.uploads import UploadRefused, allowed_labels, check_upload
 
 log = structlog.get_logger()
 HERE = Path(__file__).parent
@@ -146,10 +165,22 @@ async def login_form(request: web.Request):
 
 async def login(request: web.Request):
     form = await request.post()
+    config, store = request.app[CONFIG], request.app[STORE]
+    client = client_address(request)
+    limit = (_throttle_key(request, "login-client", client), config.login_client_window,
+             config.login_client_limit)
+    if await store.throttle_full(*limit):
+        minutes = max(1, round(config.login_client_window / 60))
+        return render(request, "login.html", {
+            "error": f"Too many tries from here. Please wait {minutes} minutes and try again, "
+                     "or use \u201cForgot password?\u201d.", "email": form.get("email", "")},
+            status=429)
     account = await request.app[AUTH].login(str(form.get("email", "")),
                                            str(form.get("password", "")),
                                            str(form.get("code", "")))
     if account is None:
+        await store.throttle([limit])
+        audit("portal_login_failed", peer=client)
         return render(request, "login.html", {"error": "That did not work. Check your e-mail "
                       "address and password, or call us.", "email": form.get("email", "")},
                       status=401)
@@ -171,27 +202,51 @@ async def logout(request: web.Request):
     raise response
 
 
+def needs_staff(account: dict, config: PortalConfig) -> bool:
+    """Registration cannot prove identity: no birth date on file and no staff
+    approval, or too many wrong birth dates."""
+    return ((not account["birth_date"] and account["identity_verified_at"] is None)
+            or account["identity_failures"] >= config.identity_account_max_attempts)
+
+
 def _link_view(purpose: str):
     template = "register.html" if purpose == "register" else "reset.html"
 
-    async def form(request: web.Request):
+    async def _valid(request: web.Request):
+        """(account, refusal page): the link's account, or why it cannot be used."""
         account = await request.app[STORE].peek_link(request.match_info["token"], purpose)
         if account is None:
-            return render(request, "expired.html", {}, status=410)
+            return None, render(request, "expired.html", {}, status=410)
+        # a "reset" of a never-registered account is a registration too ("Forgot
+        # password?" must not be a way round the identity proof)
+        unregistered = account["password_hash"] is None
+        if unregistered and needs_staff(account, request.app[CONFIG]):
+            return None, render(request, "identity.html", {}, status=403)
+        return account, None
+
+    async def form(request: web.Request):
+        account, refused = await _valid(request)
+        if refused is not None:
+            return refused
         return render(request, template, {"ask_birth_date": bool(account["birth_date"])})
 
     async def submit(request: web.Request):
         token = request.match_info["token"]
-        store = request.app[STORE]
-        account = await store.peek_link(token, purpose)
-        if account is None:
-            return render(request, "expired.html", {}, status=410)
+        store, config = request.app[STORE], request.app[CONFIG]
+        account, refused = await _valid(request)
+        if refused is not None:
+            return refused
         form_data = await request.post()
         ask = bool(account["birth_date"])
+        if ask and str(form_data.get("birth_date", "")).strip() != account["birth_date"]:
+            audit("portal_identity_failed", account_id=account["id"], action=purpose)
+            if await store.count_identity_failure(token, config.identity_max_attempts,
+                                                  config.identity_account_max_attempts):
+                return render(request, "expired.html", {}, status=410)
+            return render(request, template, {"ask_birth_date": ask, "error": "The date of "
+                          "birth does not match our records. Please call us."}, status=400)
         error = password_problem(str(form_data.get("password", "")),
                                  str(form_data.get("password2", "")))
-        if ask and str(form_data.get("birth_date", "")).strip() != account["birth_date"]:
-            error = "The date of birth does not match our records. Please call us."
         if error:
             return render(request, template, {"ask_birth_date": ask, "error": error}, status=400)
         account_id = await store.use_link(token, purpose,
@@ -231,9 +286,16 @@ async def read_message(request: web.Request):
         await store.log_access(account["id"], "read_receipt", message["public_id"])
         if request.app[CONFIG].read_notice:
             await _queue_read_notice(request, account, message)
+    return _message_page(request, account, message, files)
+
+
+def _message_page(request: web.Request, account: dict, message: dict, files: list[dict],
+                  error: str = "", body: str = "", status: int = 200) -> web.Response:
     html = sanitize_html(message["body_html"]) if message["body_html"] else ""
+    files = [{**f, "filename": safe_filename(f["filename"])} for f in files]
     return render(request, "message.html", {"account": account, "message": message,
-                                            "files": files, "html": html})
+                                            "files": files, "html": html, "error": error,
+                                            "body": body}, status=status)
 
 
 async def _queue_read_notice(request: web.Request, account: dict, message: dict) -> None:
@@ -266,20 +328,36 @@ async def download(request: web.Request):
         raise web.HTTPNotFound(text="No such file.")
     await request.app[STORE].log_access(account["id"], "download", request.match_info["mid"])
     response = web.Response(body=found["data"], content_type="application/octet-stream")
-    safe_name = found["filename"].replace('"', "").replace("\r", "").replace("\n", "")
-    response.headers["Content-Disposition"] = f'attachment; filename="{safe_name}"'
+    response.headers["Content-Disposition"] = content_disposition(found["filename"])
     return response
 
 
-def _files(form) -> list[AttachmentIn]:
+async def _files(request: web.Request, form) -> list[AttachmentIn]:
+    """The uploaded files, typed from their content; UploadRefused names the
+    first one refused (audited without its name)."""
+    config = request.app[CONFIG]
     out = []
     for field in form.getall("file", []):
         if isinstance(field, web.FileField):
             data = field.file.read()
-            if data:
-                out.append(AttachmentIn(Path(field.filename or "file").name,
-                                        field.content_type or "application/octet-stream", data))
+            if not data:
+                continue
+            name = safe_filename(field.filename or "file")
+            try:
+                ok = await asyncio.to_thread(check_upload, name, data, config.upload_types,
+                                             int(config.upload_max_expanded))
+            except UploadRefused as exc:
+                audit("portal_upload_refused", reason=str(exc), size=len(data))
+                raise UploadRefused(f"\u201c{name}\u201d cannot be sent: {exc}. You can send: "
+                                    f"{allowed_labels(config.upload_types)}.") from None
+            out.append(AttachmentIn(ok.filename, ok.content_type, data))
     return out
+
+
+def _subject_problem(subject: str) -> str | None:
+    if any(c in subject for c in "\r\n\x00"):
+        return "The subject cannot contain a line break. Please write it on one line."
+    return None
 
 
 async def _enqueue(request, account, subject, body, files, in_reply_to="") -> None:
@@ -300,9 +378,14 @@ async def reply(request: web.Request):
     account = await current_account(request)
     message, _files_meta, _first = await _open(request, account)
     form = await request.post()
-    subject = message["subject"]
+    subject = " ".join(message["subject"].split())
     subject = subject if subject.lower().startswith("re:") else f"Re: {subject}"
-    await _enqueue(request, account, subject, str(form.get("body", "")), _files(form),
+    try:
+        files = await _files(request, form)
+    except UploadRefused as exc:
+        return _message_page(request, account, message, _files_meta, str(exc),
+                             str(form.get("body", "")), status=400)
+    await _enqueue(request, account, subject, str(form.get("body", "")), files,
                    message["message_id"])
     raise web.HTTPSeeOther("/sent?sent")
 
@@ -315,8 +398,16 @@ async def compose_form(request: web.Request):
 async def compose(request: web.Request):
     account = await current_account(request)
     form = await request.post()
-    await _enqueue(request, account, str(form.get("subject", "")), str(form.get("body", "")),
-                   _files(form))
+    subject, body = str(form.get("subject", "")), str(form.get("body", ""))
+    try:
+        error = _subject_problem(subject)
+        files = [] if error else await _files(request, form)
+    except UploadRefused as exc:
+        error = str(exc)
+    if error:
+        return render(request, "compose.html", {"account": account, "error": error,
+                                                "subject": subject, "body": body}, status=400)
+    await _enqueue(request, account, subject, body, files)
     raise web.HTTPSeeOther("/sent?sent")
 
 
@@ -491,7 +582,8 @@ def build_app(store: PortalStore, config: PortalConfig, secret: bytes,
     app[STORE] = store
     app[CONFIG] = config
     app[SECRET] = secret
-    app[AUTH] = Authenticator(store, Lockout(config.lockout_threshold, config.lockout_base))
+    app[AUTH] = Authenticator(store, Lockout(config.lockout_threshold, config.lockout_base,
+                                             config.lockout_max))
     if outbox is not None:
         app[OUTBOX] = outbox
     if mailer is not None:

@@ -2,7 +2,11 @@
 
 argon2id hashes (argon2-cffi defaults) computed in a thread. After
 ``threshold`` consecutive failures the account locks for ``base`` seconds,
-doubling with each further lock (backoff); a success resets the counter.
+doubling with each further lock but never longer than ``longest`` (a soft
+lock: time lifts it, and so does a password-reset link, so someone guessing
+cannot keep a patient out); a success resets the counter. Guessing from one
+client address is stopped before that by the per-address login throttle in
+``gateway.portal.app`` (``portal.login_client_limit``).
 Every failure looks the same to the caller: unknown address, wrong
 password, wrong code and locked account all give ``None``.
 
@@ -70,6 +74,7 @@ def password_problem(password: str, again: str) -> str | None:
 class Lockout:
     threshold: int = 10
     base: float = 300.0
+    longest: float = 3600.0
 
 
 class Authenticator:
@@ -115,4 +120,5 @@ class Authenticator:
         failures, locks = await self.store.count_failed_login(account["id"])
         if failures >= self.lockout.threshold:
             await self.store.set_account(account["id"], failed_logins=0, lock_count=locks + 1,
-                                         locked_until=now + self.lockout.base * (2 ** locks))
+                                         locked_until=now + min(self.lockout.longest,
+                                                            self.lockout.base * 2 ** min(locks, 30)))

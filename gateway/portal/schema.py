@@ -6,7 +6,8 @@ link tokens) are stored as SHA-256 hashes, never in the clear.
 
 Changes after revision 0001 go through a new alembic revision in
 ``migrations/versions`` (0002 added the TOTP enrolment columns, the outbox's
-kind/rcpt/subject and the throttle table); never edit an applied revision.
+kind/rcpt/subject and the throttle table; 0003s the identity-proof columns
+and room for encrypted TOTP secrets); never edit an applied revision.
 """
 from __future__ import annotations
 
@@ -39,14 +40,17 @@ accounts = Table(
     Column("address", Text, nullable=False, default=""),
     Column("provider", String(200), nullable=False, default=""),
     Column("password_hash", String(300)),                              # none: not registered yet
-    Column("totp_secret", String(64)),
-    Column("totp_pending", String(64)),                                # enrolment not confirmed yet
+    Column("totp_secret", String(255)),                                # encrypted (store.TotpCipher)
+    Column("totp_pending", String(255)),                               # enrolment not confirmed yet
     Column("totp_last_step", Integer),                                 # last accepted time step
     Column("status", String(16), nullable=False, default="active"),    # active | revoked
     Column("failed_logins", Integer, nullable=False, default=0),
     Column("lock_count", Integer, nullable=False, default=0),
     Column("locked_until", Float, nullable=False, default=0.0),
     Column("created_at", Float, nullable=False),
+    # identity proof at registration: a birth date on file, or staff approval
+    Column("identity_verified_at", Float),                             # staff confirmed who it is
+    Column("identity_failures", Integer, nullable=False, default=0, server_default="0"),
 )
 
 links = Table(
@@ -56,6 +60,7 @@ links = Table(
     Column("purpose", String(16), nullable=False),                     # register | reset
     Column("expires_at", Float, nullable=False),
     Column("used_at", Float),
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),   # wrong birth dates
 )
 
 messages = Table(

@@ -1,15 +1,21 @@
 """Web safety pieces of the portal: sanitising message HTML, CSRF tokens,
-security headers.
+security headers, file names.
 
 HTML from mail is cleaned with nh3 (no script, styles, event handlers,
-forms, frames; only https/mailto links; only cid:/data: images, so remote
-images that would tell a tracker "the patient opened it" never load) and is
-also served under a CSP without any script source.
+forms, frames; only https/mailto links — a ``data:`` link could carry a whole
+page; only cid:/data: images, so remote images that would tell a tracker
+"the patient opened it" never load) and is also served under a CSP without
+any script source. File names lose control and bidirectional-formatting
+characters (an RTL override makes ``invoice[U+202E]fdp.exe`` look like a PDF) and
+are sent with an ASCII ``filename`` and an RFC 6266 ``filename*``. Answers
+name no server software (``Server: phigate``).
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import unicodedata
+from urllib.parse import quote
 
 import nh3
 
@@ -26,6 +32,8 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 
 
 def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
     if tag == "img" and attribute == "src" and not value.startswith(("cid:", "data:image/")):
+        return None
+    if tag == "a" and attribute == "href" and value.strip().lower().startswith("data:"):
         return None
     return value
 
@@ -48,8 +56,29 @@ def csrf_ok(secret: bytes, binding: str | None, token: str | None) -> bool:
     return hmac.compare_digest(csrf_token(secret, binding), token)
 
 
+# Unicode categories never shown in a file name: controls, format characters
+# (bidi overrides and isolates, zero-width), private use, surrogates, line and
+# paragraph separators.
+_HIDDEN = {"Cc", "Cf", "Co", "Cs", "Zl", "Zp"}
+
+
+def safe_filename(name: str, default: str = "file") -> str:
+    name = unicodedata.normalize("NFC", name or "")
+    kept = "".join(c for c in name if unicodedata.category(c) not in _HIDDEN)
+    kept = kept.replace("/", "_").replace("\\", "_").strip().strip(".")
+    return kept[:200] or default
+
+
+def content_disposition(name: str) -> str:
+    """``attachment`` with an ASCII fallback and the UTF-8 name (RFC 6266)."""
+    name = safe_filename(name)
+    fallback = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    fallback = "".join(c for c in fallback if c not in '"\\') or "file"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
 def security_headers(secure: bool) -> dict[str, str]:
-    headers = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
+    headers = {"Server": "phigate", "Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
                "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
                "Cache-Control": "no-store", "Permissions-Policy": "camera=(), microphone=()"}
     if secure:

@@ -14,10 +14,11 @@ from pathlib import Path
 import structlog
 
 from gateway.config.models import PortalConfig
+from gateway.config.types import split_hostport
 from gateway.delivery.imap import ImapCourier
 from gateway.portal.app import build_app, load_secret, serve
 from gateway.portal.outbox import OutboxDelivery
-from gateway.portal.store import PortalStore, open_store, sqlite_url
+from gateway.portal.store import PortalStore, load_totp_key, open_store, sqlite_url
 
 log = structlog.get_logger()
 PURGE_INTERVAL = 3600.0
@@ -29,12 +30,8 @@ def database_url(config: PortalConfig, state_dir: Path) -> str:
 
 def open_portal_store(config: PortalConfig, state_dir: Path) -> PortalStore:
     Path(state_dir).mkdir(parents=True, exist_ok=True)
-    return open_store(database_url(config, state_dir))
-
-
-def split_address(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host.strip("[]"), int(port)
+    key = load_totp_key(config.totp_key_file or Path(state_dir) / "portal-totp.key")
+    return open_store(database_url(config, state_dir), totp_key=key)
 
 
 class PortalService:
@@ -59,7 +56,7 @@ class PortalService:
         return server.sockets[0].getsockname()[:2]
 
     async def start(self) -> None:
-        host, port = split_address(self.config.address)
+        host, port = split_hostport(self.config.address)
         self._runner = await serve(self.app, host, port)
         self._tasks = [asyncio.create_task(self.outbox.run()),
                        asyncio.create_task(self._purge_loop())]

@@ -5,11 +5,18 @@ in a thread (``asyncio.to_thread``) so the daemon's loop never waits on the
 database. ``open_store(url)`` creates or upgrades the schema with alembic.
 SQLite (``sqlite:///<state_dir>/portal.db``) is the default; a PostgreSQL URL
 (``postgresql+psycopg://…``) lets several gateway nodes share one store.
+
+The SQLite file is created 0600 before SQLite opens it (its ``-wal`` and
+``-shm`` files take the database file's mode), and existing files are set to
+0600 at every open. TOTP secrets are stored encrypted (Fernet: AES-128-CBC +
+HMAC-SHA256) with a key from a 0600 file (``load_totp_key``); a store opened
+without a key cannot write or read one.
 """
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -17,10 +24,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import create_engine, delete, event, func, insert, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 
+from gateway.config.load import ConfigError
 from gateway.portal.schema import (
     access_log,
     accounts,
@@ -76,8 +85,68 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cur.close()
 
 
+def private_sqlite_files(url: str) -> None:
+    """Create the SQLite database 0600 (before SQLite does, with the umask's
+    mode) and make it and its -wal/-shm files 0600 if they exist already."""
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        return
+    path = Path(database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+        if name.exists():
+            os.chmod(name, 0o600)
+
+
+def load_totp_key(path: Path) -> bytes:
+    """The Fernet key that encrypts TOTP secrets at rest, made (0600) on first
+    use; refused if others can read it."""
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(Fernet.generate_key())
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ConfigError([(f"portal.totp_key_file: {path} is readable by others "
+                            f"(mode {mode:04o}); run chmod 600 {path}")])
+    return path.read_bytes().strip()
+
+
+TOTP_FIELDS = ("totp_secret", "totp_pending")
+_SEALED = "f1:"
+
+
+class TotpCipher:
+    """Seals TOTP secrets for the database; ``None`` key: refuses to."""
+
+    def __init__(self, key: bytes | None):
+        self.fernet = Fernet(key) if key else None
+
+    def _need(self) -> Fernet:
+        if self.fernet is None:
+            raise RuntimeError("portal store opened without a TOTP key (portal.totp_key_file)")
+        return self.fernet
+
+    def seal(self, secret: str | None) -> str | None:
+        if secret is None:
+            return None
+        return _SEALED + self._need().encrypt(secret.encode()).decode()
+
+    def open(self, stored: str | None) -> str | None:
+        if stored is None or not stored.startswith(_SEALED):
+            return stored                      # none, or written before encryption (0003s)
+        try:
+            return self._need().decrypt(stored[len(_SEALED):].encode()).decode()
+        except InvalidToken:
+            raise RuntimeError("a TOTP secret does not open with portal.totp_key_file") from None
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        private_sqlite_files(url)
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -93,15 +162,19 @@ def migrate(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
-def open_store(url: str) -> PortalStore:
+def open_store(url: str, totp_key: bytes | None = None) -> PortalStore:
     engine = make_engine(url)
     migrate(engine)
-    return PortalStore(engine)
+    store = PortalStore(engine, totp_key)
+    if totp_key:
+        store.encrypt_plain_totp_sync()
+    return store
 
 
 class PortalStore:
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, totp_key: bytes | None = None):
         self.engine = engine
+        self.cipher = TotpCipher(totp_key)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -110,10 +183,35 @@ class PortalStore:
         return await asyncio.to_thread(fn, *args)
 
     # ---------------------------------------------------------------- accounts
+    def _opened(self, row) -> dict | None:
+        """An accounts row as a dict with its TOTP secrets decrypted."""
+        if not row:
+            return None
+        account = dict(row)
+        for name in TOTP_FIELDS:
+            if name in account:
+                account[name] = self.cipher.open(account[name])
+        return account
+
+    def _sealed(self, values: dict) -> dict:
+        return {k: self.cipher.seal(v) if k in TOTP_FIELDS else v for k, v in values.items()}
+
+    def encrypt_plain_totp_sync(self) -> None:
+        """Encrypt TOTP secrets stored in plain text (before revision 0003s)."""
+        with self.engine.begin() as conn:
+            rows = conn.execute(select(accounts.c.id, accounts.c.totp_secret,
+                                       accounts.c.totp_pending)).all()
+            for row in rows:
+                plain = {n: getattr(row, n) for n in TOTP_FIELDS
+                         if getattr(row, n) is not None and not getattr(row, n).startswith(_SEALED)}
+                if plain:
+                    conn.execute(update(accounts).where(accounts.c.id == row.id)
+                                 .values(**self._sealed(plain)))
+
     def _account_where(self, clause) -> dict | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(accounts).where(clause)).mappings().first()
-        return dict(row) if row else None
+        return self._opened(row)
 
     def account_by_email_sync(self, email: str) -> dict | None:
         return self._account_where(func.lower(accounts.c.email) == email.strip().lower())
@@ -131,6 +229,7 @@ class PortalStore:
         """Create the account for ``email`` or update the given fields (grant);
         a revoked account becomes active again."""
         email = email.strip()
+        fields = self._sealed(fields)
         same = func.lower(accounts.c.email) == email.lower()
         try:
             with self.engine.begin() as conn:
@@ -149,7 +248,8 @@ class PortalStore:
 
     def set_account_sync(self, account_id: int, **values) -> None:
         with self.engine.begin() as conn:
-            conn.execute(update(accounts).where(accounts.c.id == account_id).values(**values))
+            conn.execute(update(accounts).where(accounts.c.id == account_id)
+                         .values(**self._sealed(values)))
 
     async def set_account(self, account_id: int, **values) -> None:
         await self._run(lambda: self.set_account_sync(account_id, **values))
@@ -220,13 +320,15 @@ class PortalStore:
                     accounts.c.status == "active"))
         with self.engine.connect() as conn:
             row = conn.execute(q).mappings().first()
-        return dict(row) if row else None
+        return self._opened(row)
 
     async def peek_link(self, raw: str, purpose: str) -> dict | None:
         return await self._run(self.peek_link_sync, raw, purpose)
 
     def use_link_sync(self, raw: str, purpose: str, password_hash: str) -> int | None:
-        """Use the link once (atomically) and set the password; the account id or None."""
+        """Use the link once (atomically) and set the password; the account id
+        or None. Every other outstanding link of the account (reset or
+        registration) is voided with it, and its sessions end."""
         now = time.time()
         with self.engine.begin() as conn:
             row = conn.execute(
@@ -237,12 +339,68 @@ class PortalStore:
             if row is None:
                 return None
             conn.execute(update(accounts).where(accounts.c.id == row.account_id)
-                         .values(password_hash=password_hash, failed_logins=0, locked_until=0.0))
+                         .values(password_hash=password_hash, failed_logins=0, lock_count=0,
+                                 locked_until=0.0, identity_failures=0))
+            conn.execute(update(links).where(links.c.account_id == row.account_id,
+                                             links.c.used_at.is_(None)).values(used_at=now))
             conn.execute(delete(sessions).where(sessions.c.account_id == row.account_id))
             return row.account_id
 
     async def use_link(self, raw: str, purpose: str, password_hash: str) -> int | None:
         return await self._run(self.use_link_sync, raw, purpose, password_hash)
+
+    # ------------------------------------------------------------ identity proof
+    def count_identity_failure_sync(self, raw: str, link_max: int, account_max: int) -> bool:
+        """A wrong date of birth on link ``raw``: count it on the link and the
+        account; void the link at ``link_max`` and every link of the account
+        at ``account_max`` (staff must then approve). True if the link is void."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                update(links).where(links.c.token_hash == hash_secret(raw),
+                                    links.c.used_at.is_(None))
+                .values(attempts=links.c.attempts + 1)
+                .returning(links.c.account_id, links.c.attempts)).first()
+            if row is None:
+                return True
+            failures = conn.execute(
+                update(accounts).where(accounts.c.id == row.account_id)
+                .values(identity_failures=accounts.c.identity_failures + 1)
+                .returning(accounts.c.identity_failures)).scalar_one()
+            voided = links.c.account_id == row.account_id
+            if failures < account_max:
+                voided = links.c.token_hash == hash_secret(raw)
+                if row.attempts < link_max:
+                    return False
+            conn.execute(update(links).where(voided, links.c.used_at.is_(None))
+                         .values(used_at=now))
+            return True
+
+    async def count_identity_failure(self, raw: str, link_max: int, account_max: int) -> bool:
+        return await self._run(self.count_identity_failure_sync, raw, link_max, account_max)
+
+    def pending_accounts_sync(self, account_max: int) -> list[dict]:
+        """Accounts waiting for staff: not registered, active, and either with
+        nothing to prove identity by (no birth date on file, not approved) or
+        with ``account_max`` wrong dates of birth."""
+        q = (select(accounts.c.id, accounts.c.email, accounts.c.first_name,
+                    accounts.c.last_name, accounts.c.birth_date, accounts.c.identity_failures,
+                    accounts.c.created_at)
+             .where(accounts.c.status == "active", accounts.c.password_hash.is_(None),
+                    ((accounts.c.birth_date == "") & accounts.c.identity_verified_at.is_(None))
+                    | (accounts.c.identity_failures >= account_max))
+             .order_by(accounts.c.created_at))
+        with self.engine.connect() as conn:
+            return [{**dict(r), "reason": "too many wrong dates of birth"
+                     if r.identity_failures >= account_max else "no date of birth on file"}
+                    for r in conn.execute(q).mappings()]
+
+    def approve_identity_sync(self, account_id: int, birth_date: str | None = None) -> None:
+        """Staff confirmed who the account holder is (and may add the birth date)."""
+        values = {"identity_verified_at": time.time(), "identity_failures": 0}
+        if birth_date:
+            values["birth_date"] = birth_date
+        self.set_account_sync(account_id, **values)
 
     # ----------------------------------------------------------------- messages
     def deposit_sync(self, account_id: int, d: Deposit, retention: float) -> str:
@@ -373,7 +531,7 @@ class PortalStore:
             acct = conn.execute(select(accounts).where(accounts.c.id == row.account_id,
                                                        accounts.c.status == "active")
                                 ).mappings().first()
-        return dict(acct) if acct else None
+        return self._opened(acct)
 
     async def session_account(self, raw: str, idle: float, absolute: float) -> dict | None:
         return await self._run(self.session_account_sync, raw, idle, absolute)
@@ -446,6 +604,15 @@ class PortalStore:
 
     async def throttle(self, checks: list[tuple[str, float, int]]) -> bool:
         return await self._run(self.throttle_sync, checks)
+
+    async def throttle_full(self, key: str, window: float, limit: int) -> bool:
+        """Has ``key`` reached ``limit`` rows inside the window (counting nothing)?"""
+        def run():
+            with self.engine.connect() as conn:
+                return conn.execute(select(func.count()).select_from(throttle).where(
+                    throttle.c.key == key, throttle.c.at > time.time() - window)
+                ).scalar_one() >= limit
+        return await self._run(run)
 
     # --------------------------------------------------------------- access log
     async def log_access(self, account_id: int, event_name: str, message_ref: str = "") -> None:

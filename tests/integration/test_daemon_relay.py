@@ -26,6 +26,7 @@ def message(i: int, subject: str = "", body: str = "", to: str = "patient@partne
     msg["To"] = to
     msg["Subject"] = subject or f"hello {i}"
     msg["Message-ID"] = f"<m{i}@client.smiledental.example>"
+    msg["Date"] = "Fri, 04 Dec 2026 10:00:00 +0000"   # complete: nothing for phigate to add
     msg.set_content(body or f"Message number {i}.\n")
     return msg.as_bytes(policy=email.policy.SMTP)
 

@@ -3,7 +3,9 @@
 Unprivileged: the master runs as the ``dovecot`` system user when the tests
 run as root (as the current user otherwise), with its own config, state and
 maildirs in a temp directory, implicit TLS (a throwaway CA's certificate) on
-a free loopback port, and passwd-file authentication. Stopped with SIGTERM.
+a free loopback port (and STARTTLS on ``starttls_port``), and passwd-file
+authentication. Stopped with SIGTERM; ``start()`` again after ``stop()``
+brings the same server back on the same ports (a restart).
 
     mailbox = dovecot.add_user("dr.smith@smiledental.example", "secret")
     await dovecot.messages(user, password)   # [(flags, raw bytes), ...] in INBOX
@@ -53,7 +55,7 @@ userdb {{
 service imap-login {{
   chroot =
   inet_listener imap {{
-    port = 0
+    port = {starttls_port}
   }}
   inet_listener imaps {{
     port = {port}
@@ -75,9 +77,11 @@ service stats {{
 
 
 class Dovecot:
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, extra_config: str = ""):
         self.directory = directory
+        self.extra_config = extra_config     # appended to the config (e.g. imap_capability)
         self.port = free_port()
+        self.starttls_port = free_port()     # plain IMAP port: STARTTLS (ssl = required)
         self.account = pwd.getpwnam("dovecot") if os.geteuid() == 0 else pwd.getpwuid(os.getuid())
         self.process: subprocess.Popen | None = None
         self.tls = make_tls(directory / "tls")
@@ -102,7 +106,8 @@ class Dovecot:
         conf.write_text(CONFIG.format(dir=self.directory, cert=self.tls.cert_file,
                                       key=self.tls.key_file, user=self.account.pw_name,
                                       group=self.account.pw_name, uid=self.account.pw_uid,
-                                      gid=self.account.pw_gid, port=self.port))
+                                      gid=self.account.pw_gid, port=self.port,
+                                      starttls_port=self.starttls_port) + self.extra_config)
         for path in self.directory.rglob("*"):
             os.chown(path, self.account.pw_uid, self.account.pw_gid)
         os.chown(self.directory, self.account.pw_uid, self.account.pw_gid)

@@ -13,6 +13,7 @@ from email.message import EmailMessage
 import aiohttp
 import aiosmtplib
 import pytest
+from cryptography.fernet import Fernet
 
 from gateway.actions.portal import PortalAction
 from gateway.app import Gateway
@@ -37,7 +38,7 @@ def portal_store(request, tmp_path):
         url = sqlite_url(tmp_path / "portal.db")
     else:
         url = request.getfixturevalue("postgres_url")
-    store = open_store(url)
+    store = open_store(url, totp_key=Fernet.generate_key())
     yield store
     store.close()
 
@@ -95,9 +96,11 @@ class PortalClient:
         self.base = base
         self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
         self.csrf = ""
+        self.headers: dict[str, str] = {}     # e.g. X-Forwarded-For: another client address
 
     async def get(self, path: str) -> tuple[int, str]:
-        async with self.session.get(self.base + path, allow_redirects=True) as r:
+        async with self.session.get(self.base + path, allow_redirects=True,
+                                    headers=self.headers) as r:
             text = await r.text(errors="replace")
             m = re.search(r'name="csrf" value="([0-9a-f]+)"', text)
             if m:
@@ -112,7 +115,8 @@ class PortalClient:
             data = {**data, **({"csrf": self.csrf} if csrf else {})}
         elif csrf:
             data.add_field("csrf", self.csrf)
-        async with self.session.post(self.base + path, data=data, allow_redirects=follow) as r:
+        async with self.session.post(self.base + path, data=data, allow_redirects=follow,
+                                     headers=self.headers) as r:
             self.last_url = str(r.url)
             return r.status, await r.text(errors="replace")
 
@@ -184,7 +188,9 @@ async def gateway_with_portal(tmp_path, upstream_sink, portal_store, portal_conf
     the portal and the portal store of the test (its web app is served by
     the tests themselves, so the gateway's own portal role stays off)."""
     users = tmp_path / "users.yaml"
-    UserDirectory.load(users).add("frontdesk", "front desk password", [SENDER])
+    # the messages' header From is the doctor's (gateway.auth.senders binds it to the login)
+    UserDirectory.load(users).add("frontdesk", "front desk password",
+                                  [SENDER, "dr.smith@smiledental.example"])
     policy = tmp_path / "policy.yaml"
     policy.write_text(PORTAL_FOR_PHI)
     store_url = portal_store.engine.url.render_as_string(hide_password=False)

@@ -32,6 +32,8 @@ async def test_patient_journey(gateway_with_portal, portal_store, portal_config,
     try:
         raw = phi_message(PATIENT, SUBJECT, BODY, html=f"<p>{BODY}</p>",
                           attachment=("radiograph.pdf", b"%PDF-1.4 tooth 30"))
+        # the birth date on file (``phigate portal grant``) proves identity at registration
+        await portal_store.upsert_account(PATIENT, birth_date="1980-02-03")
         await submit(gateway_with_portal, raw, PATIENT)          # SMTP submission
         await upstream_sink.wait_for(1, timeout=60)
         notice = email.message_from_bytes(upstream_sink.messages[0].data,
@@ -43,6 +45,7 @@ async def test_patient_journey(gateway_with_portal, portal_store, portal_config,
         page = browser_page
         base = portal_config.base_url
         await page.goto(base + link_from(upstream_sink.messages[0].data))
+        await page.get_by_label("Your date of birth").fill("1980-02-03")
         await page.get_by_label("New password", exact=True).fill("sunny morning 42")
         await page.get_by_label("New password again").fill("sunny morning 42")
         await page.get_by_role("button", name="Save password").click()
@@ -69,7 +72,7 @@ async def test_patient_journey(gateway_with_portal, portal_store, portal_config,
         assert (await download.path()).read_bytes() == b"%PDF-1.4 tooth 30"
 
         upload = tmp_path / "insurance-card.png"
-        upload.write_bytes(b"\x89PNG card")
+        upload.write_bytes(b"\x89PNG\r\n\x1a\n card")
         await page.get_by_label("Your reply").fill("Thank you. Can I come Tuesday?")
         await page.get_by_label("Attach files (optional)").set_input_files(upload)
         await page.get_by_role("button", name="Send reply").click()

@@ -96,7 +96,8 @@ def test_serve_answers_and_stops_on_sigterm(config_file):
 def test_reset_can_clear_two_step_sign_in(config_file, tmp_path, capsys):
     """A patient who lost their phone: staff reset the password and TOTP."""
     assert run(config_file, "grant", "bo@mail.example", *GRANT) == 0
-    store = open_store(sqlite_url(tmp_path / "state" / "portal.db"))
+    key = (tmp_path / "state" / "portal-totp.key").read_bytes()     # made 0600 by grant
+    store = open_store(sqlite_url(tmp_path / "state" / "portal.db"), totp_key=key)
     account = store.account_by_email_sync("bo@mail.example")
     store.set_account_sync(account["id"], password_hash="x", totp_secret="A" * 32,
                            totp_last_step=5)

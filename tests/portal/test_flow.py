@@ -63,13 +63,16 @@ async def test_deposit_survives_notice_outage_without_second_deposit(portal_acti
 
 async def test_register_login_read_download_reply(portal_action, upstream_sink, client_factory,
                                                   portal_outbox, portal_store):
+    # the birth date on file (``phigate portal grant``) is the identity proof
+    await portal_store.upsert_account(PATIENT, birth_date="1980-02-03")
     await deposit(portal_action, upstream_sink)
     path = link_from(upstream_sink.messages[0].data)
     browser = client_factory()
     status, page = await browser.get(path)
     assert status == 200 and "Set your password" in page
     status, _ = await browser.post(path, {"password": "correct horse 1",
-                                                "password2": "correct horse 1"})
+                                          "password2": "correct horse 1",
+                                          "birth_date": "1980-02-03"})
     assert status == 200 and browser.last_url.endswith("/login")
     status, inbox = await browser.login(PATIENT, "correct horse 1")
     assert status == 200 and SUBJECT in inbox and "New" in inbox
@@ -85,7 +88,8 @@ async def test_register_login_read_download_reply(portal_action, upstream_sink, 
     assert "New" not in inbox                        # read now
     form = aiohttp.FormData()
     form.add_field("body", "Thank you, see you Tuesday.")
-    form.add_field("file", b"insurance card", filename="card.png", content_type="image/png")
+    form.add_field("file", b"\x89PNG\r\n\x1a\ninsurance card", filename="card.png",
+                   content_type="image/png")
     status, page = await browser.post(f"/m/{message_path}/reply", form)
     assert status == 200 and "was sent" in page
     assert await portal_outbox.deliver_pending() == 1

@@ -147,7 +147,7 @@ def test_nested_archives_are_opened_to_the_depth_limit(classifier):
     for _ in range(Budget().max_depth + 1):
         deep = make_zip({"deeper.zip": deep})
     verdict = classifier.classify(mail_with("deep.zip", "application", "zip", deep))
-    assert verdict.phi and ("unscannable", "attachment:0") in located(verdict)
+    assert verdict.phi and ("unreadable", "attachment:0") in located(verdict)
 
 
 def test_zip_bomb_is_bounded_and_fails_closed():
@@ -159,7 +159,7 @@ def test_zip_bomb_is_bounded_and_fails_closed():
     classifier = MessageClassifier(budget=Budget(max_bytes=1 << 20))
     verdict = classifier.classify(mail_with("photos.zip", "application", "zip", bomb))
     assert verdict.phi
-    assert ("unscannable", "attachment:0") in located(verdict)
+    assert ("unreadable", "attachment:0") in located(verdict)
     assert any("size limit" in r for r in verdict.reasons)
 
 

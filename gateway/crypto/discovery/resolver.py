@@ -26,6 +26,8 @@ import dns.nameserver
 import dns.rdatatype
 import dns.resolver
 
+from gateway.config.types import split_hostport
+
 NEGATIVE_TTL_DEFAULT = 300       # no SOA in a negative answer: cache "nothing" this long
 NEGATIVE_TTL_MAX = 3600
 
@@ -101,8 +103,8 @@ class DirectResolver:
 
 
 def _nameserver(text: str) -> dns.nameserver.Do53Nameserver:
-    host, _, port = text.rpartition(":")
-    return dns.nameserver.Do53Nameserver(host.strip("[]"), port=int(port))
+    host, port = split_hostport(text)
+    return dns.nameserver.Do53Nameserver(host, port=port)
 
 
 def _negative_ttl(response: dns.message.Message | None) -> int:

@@ -34,7 +34,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -42,14 +41,13 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509 import verification as v
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
-from gateway.crypto.certstore import MIN_RSA_BITS, is_ca, san_emails
+from gateway.crypto.certstore import MIN_RSA_BITS, Purpose, is_ca, san_emails
 from gateway.crypto.discovery.cache import Bounded
 from gateway.crypto.discovery.crls import CrlCache, http_uris
 from gateway.crypto.discovery.fetch import Fetcher, FetchError
 from gateway.crypto.revocation import check_chain
 from gateway.crypto.verify import email_path_verifier
 
-Purpose = Literal["encrypt", "sign"]
 MAX_AIA_DEPTH = 4
 _EMAIL_EKUS = (ExtendedKeyUsageOID.EMAIL_PROTECTION, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE)
 _CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)

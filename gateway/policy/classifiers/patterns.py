@@ -1,11 +1,11 @@
 """The PHI pattern table and its compiled forms.
 
-Every detector is one or more ``Rule`` rows: a regex fragment, the detector name
+Every detector is one or more ``PatternRow`` rows: a regex fragment, the detector name
 reported in findings, its category and its *role* in scoring (see ``scoring``).
 ``combined()`` compiles all rows into ONE google-re2 alternation with a named
-group per row, run over UTF-8 bytes (libs.md §7: ~200 MB/s, against 1-2 MB/s for
-stdlib ``re``). ``separate_stdlib()`` compiles the same rows one by one with
-stdlib ``re``; it exists only so ``bench/classifier.py`` can compare the two.
+group per row, run over UTF-8 bytes (~200 MB/s, against 1-2 MB/s for stdlib
+``re``). ``separate_stdlib()`` compiles the same rows one by one with stdlib
+``re``; it exists only so ``bench/classifier.py`` can compare the two.
 (The rules are written for RE2; stdlib ``re`` accepts the same syntax here.)
 
 RE2 has no look-around, so context a pattern cannot express (Luhn, SSN area
@@ -40,7 +40,7 @@ IDENTIFIER, CLINICAL, PAYMENT_CAT, INTERNAL = "identifier", "clinical", "payment
 
 
 @dataclass(frozen=True, slots=True)
-class Rule:
+class PatternRow:
     detector: str
     variant: str
     category: str
@@ -73,9 +73,9 @@ _NAME = rf"{_NAME_WORD}(?:,? {_NAME_WORD}){{0,2}}"
 _TOOTH = r"(?:3[0-2]|[12][0-9]|[1-9])"
 _SURF = r"[MODBLFI]{1,5}"
 
-RULES: tuple[Rule, ...] = (
+RULES: tuple[PatternRow, ...] = (
     # --- look-alikes swallowed first so their digits cannot become teeth or ids
-    Rule(
+    PatternRow(
         "_skip",
         "numbered",
         INTERNAL,
@@ -84,15 +84,15 @@ RULES: tuple[Rule, ...] = (
         r"bay|page|step|line|lot|batch|gate|ext|extension|issue|version|v|po|ref|case|model|serial|sku|tag|"
         r"agreement|confirmation|tracking|flight|store)\.?)\s?#?\s?[A-Z0-9-]*\d[A-Z0-9-]*",
     ),
-    Rule(
+    PatternRow(
         "_skip",
         "provider",
         INTERNAL,
         MARKER,
         rf"\b(?:Dr|Doctor|Prof|Professor)\.? {_NAME_WORD}(?: {_NAME_WORD})?",
     ),
-    Rule("_skip", "ip", INTERNAL, MARKER, r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b"),
-    Rule(
+    PatternRow("_skip", "ip", INTERNAL, MARKER, r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b"),
+    PatternRow(
         "_skip",
         "idiom",
         INTERNAL,
@@ -102,7 +102,7 @@ RULES: tuple[Rule, ...] = (
         r"(?:medical|health|dental) history forms?)\b)",
     ),
     # --- identifiers
-    Rule(
+    PatternRow(
         "ssn",
         "labelled",
         IDENTIFIER,
@@ -111,7 +111,7 @@ RULES: tuple[Rule, ...] = (
         r"no\.?| #)?))"
         r"[^0-9\n]{0,8}\d{3}[- ]?\d{2}[- ]?\d{4}\b",
     ),
-    Rule(
+    PatternRow(
         "ssn_last4",
         "labelled",
         IDENTIFIER,
@@ -122,9 +122,9 @@ RULES: tuple[Rule, ...] = (
         r"security)?)(?: number| no\.?| #)?))"
         r"\W{0,3}\d{4}\b",
     ),
-    Rule("ssn_last4", "masked", IDENTIFIER, STRONG, r"(?i:\bxxx-?xx-?)\d{4}\b"),
-    Rule("ssn", "plain", IDENTIFIER, STRONG, r"\b\d{3}-\d{2}-\d{4}\b|\b\d{3} \d{2} \d{4}\b"),
-    Rule(
+    PatternRow("ssn_last4", "masked", IDENTIFIER, STRONG, r"(?i:\bxxx-?xx-?)\d{4}\b"),
+    PatternRow("ssn", "plain", IDENTIFIER, STRONG, r"\b\d{3}-\d{2}-\d{4}\b|\b\d{3} \d{2} \d{4}\b"),
+    PatternRow(
         "dob",
         "labelled",
         IDENTIFIER,
@@ -132,8 +132,8 @@ RULES: tuple[Rule, ...] = (
         r"(?i:\b(?:d\.o\.b\.?|dob\b|date of birth|birth ?date|birthday|born\b|b\.d\.))"
         r"[^0-9\n]{0,15}" + DATE,
     ),
-    Rule("npi", "labelled", IDENTIFIER, PROVIDER, r"(?i:\bnpi\b)[^0-9\n]{0,12}\d{10}\b"),
-    Rule(
+    PatternRow("npi", "labelled", IDENTIFIER, PROVIDER, r"(?i:\bnpi\b)[^0-9\n]{0,12}\d{10}\b"),
+    PatternRow(
         "mrn",
         "labelled",
         IDENTIFIER,
@@ -144,7 +144,7 @@ RULES: tuple[Rule, ...] = (
         r"record (?:number|no\.?|#)))"
         r"[\s:#.]{0,4}[A-Z]{0,4}-?\d{3,12}\b",
     ),
-    Rule(
+    PatternRow(
         "member_id",
         "labelled",
         IDENTIFIER,
@@ -153,29 +153,29 @@ RULES: tuple[Rule, ...] = (
         r"(?: id| number| no\.?| #|#)|\bmbi\b|\bcert(?:ificate)? (?:number|no\.?|#))"
         r"[\s:#.]{0,4}[A-Za-z0-9][A-Za-z0-9-]{4,19}\b",
     ),
-    Rule("member_id", "bare", IDENTIFIER, STRONG, r"\bID[\s:#]{1,3}[A-Z]{1,4}\d{6,12}\b"),
-    Rule(
+    PatternRow("member_id", "bare", IDENTIFIER, STRONG, r"\bID[\s:#]{1,3}[A-Z]{1,4}\d{6,12}\b"),
+    PatternRow(
         "claim_id",
         "labelled",
         IDENTIFIER,
         NEAR_CLINICAL,
         r"(?i:\bclaim(?: number| no\.?| id| #|#)?)[\s:#.]{1,4}[A-Z0-9-]*\d[A-Z0-9-]{4,}\b",
     ),
-    Rule(
+    PatternRow(
         "group_id",
         "labelled",
         IDENTIFIER,
         NEAR_CLINICAL,
         r"(?i:\bgroup(?: number| no\.?| #| id|#)?)[\s:#.]{1,4}[A-Z]{0,5}-?\d[A-Z0-9-]{2,15}\b",
     ),
-    Rule(
+    PatternRow(
         "account_number",
         "labelled",
         IDENTIFIER,
         NEAR_CLINICAL,
         r"(?i:\b(?:account|acct)\.?(?: number| no\.?| #|#)?)[\s:#.]{0,4}\d{3,12}\b",
     ),
-    Rule(
+    PatternRow(
         "phone",
         "personal",
         IDENTIFIER,
@@ -188,7 +188,7 @@ RULES: tuple[Rule, ...] = (
         r"call (?:her|him|them|the patient) at|text (?:her|him|them) at))\b"
         r"[^0-9\n]{0,25}" + _PHONE,
     ),
-    Rule(
+    PatternRow(
         "address",
         "street",
         IDENTIFIER,
@@ -198,7 +198,7 @@ RULES: tuple[Rule, ...] = (
         r"Drive|Dr|Lane|Ln|Way|Court|Ct|Circle|Cir|Place|Pl|Parkway|Pkwy|Terrace|Ter|Trail|Trl|"
         r"Highway|Hwy|Loop|Square|Sq|Run|Pike)\b\.?",
     ),
-    Rule(
+    PatternRow(
         "email_address",
         "labelled",
         IDENTIFIER,
@@ -206,15 +206,15 @@ RULES: tuple[Rule, ...] = (
         r"(?i:\b(?:e-?mail|email "
         r"address)\b)[^@\n]{0,20}?\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b",
     ),
-    Rule("address", "po_box", IDENTIFIER, NEAR, r"(?i:\bp\.?o\.? box)\s\d{1,6}\b"),
-    Rule(
+    PatternRow("address", "po_box", IDENTIFIER, NEAR, r"(?i:\bp\.?o\.? box)\s\d{1,6}\b"),
+    PatternRow(
         "_salutation",
         "greeting",
         INTERNAL,
         MARKER,
         rf"(?i:\b(?:hi|hello|dear|hey|good (?:morning|afternoon|evening)))[ \t,]+[{_UP}][{_LO}]+",
     ),
-    Rule(
+    PatternRow(
         "patient_name",
         "patient_label",
         IDENTIFIER,
@@ -226,7 +226,7 @@ RULES: tuple[Rule, ...] = (
         r"crown|denture|bridge|night ?guard|implant|aligners|retainer|impressions?|models?) for))"
         r"[ \t]{0,3}[:\-/]?[ \t]{0,3}" + _NAME,
     ),
-    Rule(
+    PatternRow(
         "patient_name",
         "label",
         IDENTIFIER,
@@ -235,23 +235,23 @@ RULES: tuple[Rule, ...] = (
         r"parent/guardian|parent|guardian|child|son|daughter|re|regarding|from))"
         r"[ \t]{0,3}[:\-][ \t]{0,3}" + _NAME,
     ),
-    Rule("patient_name", "title", IDENTIFIER, WEAK, rf"\b(?:Mr|Mrs|Ms|Miss|Mx)\.? {_NAME_WORD}"),
-    Rule(
+    PatternRow("patient_name", "title", IDENTIFIER, WEAK, rf"\b(?:Mr|Mrs|Ms|Miss|Mx)\.? {_NAME_WORD}"),
+    PatternRow(
         "patient_name",
         "full",
         IDENTIFIER,
         NEAR,
         rf"\b[{_UP}][{_LO}]+(?: [A-Z]\.?)? [{_UP}][{_UP}{_LO}'\-]*[{_LO}](?:-[{_UP}][{_LO}]+)?\b",
     ),
-    Rule(
+    PatternRow(
         "patient_name",
         "possessive",
         IDENTIFIER,
         NEAR,
         rf"\b[{_UP}][{_LO}]+{_APOSTROPHE}s\b|\b[{_UP}][{_LO}]+s{_APOSTROPHE}(?:\s|$)",
     ),
-    Rule("patient_name", "inverted", IDENTIFIER, NEAR, rf"\b[{_UP}][{_LO}]+, [{_UP}][{_LO}]+\b"),
-    Rule(
+    PatternRow("patient_name", "inverted", IDENTIFIER, NEAR, rf"\b[{_UP}][{_LO}]+, [{_UP}][{_LO}]+\b"),
+    PatternRow(
         "patient_name",
         "scheduled",
         IDENTIFIER,
@@ -259,7 +259,7 @@ RULES: tuple[Rule, ...] = (
         rf"(?m:^)[ \t*•-]*\d{{1,2}}(?::\d{{2}})?[ \t]?(?i:am|pm|a\.m\.|p\.m\.)?[ \t]*[-–:|]?[ "
         rf"\t]*[{_UP}][{_LO}]+\b",
     ),
-    Rule(
+    PatternRow(
         "patient_name",
         "reported",
         IDENTIFIER,
@@ -270,31 +270,31 @@ RULES: tuple[Rule, ...] = (
         r"a (?:voice ?)?message|"
         r"felt|feels|still has|still feels)\b",
     ),
-    Rule("_salutation", "line", INTERNAL, MARKER, rf"(?m:^)[{_UP}][{_LO}]+(?:,|[ \t]?-{{1,2}}|:)"),
+    PatternRow("_salutation", "line", INTERNAL, MARKER, rf"(?m:^)[{_UP}][{_LO}]+(?:,|[ \t]?-{{1,2}}|:)"),
     # --- clinical content
-    Rule(
+    PatternRow(
         "tooth_surface",
         "tooth",
         CLINICAL,
         SPECIFIC,
         rf"(?:#\s?{_TOOTH}|(?i:\btooth) #?{_TOOTH})[ ,-]{{1,2}}{_SURF}\b",
     ),
-    Rule(
+    PatternRow(
         "tooth_surface",
         "material",
         CLINICAL,
         SPECIFIC,
         rf"\b{_SURF} (?i:amalgam|composite|resin|filling|restoration|onlay|inlay)\b",
     ),
-    Rule("tooth_surface", "labelled", CLINICAL, SPECIFIC, rf"(?i:\bsurfaces?)[\s:]+{_SURF}\b"),
-    Rule(
+    PatternRow("tooth_surface", "labelled", CLINICAL, SPECIFIC, rf"(?i:\bsurfaces?)[\s:]+{_SURF}\b"),
+    PatternRow(
         "tooth_number",
         "hash",
         CLINICAL,
         SPECIFIC,
         rf"#\s?{_TOOTH}\b(?:\s?(?:-|,|&|/|(?i:and|to))\s?#?\s?{_TOOTH}\b)*",
     ),
-    Rule(
+    PatternRow(
         "tooth_number",
         "word",
         CLINICAL,
@@ -302,14 +302,14 @@ RULES: tuple[Rule, ...] = (
         r"(?i:\b(?:tooth|teeth|molars?|premolars?|bicuspids?|incisors?|canines?|cuspids?)"
         r"(?: no\.?| number| #)?) ?#?(?:" + _TOOTH + r"\b|[A-T]\b)",
     ),
-    Rule(
+    PatternRow(
         "quadrant",
         "named",
         CLINICAL,
         SPECIFIC,
         r"(?i:\b(?:upper|lower) (?:left|right)(?: quadrant| molars?| premolars?| side| teeth)?\b)",
     ),
-    Rule(
+    PatternRow(
         "quadrant",
         "code",
         CLINICAL,
@@ -317,7 +317,7 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:UR|UL|LR|LL|Q[1-4])\b ?(?i:quad(?:rant)?s?\b|srp\b)|(?i:\bquad(?:rant)?s?) "
         r"?(?:[1-4]|UR|UL|LR|LL)\b",
     ),
-    Rule(
+    PatternRow(
         "perio_charting",
         "depths",
         CLINICAL,
@@ -328,9 +328,9 @@ RULES: tuple[Rule, ...] = (
         r"\bbleeding on probing\b|\bfurcation\b|\bclinical attachment loss\b|"
         r"\bperio(?:dontal)? chart(?:s|ing)?\b)",
     ),
-    Rule("perio_charting", "site", CLINICAL, SPECIFIC, r"\b\d{1,2} ?mm #" + _TOOTH + r"\b"),
-    Rule("cdt_code", "code", CLINICAL, GENERIC, r"\bD[0-9]{4}\b"),
-    Rule(
+    PatternRow("perio_charting", "site", CLINICAL, SPECIFIC, r"\b\d{1,2} ?mm #" + _TOOTH + r"\b"),
+    PatternRow("cdt_code", "code", CLINICAL, GENERIC, r"\bD[0-9]{4}\b"),
+    PatternRow(
         "icd10_code",
         "labelled",
         CLINICAL,
@@ -338,16 +338,16 @@ RULES: tuple[Rule, ...] = (
         r"(?i:\bicd[- ]?(?:10)?(?:-cm)?)[^A-Za-z0-9\n]{0,12}"
         r"[A-TV-Z]\d[0-9AB](?:\.?[0-9A-Z]{1,4})?\b",
     ),
-    Rule("icd10_code", "dotted", CLINICAL, SPECIFIC, r"\b[A-TV-Z]\d[0-9AB]\.[0-9A-Z]{1,4}\b"),
-    Rule("medication", "word", CLINICAL, SPECIFIC, _words(lexicons.MEDICATIONS)),
-    Rule("medication", "general", CLINICAL, GENERIC, _words(lexicons.MEDICATION_WORDS)),
-    Rule("diagnosis", "word", CLINICAL, SPECIFIC, _words(lexicons.DIAGNOSES)),
-    Rule("procedure", "word", CLINICAL, GENERIC, _words(lexicons.PROCEDURES)),
-    Rule("payment", "word", PAYMENT_CAT, PAYMENT, _words(lexicons.PAYMENT)),
+    PatternRow("icd10_code", "dotted", CLINICAL, SPECIFIC, r"\b[A-TV-Z]\d[0-9AB]\.[0-9A-Z]{1,4}\b"),
+    PatternRow("medication", "word", CLINICAL, SPECIFIC, _words(lexicons.MEDICATIONS)),
+    PatternRow("medication", "general", CLINICAL, GENERIC, _words(lexicons.MEDICATION_WORDS)),
+    PatternRow("diagnosis", "word", CLINICAL, SPECIFIC, _words(lexicons.DIAGNOSES)),
+    PatternRow("procedure", "word", CLINICAL, GENERIC, _words(lexicons.PROCEDURES)),
+    PatternRow("payment", "word", PAYMENT_CAT, PAYMENT, _words(lexicons.PAYMENT)),
     # --- markers
-    Rule("_your", "word", INTERNAL, MARKER, r"(?i:\byour\b)"),
-    Rule("_you", "word", INTERNAL, MARKER, r"(?i:\byou(?:'re|'ve|'ll|'d)?\b|\bu\b)"),
-    Rule(
+    PatternRow("_your", "word", INTERNAL, MARKER, r"(?i:\byour\b)"),
+    PatternRow("_you", "word", INTERNAL, MARKER, r"(?i:\byou(?:'re|'ve|'ll|'d)?\b|\bu\b)"),
+    PatternRow(
         "_fiction",
         "word",
         INTERNAL,
@@ -379,7 +379,7 @@ def combined():
     return program
 
 
-def separate_stdlib() -> list[tuple[Rule, re.Pattern[bytes]]]:
+def separate_stdlib() -> list[tuple[PatternRow, re.Pattern[bytes]]]:
     """Every rule as its own stdlib pattern (benchmark comparison only)."""
     return [(r, re.compile(r.regex.encode())) for r in RULES]
 

@@ -47,7 +47,7 @@ from gateway.policy.classifiers.patterns import (
     SPECIFIC,
     STRONG,
     WEAK,
-    Rule,
+    PatternRow,
 )
 
 NEAR_BYTES = 200  # "close by" for names and numbers with health/payment content
@@ -61,7 +61,7 @@ FICTION_BYTES = 400  # identifiers this close to "hypothetical", "typodont"... a
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    rule: Rule
+    rule: PatternRow
     location: str
     start: int
     end: int
@@ -318,7 +318,7 @@ class DetectorError(Exception):
 
 
 @dataclass
-class Decision:
+class Assessment:
     phi: bool
     findings: list[Finding]
     reasons: list[str]
@@ -380,7 +380,7 @@ def _near(hit: Hit, generic: Positioned, specific: Positioned) -> Hit | None:
 
 def decide(
     extracted: Extracted, hits_by_segment: list[list[Hit]], excluded: frozenset[str] = frozenset()
-) -> Decision:
+) -> Assessment:
     """Apply the combination rules; detectors in ``excluded`` are ignored (shadow mode)."""
     reasons: list[str] = []
     reported: list[Hit] = []
@@ -465,7 +465,7 @@ def decide(
     counts.update(extra)
     findings = [Finding(d, c, loc, n) for (d, c, loc), n in counts.items()]
     unique_reasons = list(dict.fromkeys(reasons))
-    return Decision(bool(unique_reasons), findings, unique_reasons)
+    return Assessment(bool(unique_reasons), findings, unique_reasons)
 
 
 _OFFER_AFTER = re.compile(
