@@ -1,7 +1,8 @@
 """``phigate policy test|eval|check|detectors``: how admins tune policies.
 
 ``test`` classifies one message and shows every rule tried per recipient and
-the decision; ``eval`` scores the classifier on a labelled folder; ``check``
+the decision; ``eval`` scores the classifier on a labelled folder (its tuning and
+evaluation halves side by side when labels.csv has a ``split`` column); ``check``
 validates a policy file and lists its rules; ``detectors`` lists the names
 that ``classifier.shadow`` and ``when.detector`` accept. Output never holds
 message text: detectors, categories, places, rule names and decisions only.
@@ -31,7 +32,8 @@ def register(sub) -> None:
     add_json_flag(test)
     test.set_defaults(func=cmd_test)
 
-    evaluate = commands.add_parser("eval", help="score the classifier on DIR/labels.csv")
+    evaluate = commands.add_parser(
+        "eval", help="score the classifier on DIR/labels.csv (tuning and evaluation halves)")
     evaluate.add_argument("directory", type=Path)
     add_json_flag(evaluate)
     evaluate.set_defaults(func=cmd_eval)
@@ -109,17 +111,17 @@ def _print_test(result: dict) -> None:
 
 def cmd_eval(args) -> int:
     from gateway.policy.classifiers import build_classifier
-    from gateway.policy.classifiers.evaluate import LabelsError, evaluate
+    from gateway.policy.classifiers.evaluate import LabelsError, evaluate_halves, format_halves
 
     config = load_config_or_exit(args)
     try:
-        result = evaluate(args.directory, build_classifier(config.classifier.shadow))
+        halves = evaluate_halves(args.directory, build_classifier(config.classifier.shadow))
     except (LabelsError, ValueError) as exc:
         return fail(str(exc), 2)
     if args.json:
-        print_json(result.to_json())
+        print_json({"halves": {name: result.to_json() for name, result in halves.items()}})
     else:
-        print(result.format())
+        print(format_halves(halves))
     return 0
 
 

@@ -1708,14 +1708,12 @@ def corpus() -> list[tuple[str, int, str, str, EmailMessage]]:
 
 
 def main() -> None:
-    rows = []
-    for name, phi, category, note, msg in corpus():
+    """Write the own-NNN files; labels.csv for the whole corpus comes from ``author``."""
+    from tests.corpus import author
+
+    for name, _, _, _, msg in corpus():
         (HERE / name).write_bytes(bytes(msg))
-        rows.append([name, phi, category, note])
-    with open(HERE / "labels.csv", "w", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["file", "phi", "category", "notes"])
-        writer.writerows(rows)
+    author.main()
 
 
 if __name__ == "__main__":

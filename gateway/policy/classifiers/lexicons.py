@@ -1,10 +1,15 @@
-"""Word lists behind the PHI detectors: how dental and medical offices write about
-treatment, diagnoses, medications and money, plus the words that are *not* names.
+"""Word lists behind the PHI detectors: how dental and medical offices (in English and
+Spanish) write about treatment, diagnoses, medications and money; the words that are
+*not* names; given names (US Census lists from the ``names`` package); and the topic
+words that say a message is about employees, providers' credentials, vendors, IT,
+invented patients or de-identified figures.
 
 Kept apart from ``patterns`` so the vocabulary can be reviewed (and extended) by
 someone who knows the clinic without reading regular expressions. Entries are
 regex fragments (lower case, matched case-insensitively, whole words).
 """
+
+from __future__ import annotations
 
 # Treatment: procedures, appliances, imaging, anaesthesia.
 PROCEDURES = (
@@ -82,7 +87,7 @@ PROCEDURES = (
     r"fluoride varnish",
     r"space maintainer",
     r"stainless steel crown",
-    r"ssc",
+    r"sscs?",
     r"wax try-?in",
     r"try-?in",
     r"impressions? for",
@@ -112,6 +117,68 @@ PROCEDURES = (
     r"cbct",
     r"x-?rays?",
     r"radiographs?",
+    r"brackets?",
+    r"wires?",
+    r"bands",
+    r"expanders?",
+    r"dentures?",
+    r"partials?",
+    r"mock-?up",
+    r"preps?",
+    r"seat(?:ed)?",
+    r"recement(?:ed)?",
+    r"re-?cement(?:ed)?",
+    r"temporary",
+    r"scan body",
+    r"shade",
+    r"buildup",
+    r"build up",
+    r"smooth(?:ed)?",
+    r"adjustments?",
+    r"remake",
+    r"perio maint",
+    r"sealed",
+    r"fluoride",
+    r"socket",
+    r"graft",
+    r"bonding",
+    r"scaling",
+    r"planing",
+    r"impressions?",
+    r"scan",
+    r"vaccin(?:e|es|ation)",
+    r"immunizations?",
+    r"injections?",
+    r"infusion",
+    r"shots?",
+    r"procedure",
+    r"therapy",
+    r"results",
+    r"tablets?",
+    r"pills?",
+    r"capsules?",
+    r"inhaler",
+    r"pharmacy",
+    r"referral to",
+    r"follow-?up visit",
+)
+
+# Parts of the mouth: about someone only with more context (counted as generic content).
+ANATOMY = (
+    r"gums?",
+    r"tooth",
+    r"teeth",
+    r"molars?",
+    r"wisdom (?:tooth|teeth)",
+    r"jaw",
+    r"bite",
+    r"roots?",
+    r"nerve",
+    r"enamel",
+    r"plaque",
+    r"tartar",
+    r"tongue",
+    r"palate",
 )
 
 # Findings, conditions, symptoms, relevant medical history.
@@ -243,6 +310,92 @@ DIAGNOSES = (
     r"came off",
     r"fell out",
     r"chipped",
+    r"sore spot",
+    r"rubbing",
+    r"rubs",
+    r"poking",
+    r"grey(?:ish)? discoloration",
+    r"discolou?ration",
+    r"white patch",
+    r"calculus",
+    r"furcations?",
+    r"class ii(?: div \d)?",
+    r"overjet",
+    r"crowding",
+    r"crossbite",
+    r"impacted (?:canine|molar|tooth|teeth)",
+    r"root tip",
+    r"cyst",
+    r"oozing",
+    r"draining",
+    r"drainage",
+    r"pulp(?:al)? necrosis",
+    r"intruded",
+    r"intrusion",
+    r"knocked",
+    r"cusp",
+    r"pocket(?:s| depths?)",
+    r"\d-\d ?mm",
+    r"\d ?mm pockets?",
+    r"stage i{1,3}v?",
+    r"medical alert",
+    r"med(?:ical)? hx",
+    r"allerg(?:y|ies|ic)",
+    r"nkda",
+    r"post[- ]?op",
+    r"stitches",
+    r"numb",
+    r"teeth pulled",
+    r"greyish",
+    r"sore",
+    r"hurts?",
+    r"hurting",
+    r"ache",
+    r"cough(?:ing)?",
+    r"cold sores?",
+    r"flu",
+    r"covid(?:-19)?",
+    r"tested positive",
+    r"wound",
+    r"sprain(?:ed)?",
+    r"concussion",
+    r"mammogram",
+    r"colonoscopy",
+    r"pap (?:smear|test)",
+    r"prenatal",
+    r"miscarriage",
+    r"loose",
+    r"wobbly",
+    r"sharp edge",
+    r"lost (?:a|her|his|my) (?:filling|crown|tooth)",
+    r"temp(?:orary)? came off",
+    r"cancer screening results",
+    r"high blood sugar",
+    r"low blood sugar",
+    r"blood sugar",
+    r"cholesterol",
+    r"thyroid",
+    r"arthritis",
+    r"gout",
+    r"kidney stones?",
+    r"gerd",
+    r"acid reflux",
+    r"heart burn",
+    r"heartburn",
+    r"shingles",
+    r"eczema",
+    r"psoriasis",
+    r"acne",
+    r"swallowing",
+    r"jaw pain",
+    r"clicking",
+    r"grinding",
+    r"clenching",
+    r"bad breath",
+    r"halitosis",
+    r"receding",
+    r"recession",
+    r"gum line",
     (r"(?:tooth|teeth|crown|filling|bridge) (?:\w+ ){0,3}?(?:put back in|knocked out|fell out|"
     r"came out|broke|"
     r"chipped|cracked|sensitive|sore|hurt|hurts|hurting|came loose|is loose|feels loose|"
@@ -290,9 +443,6 @@ MEDICATIONS = (
     r"dexamethasone",
     r"diphenhydramine",
     r"benadryl",
-    r"lidocaine",
-    r"articaine",
-    r"septocaine",
     r"halcion",
     r"triazolam",
     r"valium",
@@ -324,12 +474,16 @@ MEDICATIONS = (
     r"nystatin",
     r"acyclovir",
     r"valacyclovir",
-    r"\d{1,4} ?mg",
+    r"\d{1,4} ?(?:mg|mcg|ml)",
 )
 
 # Words for medicines in general: also on intake forms and in supply orders, so they count
 # only as generic clinical content.
 MEDICATION_WORDS = (
+    r"lidocaine",
+    r"articaine",
+    r"septocaine",
+    r"anestesia",
     r"prescriptions?",
     r"rx",
     r"medications?",
@@ -374,17 +528,272 @@ PAYMENT = (
     r"frequency limitation",
     r"annual maximum",
     r"benefits? (?:used|remaining)",
+    r"statements?",
+    r"copayments?",
+    r"self[- ]pay",
+    r"estimate(?:d)? (?:patient )?portion",
+    r"(?:patient|your) portion",
+    r"payment (?:plan|received|due)",
+    r"collections?",
+    r"charged",
+    r"paid (?:its|their) share",
+    r"maxed out",
+    r"downgraded",
+    r"cash price",
+    r"appeal",
+    r"overpa(?:id|yment)",
+    r"resubmit(?:ted)?",
+    r"rebill",
+)
+
+# Medical-practice vocabulary (primary care, labs, behavioural health): findings and
+# treatment about a person, counted like the dental DIAGNOSES / PROCEDURES.
+MEDICAL = (
+    r"lab (?:results?|work|values?)",
+    r"labs",
+    r"blood (?:draw|work|test|sugar|pressure)",
+    r"bp (?:at home|reading|of|is|was)",
+    r"\d{2,3}/\d{2,3} (?:mmhg|at home|this morning|today)",
+    r"potassium",
+    r"sodium",
+    r"creatinine",
+    r"hemoglobin",
+    r"cholesterol",
+    r"inr",
+    r"pt/inr",
+    r"bmp",
+    r"cbc",
+    r"ecg",
+    r"ekg",
+    r"mri",
+    r"ct scan",
+    r"ultrasound",
+    r"biopsy results?",
+    r"afib",
+    r"atrial fibrillation",
+    r"arrhythmia",
+    r"stent",
+    r"pacemaker",
+    r"heart failure",
+    r"copd",
+    r"pneumonia",
+    r"bronchitis",
+    r"strep(?: throat| test)?",
+    r"tonsil(?:litis|lectomy)",
+    r"uti",
+    r"fever",
+    r"headaches?",
+    r"migraines?",
+    r"dizz(?:y|iness)",
+    r"nausea",
+    r"vomiting",
+    r"shortness of breath",
+    r"chest pain",
+    r"depress(?:ion|ed)",
+    r"suicidal",
+    r"phq-?9",
+    r"gad-?7",
+    r"bipolar",
+    r"schizophrenia",
+    r"ptsd",
+    r"insomnia",
+    r"substance use",
+    r"overdose",
+    r"obesity",
+    r"bmi of",
+    r"vsd",
+    r"cardiology",
+    r"cardiologist",
+    r"oncology",
+    r"dermatology",
+    r"physical therapy",
+    r"vasovagal",
+    r"fainted",
+    r"passed out",
+    r"diagnosed with",
+    r"diagnosis",
+    r"symptoms?",
+    r"refills? (?:of|request|for|my|his|her)",
+    r"dose",
+    r"dosage",
+    r"spironolactone",
+    r"metoprolol",
+    r"losartan",
+    r"sertraline",
+    r"zoloft",
+    r"fluoxetine",
+    r"prozac",
+    r"bupropion",
+    r"aripiprazole",
+    r"lexapro",
+    r"escitalopram",
+    r"gabapentin",
+    r"omeprazole",
+    r"albuterol",
+    r"statin",
+    r"glucose",
+    r"glucagon",
+    r"epipen",
+    r"antibiotics?",
+    r"ibuprofeno",
+    r"paracetamol",
+    r"amoxicilina",
+    r"clindamicina",
+    r"penicilina",
+    r"metformina",
+    r"losart[aá]n",
+    r"alvogyl",
+    r"halcion",
+    r"paxlovid",
+    r"tamiflu",
+    r"zyrtec",
+    r"claritin",
+    r"singulair",
+    r"montelukast",
+    r"hydrochlorothiazide",
+    r"furosemide",
+    r"lasix",
+    r"simvastatin",
+    r"rosuvastatin",
+    r"crestor",
+    r"lipitor",
+    r"ozempic",
+    r"semaglutide",
+    r"mounjaro",
+    r"jardiance",
+    r"trazodone",
+    r"melatonin",
+    r"adderall",
+    r"ritalin",
+    r"methylphenidate",
+    r"suboxone",
+    r"buprenorphine",
+    r"naloxone",
+    r"narcan",
+    r"steroids?",
+    r"antibi[oó]tico",
+    r"pastillas?",
+    r"medicamentos?",
+)
+
+# Spanish: how patients and clinics in the US and Latin America write about care.
+SPANISH = (
+    r"dolor(?:es)?",
+    r"duele",
+    r"duelen",
+    r"hinchad[ao]s?",
+    r"inflamad[ao]s?",
+    r"sangra(?:do|n)?",
+    r"sangrado",
+    r"infecci[oó]n",
+    r"fiebre",
+    r"mareado",
+    r"mareos?",
+    r"caries",
+    r"muelas?",
+    r"diente(?:s)?",
+    r"enc[ií]as?",
+    r"empastes?",
+    r"resinas?",
+    r"endodoncia",
+    r"coronas?",
+    r"puente",
+    r"pr[oó]tesis",
+    r"dentadura",
+    r"implantes?",
+    r"extracci[oó]n",
+    r"me sacaron",
+    r"alveolitis",
+    r"curaci[oó]n",
+    r"limpieza profunda",
+    r"selladores",
+    r"fl[uú]or",
+    r"ortodoncia",
+    r"alineadores",
+    r"retenedor",
+    r"brackets",
+    r"radiograf[ií]as?",
+    r"placas",
+    r"nervio",
+    r"sensibilidad",
+    r"sensible",
+    r"absceso",
+    r"flem[oó]n",
+    r"puntos",
+    r"cirug[ií]a",
+    r"anestesia general",
+    r"diabetes",
+    r"diab[eé]tic[ao]",
+    r"az[uú]car",
+    r"colesterol",
+    r"gripe",
+    r"tos",
+    r"v[oó]mito",
+    r"n[aá]useas?",
+    r"cabeza",
+    r"resultados",
+    r"cita de seguimiento",
+    r"se me (?:cay[oó]|rompi[oó]|despeg[oó])",
+    r"frenos",
+    r"brackets",
+    r"tratamiento",
+    r"receta(?:ron)?",
+    r"presi[oó]n (?:arterial|alta)",
+    r"an[aá]lisis",
+    r"hemoglobina",
+    r"embarazada",
+    r"al[eé]rgic[ao]",
+    r"se (?:le |me )?(?:rompi[oó]|cay[oó]|quebr[oó])",
+)
+
+# Spanish words for paying for care.
+SPANISH_PAYMENT = (
+    r"presupuesto",
+    r"saldo",
+    r"copago",
+    r"deducible",
+    r"pagos?",
+    r"recibo",
+    r"factura",
 )
 
 # Words that never start or end a person's name (sentence starters, greetings,
 # calendar words, places, business words). Lower case.
 NOT_NAME_WORDS = frozenset(
-    ["a", "about", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as", "at", "back", "be", "been", "before", "best", "but", "by", "call", "can", "cheers", "could", "dear", "dental", "dentistry", "dentist", "did", "do", "does", "done", "dr", "email", "for", "from", "get", "go", "good", "got", "had", "has", "have", "he", "hello", "her", "here", "hey", "hi", "him", "his", "how", "i", "if", "in", "is", "it", "its", "just", "kind", "kindly", "let", "like", "many", "may", "me", "more", "most", "much", "my", "new", "next", "no", "not", "now", "of", "office", "ok", "okay", "on", "one", "or", "our", "out", "over", "per", "please", "pm", "am", "re", "regards", "respectfully", "she", "should", "sincerely", "so", "some", "sorry", "still", "subject", "sure", "thank", "thanks", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "to", "today", "tomorrow", "too", "two", "up", "us", "very", "was", "we", "well", "were", "what", "when", "where", "which", "while", "who", "why", "will", "with", "would", "yes", "yesterday", "you", "your", "yours", "fw", "fwd", "hope", "best", "warmly", "cordially", "attached", "following", "note", "notes", "reminder", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "mon", "tue", "tues", "wed", "thu", "thur", "thurs", "fri", "sat", "sun", "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "street", "st", "avenue", "ave", "road", "rd", "drive", "dr", "lane", "ln", "way", "court", "ct", "boulevard", "blvd", "suite", "ste", "park", "station", "city", "county", "valley", "north", "south", "east", "west", "upper", "lower", "left", "right", "clinic", "lab", "laboratory", "studio", "surgery", "orthodontics", "endodontics", "periodontics", "associates", "group", "center", "centre", "practice", "partners", "health", "insurance", "dental", "family", "pediatric", "smile", "smiles", "care", "team", "staff", "front", "desk", "billing", "manager", "coordinator", "hygienist", "assistant", "doctor", "patient", "patients", "portal", "financial", "specialist", "services", "service", "support", "helpdesk", "office", "inc", "llc", "pc", "pllc", "co", "corp", "company", "bank", "school", "hospital", "university", "college", "academy", "club", "society", "association", "visit", "summary", "summaries", "referral", "referrals", "records", "record", "chart", "form", "forms", "plan", "plans", "claim", "lab", "slip", "case", "consult", "consultation", "exam", "appointment", "appointments", "schedule", "column", "invoice", "order", "insurance", "benefits", "dental", "delta", "metlife", "cigna", "aetna", "guardian", "humana", "ameritas", "united", "healthcare", "principal", "blue", "cross", "shield", "medicaid", "medicare", "tricare", "completed", "still", "what", "found", "numbness", "date", "clinician", "reason", "findings", "medical", "urgency", "insurance", "hygiene", "privacy", "information", "confidential", "ecc", "pa", "bw", "bwx", "fmx", "cdt", "icd", "dds", "dmd", "rdh", "md", "np", "pa-c", "new", "year", "years", "happy", "merry", "holiday", "holidays", "christmas", "thanksgiving", "easter", "day", "days", "week", "weeks", "month", "months", "night", "event", "events", "program", "programs", "update", "updates", "newsletter", "education", "appreciation", "financing", "finance", "reviews", "review", "satisfaction", "experience", "experiences", "survey", "communication", "communications", "safety", "rights", "instructions", "information", "registration", "intake", "history", "comfort", "success", "stories", "story", "testimonials", "spotlight", "relations", "advocate", "liaison", "account", "accounts", "welcome", "congratulations", "congrats", "meet", "introducing", "announcing", "join", "save", "book", "free", "special", "offer", "learn", "read", "click", "visit", "our", "first", "last", "full", "middle", "preferred", "emergency", "emergencies", "contact"]
+    ["a", "about", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as", "at", "back", "be", "been", "before", "best", "but", "by", "call", "can", "cheers", "could", "dear", "dental", "dentistry", "dentist", "did", "do", "does", "done", "dr", "email", "for", "from", "get", "go", "good", "got", "had", "has", "have", "he", "hello", "her", "here", "hey", "hi", "him", "his", "how", "i", "if", "in", "is", "it", "its", "just", "kind", "kindly", "let", "like", "many", "may", "me", "more", "most", "much", "my", "new", "next", "no", "not", "now", "of", "office", "ok", "okay", "on", "one", "or", "our", "out", "over", "per", "please", "pm", "am", "re", "regards", "respectfully", "she", "should", "sincerely", "so", "some", "sorry", "still", "subject", "sure", "thank", "thanks", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "to", "today", "tomorrow", "too", "two", "up", "us", "very", "was", "we", "well", "were", "what", "when", "where", "which", "while", "who", "why", "will", "with", "would", "yes", "yesterday", "you", "your", "yours", "fw", "fwd", "hope", "best", "warmly", "cordially", "attached", "following", "note", "notes", "reminder", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "mon", "tue", "tues", "wed", "thu", "thur", "thurs", "fri", "sat", "sun", "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "street", "st", "avenue", "ave", "road", "rd", "drive", "dr", "lane", "ln", "way", "court", "ct", "boulevard", "blvd", "suite", "ste", "park", "station", "city", "county", "valley", "north", "south", "east", "west", "upper", "lower", "left", "right", "clinic", "lab", "laboratory", "studio", "surgery", "orthodontics", "endodontics", "periodontics", "associates", "group", "center", "centre", "practice", "partners", "health", "insurance", "dental", "family", "pediatric", "smile", "smiles", "care", "team", "staff", "front", "desk", "billing", "manager", "coordinator", "hygienist", "assistant", "doctor", "patient", "patients", "portal", "financial", "specialist", "services", "service", "support", "helpdesk", "office", "inc", "llc", "pc", "pllc", "co", "corp", "company", "bank", "school", "hospital", "university", "college", "academy", "club", "society", "association", "visit", "summary", "summaries", "referral", "referrals", "records", "record", "chart", "form", "forms", "plan", "plans", "claim", "lab", "slip", "case", "consult", "consultation", "exam", "appointment", "appointments", "schedule", "column", "invoice", "order", "insurance", "benefits", "dental", "delta", "metlife", "cigna", "aetna", "guardian", "humana", "ameritas", "united", "healthcare", "principal", "blue", "cross", "shield", "medicaid", "medicare", "tricare", "completed", "still", "what", "found", "numbness", "date", "clinician", "reason", "findings", "medical", "urgency", "insurance", "hygiene", "privacy", "information", "confidential", "ecc", "pa", "bw", "bwx", "fmx", "cdt", "icd", "dds", "dmd", "rdh", "md", "np", "pa-c", "new", "year", "years", "happy", "merry", "holiday", "holidays", "christmas", "thanksgiving", "easter", "day", "days", "week", "weeks", "month", "months", "night", "event", "events", "program", "programs", "update", "updates", "newsletter", "education", "appreciation", "financing", "finance", "reviews", "review", "satisfaction", "experience", "experiences", "survey", "communication", "communications", "safety", "rights", "instructions", "information", "registration", "intake", "history", "comfort", "success", "stories", "story", "testimonials", "spotlight", "relations", "advocate", "liaison", "account", "accounts", "welcome", "congratulations", "congrats", "meet", "introducing", "announcing", "join", "save", "book", "free", "special", "offer", "learn", "read", "click", "visit", "our", "first", "last", "full", "middle", "preferred", "emergency", "emergencies", "contact", "provider", "providers", "news", "plan", "plans", "network", "portal", "online", "web", "site", "website", "mobile", "phone", "fax", "central", "general", "national", "regional", "state", "federal"]
+)
+
+# Mailbox words: a display name or address made of these is a business or a department.
+MAILBOX_WORDS = frozenset(
+    """
+frontdesk front desk billing orders order claims claim support noreply no-reply records referrals
+cases sales care hello admin office reception citas facturacion ventas info news accounts
+payable receivable enrollment credentialing verification relations provider providers
+team staff hygiene clinical scheduling appointments portal nurse results helpdesk service
+customer client interfaces conversion status security training courses members
+""".split()
+)
+
+# A practice's own name or front-office mailbox (patients write to these) ...
+PRACTICE_WORDS = frozenset(
+    """
+dental dentistry dentist dentists orthodontics endodontics periodontics pediatrics clinic
+clinics clínica clinica consultorio medical medicine smiles oral health surgery family
+frontdesk front desk reception citas appointments scheduling nurse portal hygiene
+""".split()
+)
+# ... and the businesses that share those words but are not where patients write.
+SUPPLIER_WORDS = frozenset(
+    """
+lab labs laboratory laboratorio supply supplies distribution depot deposito ventas sales orders
+support helpdesk it tech claims network relations provider providers enrollment
+credentialing insurance plan plans manager management mgmt billing
+""".split()
 )
 
 # Organisation words: a capitalised pair followed by one of these names a business.
 ORG_WORDS = frozenset(
-    ["dental", "dentistry", "dentists", "studio", "lab", "labs", "laboratory", "laboratories", "clinic", "clinics", "surgery", "orthodontics", "endodontics", "periodontics", "prosthetics", "prosthodontics", "implants", "associates", "group", "center", "centre", "practice", "partners", "health", "healthcare", "insurance", "supply", "supplies", "distribution", "inc", "llc", "pc", "pllc", "company", "corp", "services", "tech", "pharmacy", "hospital", "medical", "university", "college", "school", "club", "society", "association", "foundation", "bank", "team", "staff", "office"]
+    ["dental", "dentistry", "dentists", "studio", "lab", "labs", "laboratory", "laboratories", "clinic", "clinics", "surgery", "orthodontics", "endodontics", "periodontics", "prosthetics", "prosthodontics", "implants", "associates", "group", "center", "centre", "practice", "partners", "health", "healthcare", "insurance", "supply", "supplies", "distribution", "inc", "llc", "pc", "pllc", "company", "corp", "services", "tech", "pharmacy", "hospital", "medical", "university", "college", "school", "club", "society", "association", "foundation", "bank", "team", "staff", "office", "smiles", "pediatrics", "medicine", "oral", "dds", "dmd", "clinica", "clínica", "consultorio", "laboratorio", "seguros", "aseguradora", "plans", "plan", "systems", "source", "recovery", "service", "answering", "management", "mgmt", "property"]
 )
 
 # Attachment names that mark a dental image of a patient.
@@ -420,3 +829,114 @@ IMAGE_NAME_WORDS = (
     "postop",
     "post-op",
 )
+
+# Words that take a letter after them ("Vitamin D.", "Plan B.") and so look like a first
+# name + last initial.
+LETTER_TERMS = frozenset(
+    """
+vitamin hepatitis hep type class plan grade stage suite unit section part option group zone
+tier level building room phase schedule exhibit appendix figure table item model size lot
+row column category track block wing floor box area site quadrant tooth teeth version
+""".split()
+)
+
+# Given names that are also everyday words, months, places or business names: a capitalised
+# "Grace" or "Hope" at the start of a sentence is not a person on its own.
+COMMON_WORD_NAMES = frozenset(
+    """
+al an art august bee berry bill bo brook brooke candy carry chance cherry christian crystal
+dale dawn del delta desire diamond dot drew duke earl echo else era faith fe gale gay ginger
+grace grant guy ha hang harmony honey hope hunter in iris ivory jack jewel joy king lane lean
+long lore love major man manual many mark may merry miss misty my nan nova ok page pat
+patience pearl penny precious prince princess ray rich robin rocky rod rose royal ruby rusty
+sandy see so soon spring star sterling stormy summer sun sunny tiny un will winter young
+april june september january october sky cliff forest river rain storm autumn amber
+""".split()
+)
+
+
+def _census_first_names() -> frozenset[str]:
+    """Lower-case given names from the US Census 1990 lists in the ``names`` package
+    (MIT licence, public-domain data): ~5,000 names of every origin common in the US."""
+    from importlib.resources import files
+
+    found: set[str] = set()
+    for table in ("dist.male.first", "dist.female.first"):
+        text = (files("names") / table).read_text(encoding="ascii")
+        found.update(line.split(None, 1)[0].lower() for line in text.splitlines() if line.strip())
+    return frozenset(found)
+
+
+GIVEN_NAMES: frozenset[str] = frozenset(
+    name
+    for name in _census_first_names()
+    if len(name) >= 3 and name not in COMMON_WORD_NAMES and name not in NOT_NAME_WORDS
+)
+
+# Topic words that say what a message is about when it is not a patient's care. Two distinct
+# words of one topic (one for de-identified data and fiction) mark the whole message:
+# people named in it are employees, providers, vendors' staff or invented.
+TOPICS: dict[str, tuple[str, ...]] = {
+    "hr": (
+        r"payroll", r"pay ?(?:date|check|stub|rate)", r"pto", r"timesheets?", r"overtime",
+        r"w-?[24]", r"i-?9", r"direct deposit", r"new hire", r"onboarding", r"offer letter",
+        r"start date", r"employee(?:s|'s)?(?: id| file| record)?", r"ee id", r"ee \d+",
+        r"hr (?:file|cabinet|record)", r"fmla", r"maternity leave", r"bereavement",
+        r"jury duty", r"sick (?:day|leave|time)", r"time off", r"day off", r"return to work",
+        r"back to work", r"work excuse", r"workers'? comp(?:ensation)?",
+        r"(?:first )?report of injury", r"cobra", r"401\(?k\)?", r"open enrollment",
+        r"(?:annual|performance|90-day) review", r"raise", r"termination", r"final pay",
+        r"unpaid leave", r"interview", r"r[eé]sum[eé] attached", r"candidate", r"position",
+        r"out sick", r"calling out", r"not going to make it in", r"my file",
+        r"n[oó]mina", r"horas extra", r"empleados?", r"shadow",
+        r"extern(?:ship)?", r"immunization records?", r"titer",
+        r"emergency contact", r"hep b (?:series|vaccin\w*|titer)", r"new hire form",
+        r"not (?:going to|gonna) make it(?: in)?", r"(?:won'?t|can'?t|cannot) (?:make it|come) in",
+        r"out (?:today|tomorrow|this (?:morning|afternoon|week))", r"doctor'?s note",
+        r"note from (?:urgent care|my doctor)", r"urgent care", r"short notice",
+        r"(?:my|his|her) (?:pts|patients|column|chair|schedule|shift)",
+        r"cover (?:for me|my (?:shift|patients|column|chair))",
+        r"(?:my|his|her) own (?:doctor|dentist|ob|physical|mri|appointment|surgery|procedure)",
+    ),
+    "credential": (
+        r"(?:re)?credential(?:ing|ed|s)?", r"caqh", r"dea", r"(?:state|dental|medical) license",
+        r"license (?:number|renewal|expires|d-\d+)", r"privileges", r"malpractice",
+        r"board certifi\w+", r"provider enrollment", r"group contract", r"tin", r"w-?9",
+        r"cv", r"cme", r"ce (?:hours|credits)", r"cpr (?:card|class)", r"reappointment",
+        r"c[eé]dula(?: profesional)?", r"renovaci[oó]n", r"face sheet", r"peer references?",
+        r"recredentialing", r"npi",
+    ),
+    "vendor": (
+        r"purchase order", r"po(?: number| #)?[ :#]*\d+", r"p\.o\.", r"sales order",
+        r"order (?:confirmation|number|#)", r"invoice", r"packing slip", r"backorder\w*",
+        r"ship(?:s|ping|ped)? (?:to|today|from|date)", r"tracking", r"qty", r"sku", r"rma",
+        r"reorder", r"in stock", r"net 30", r"remittance", r"price list", r"for stock",
+        r"(?:cs|bx|case|cases|box|boxes|pack|packs) of", r"pedido", r"orden de compra",
+        r"territory manager", r"sales rep", r"service agreement",
+        r"quote", r"labou?r", r"service call", r"technician", r"repairs?", r"parts?",
+        r"warranty", r"model (?:number|#)", r"serial (?:number|#)", r"catalog(?:ue)?",
+        r"list price", r"unit price", r"freight", r"delivery (?:date|window)",
+    ),
+    "it": (
+        r"ticket", r"helpdesk", r"help desk", r"backups?", r"servers?", r"workstations?",
+        r"firmware", r"patch(?:es|ed)?", r"windows (?:10|11|update)", r"antivirus",
+        r"phishing", r"vpn", r"password", r"mfa", r"sign-?in", r"log ?in", r"remote in",
+        r"pc name", r"printer", r"interface", r"sandbox", r"go-live", r"failover",
+        r"vulnerability", r"tls", r"monitoring",
+        r"upgrades?", r"install(?:ed|ation)?", r"devices?", r"network", r"wi-?fi", r"router",
+        r"firewall", r"reset", r"licen[cs]e key", r"software", r"hardware", r"laptops?",
+        r"computers?", r"pcs?", r"drivers?", r"reboot(?:ed)?", r"restart(?:ed)?",
+    ),
+    "aggregate": (
+        r"de-?identified", r"aggregate(?:d)?", r"safe harbor", r"no (?:patient )?names",
+        r"nothing identifiable", r"anonymi[sz]ed", r"identifiers removed",
+    ),
+    "fiction": (
+        r"hypothetical", r"fictional", r"fictitious", r"invented", r"made[- ]up",
+        r"(?:sample|example|demo|test|fake|dummy|simulated|training) (?:patients?|records?|data|database|server|system|caller|case)s?",
+        r"demo", r"teaching cases?", r"case (?:study|studies|report|presentation)s?",
+        r"typodont", r"manikin", r"mannequin", r"no real (?:patient|data)", r"role-?play",
+        r"zz+test\w*", r"training (?:database|server|environment|mode|session)",
+        r"not (?:anyone|anybody) real",
+    ),
+}

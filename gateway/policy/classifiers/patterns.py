@@ -3,16 +3,19 @@
 Every detector is one or more ``PatternRow`` rows: a regex fragment, the detector name
 reported in findings, its category and its *role* in scoring (see ``scoring``).
 ``combined()`` compiles all rows into ONE google-re2 alternation with a named
-group per row, run over UTF-8 bytes (~200 MB/s, against 1-2 MB/s for stdlib
-``re``). ``separate_stdlib()`` compiles the same rows one by one with stdlib
-``re``; it exists only so ``bench/classifier.py`` can compare the two.
-(The rules are written for RE2; stdlib ``re`` accepts the same syntax here.)
+group per row, run over UTF-8 bytes (docs/performance.md: ~75 MB/s, against well
+under 1 MB/s for stdlib ``re``); ``rule_of(match)`` says which row matched.
+``separate_stdlib()`` compiles the same rows one by one with stdlib ``re``; it exists
+only so ``bench/classifier.py`` can compare the two. (The rules are written for RE2;
+stdlib ``re`` accepts the same syntax here.) Given names come from the US Census lists
+(``lexicons.GIVEN_NAMES``), not from any test corpus.
 
 RE2 has no look-around, so context a pattern cannot express (Luhn, SSN area
-rules, "not the sender's own name") is checked in Python by ``validate()`` on the
-few matched spans. Rows whose detector starts with ``_`` are internal markers
-(second-person words, fiction markers, look-alikes to swallow) and never become
-findings.
+rules, "not the sender's own name") is checked in Python by the validators in
+``candidates`` on the few matched spans. Rows whose detector starts with ``_`` are
+internal markers (first- and second-person words, topic words of HR, credentialing,
+vendor, IT, fiction and de-identified mail, amounts, look-alikes to swallow) and never
+become findings.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ WEAK = "weak"  # a person, counts with health or payment info anywhere in the me
 NEAR = "near"  # a person only when health or payment info is close by
 NEAR_CLINICAL = "near_clinical"  # an account-like number: only close to clinical content
 PROVIDER = "provider"  # identifies a clinician, never a patient: recorded only
+RECORD = "record"  # a contact detail that identifies someone only as part of a record
 GENERIC = "generic"  # clinical vocabulary also found in fee lists and job ads
 SPECIFIC = "specific"  # clinical content about someone's mouth or health
 PAYMENT = "payment"
@@ -65,31 +69,67 @@ DATE = (
     rf"|{_MONTH}\.? \d{{1,2}}(?:st|nd|rd|th)?,? \d{{4}}\b|\d{{1,2}} {_MONTH}\.?,? \d{{4}}\b)"
 )
 _PHONE = r"(?:\+?1[ .-]?)?(?:\(\d{3}\)|\d{3})[ .-]?\d{3}[ .-]?\d{4}\b"
-# Name letters: ASCII plus Latin-1 accented letters (José Núñez); RE2 runs in UTF-8 mode.
+# Name letters: ASCII plus Latin-1 accented letters (accented given names and surnames); RE2 runs in UTF-8 mode.
 _UP, _LO = "A-ZÀ-ÖØ-Þ", "a-zß-öø-ÿ"
 _APOSTROPHE = "(?:'|\u2019)"
 _NAME_WORD = rf"[{_UP}][{_UP}{_LO}'\-]+"
 _NAME = rf"{_NAME_WORD}(?:,? {_NAME_WORD}){{0,2}}"
+
+
+def _given(case_insensitive: bool) -> str:
+    """Census given names as one alternation (RE2 compiles it to a trie)."""
+    names = sorted(lexicons.GIVEN_NAMES)
+    if case_insensitive:
+        return r"(?i:\b(?:" + "|".join(names) + r"))"
+    return r"\b(?:" + "|".join(n.capitalize() for n in names) + r")"
+
+
+def _topic(kind: str) -> str:
+    return _words(lexicons.TOPICS[kind])
 _TOOTH = r"(?:3[0-2]|[12][0-9]|[1-9])"
 _SURF = r"[MODBLFI]{1,5}"
 
 RULES: tuple[PatternRow, ...] = (
-    # --- look-alikes swallowed first so their digits cannot become teeth or ids
+    # --- look-alikes swallowed first so their digits cannot become teeth or ids; order and
+    # ticket numbers also tell what the message is about (topics, see ``scoring``)
+    PatternRow(
+        "_topic",
+        "vendor_ref",
+        INTERNAL,
+        MARKER,
+        r"(?i:\b(?:order|invoice|inv|po|sku|tracking|item|lot|batch|rma|so)\.?)"
+        r"\s?#?\s?[A-Z0-9-]*\d[A-Z0-9-]*",
+    ),
+    PatternRow(
+        "_topic",
+        "it_ref",
+        INTERNAL,
+        MARKER,
+        r"(?i:\b(?:ticket|version|serial|build)\.?)\s?#?\s?[A-Z0-9-]*\d[A-Z0-9-]*",
+    ),
+    PatternRow(
+        "case_number",
+        "labelled",
+        IDENTIFIER,
+        NEAR_CLINICAL,
+        r"(?i:\b(?:lab case|case|referral|ref)(?: number| no\.?| #|#| id)?)[\s:#.]{0,3}"
+        r"[A-Z]{0,3}-?\d{3,12}\b",
+    ),
     PatternRow(
         "_skip",
         "numbered",
         INTERNAL,
         MARKER,
-        r"(?i:\b(?:order|invoice|inv|ticket|item|room|suite|ste|unit|apt|box|no|row|section|seat|"
-        r"bay|page|step|line|lot|batch|gate|ext|extension|issue|version|v|po|ref|case|model|serial|sku|tag|"
-        r"agreement|confirmation|tracking|flight|store)\.?)\s?#?\s?[A-Z0-9-]*\d[A-Z0-9-]*",
+        r"(?i:\b(?:room|suite|ste|unit|apt|box|no|row|section|seat|v|ext|extension|issue|"
+        r"bay|page|step|line|gate|ref|case|model|tag|agreement|confirmation|flight|store)\.?)"
+        r"\s?#?\s?[A-Z0-9-]*\d[A-Z0-9-]*",
     ),
     PatternRow(
         "_skip",
         "provider",
         INTERNAL,
         MARKER,
-        rf"\b(?:Dr|Doctor|Prof|Professor)\.? {_NAME_WORD}(?: {_NAME_WORD})?",
+        rf"\b(?:Dr|Dra|Drs|Doctor|Doctora|Prof|Professor)\.? {_NAME_WORD}(?: {_NAME_WORD})?",
     ),
     PatternRow("_skip", "ip", INTERNAL, MARKER, r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b"),
     PatternRow(
@@ -129,8 +169,16 @@ RULES: tuple[PatternRow, ...] = (
         "labelled",
         IDENTIFIER,
         STRONG,
-        r"(?i:\b(?:d\.o\.b\.?|dob\b|date of birth|birth ?date|birthday|born\b|b\.d\.))"
+        r"(?i:\b(?:d\.o\.b\.?|dob\b|date of birth|birth ?date|birthday|born\b|b\.d\.|bday|"
+        r"fecha de nacimiento|f\. ?nac\.?|nacid[oa]))"
         r"[^0-9\n]{0,15}" + DATE,
+    ),
+    PatternRow(  # a table row: "<First> <Last>, <date>" (a birth or visit date: a patient's record)
+        "dob",
+        "beside_name",
+        IDENTIFIER,
+        STRONG,
+        rf"\b[{_UP}][{_LO}]+ [{_UP}][{_UP}{_LO}'\-]*[{_LO}][ \t]*[,;|\t][ \t]*" + DATE,
     ),
     PatternRow("npi", "labelled", IDENTIFIER, PROVIDER, r"(?i:\bnpi\b)[^0-9\n]{0,12}\d{10}\b"),
     PatternRow(
@@ -185,6 +233,7 @@ RULES: tuple[PatternRow, ...] = (
         r"call ?back|call-back|callback number|(?:phone|cell|mobile|home|contact) (?:number|"
         r"no\.?|#)|"
         r"guardian|mom|dad|mother|father|spouse|wife|husband|number is|reach (?:her|him|them) at|"
+        r"tel[eé]fono|celular|cel|tel|"
         r"call (?:her|him|them|the patient) at|text (?:her|him|them) at))\b"
         r"[^0-9\n]{0,25}" + _PHONE,
     ),
@@ -207,12 +256,21 @@ RULES: tuple[PatternRow, ...] = (
         r"address)\b)[^@\n]{0,20}?\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b",
     ),
     PatternRow("address", "po_box", IDENTIFIER, NEAR, r"(?i:\bp\.?o\.? box)\s\d{1,6}\b"),
+    PatternRow(  # Spanish order: "Domicilio: Calle <Name> 88"
+        "address",
+        "labelled",
+        IDENTIFIER,
+        NEAR,
+        r"(?i:\b(?:domicilio|direcci[oó]n|home address|mailing address|new address is|adr))"
+        r"[^\n\d]{0,40}\d{1,6}\b",
+    ),
     PatternRow(
         "_salutation",
         "greeting",
         INTERNAL,
         MARKER,
-        rf"(?i:\b(?:hi|hello|dear|hey|good (?:morning|afternoon|evening)))[ \t,]+[{_UP}][{_LO}]+",
+        rf"(?i:\b(?:hi|hello|dear|hey|hola|good (?:morning|afternoon|evening))[ \t,]+"
+        rf"(?:(?:dr|dra|mr|mrs|ms|miss|doctor)\.?[ \t]+)?)[{_UP}][{_LO}]+",
     ),
     PatternRow(
         "patient_name",
@@ -232,10 +290,25 @@ RULES: tuple[PatternRow, ...] = (
         IDENTIFIER,
         WEAK,
         r"(?i:\b(?:name|first name|last name|full name|applicant|subscriber|insured|guarantor|"
+        r"nombre|paciente|fn|debtor|caller|"
         r"parent/guardian|parent|guardian|child|son|daughter|re|regarding|from))"
         r"[ \t]{0,3}[:\-][ \t]{0,3}" + _NAME,
     ),
     PatternRow("patient_name", "title", IDENTIFIER, WEAK, rf"\b(?:Mr|Mrs|Ms|Miss|Mx)\.? {_NAME_WORD}"),
+    PatternRow(
+        "patient_name",
+        "initial",
+        IDENTIFIER,
+        WEAK,
+        _given(True) + r"[ ]{1,2}[A-Za-z]\b\.?",
+    ),
+    PatternRow(  # any capitalised word + initial and a full stop: "<First> S." (names beyond the census)
+        "patient_name",
+        "initial_any",
+        IDENTIFIER,
+        WEAK,
+        rf"\b[{_UP}][{_LO}]{{2,}} [A-Z](?:\.|\b)",
+    ),
     PatternRow(
         "patient_name",
         "full",
@@ -268,9 +341,13 @@ RULES: tuple[PatternRow, ...] = (
         rf"complained|complains|"
         r"reported|came in|stopped by|is coming|is complaining|cancel(?:l)?ed|rescheduled|left "
         r"a (?:voice ?)?message|"
-        r"felt|feels|still has|still feels)\b",
+        r"felt|feels|still has|still feels|is here|is in|was in|is waiting|is asking|wants|needs|"
+        r"would like|has (?:a|an|some|her|his)|is scheduled|was seen|is due|"
+        r"llam[oó]|dice|pregunta|tiene)\b",
     ),
     PatternRow("_salutation", "line", INTERNAL, MARKER, rf"(?m:^)[{_UP}][{_LO}]+(?:,|[ \t]?-{{1,2}}|:)"),
+    PatternRow("patient_name", "given", IDENTIFIER, NEAR, _given(False) + r"\b"),
+    PatternRow("phone", "bare", IDENTIFIER, RECORD, _PHONE),
     # --- clinical content
     PatternRow(
         "tooth_surface",
@@ -340,24 +417,38 @@ RULES: tuple[PatternRow, ...] = (
     ),
     PatternRow("icd10_code", "dotted", CLINICAL, SPECIFIC, r"\b[A-TV-Z]\d[0-9AB]\.[0-9A-Z]{1,4}\b"),
     PatternRow("medication", "word", CLINICAL, SPECIFIC, _words(lexicons.MEDICATIONS)),
+    PatternRow("diagnosis", "medical", CLINICAL, SPECIFIC, _words(lexicons.MEDICAL)),
+    PatternRow("diagnosis", "spanish", CLINICAL, SPECIFIC, _words(lexicons.SPANISH)),
     PatternRow("medication", "general", CLINICAL, GENERIC, _words(lexicons.MEDICATION_WORDS)),
     PatternRow("diagnosis", "word", CLINICAL, SPECIFIC, _words(lexicons.DIAGNOSES)),
     PatternRow("procedure", "word", CLINICAL, GENERIC, _words(lexicons.PROCEDURES)),
+    PatternRow("procedure", "anatomy", CLINICAL, GENERIC, _words(lexicons.ANATOMY)),
     PatternRow("payment", "word", PAYMENT_CAT, PAYMENT, _words(lexicons.PAYMENT)),
+    PatternRow("payment", "spanish", PAYMENT_CAT, PAYMENT, _words(lexicons.SPANISH_PAYMENT)),
     # --- markers
-    PatternRow("_your", "word", INTERNAL, MARKER, r"(?i:\byour\b)"),
-    PatternRow("_you", "word", INTERNAL, MARKER, r"(?i:\byou(?:'re|'ve|'ll|'d)?\b|\bu\b)"),
-    PatternRow(
-        "_fiction",
+    # topic phrases first: "her patients", "my shift" are topics before they are pronouns
+    *(PatternRow("_topic", kind, INTERNAL, MARKER, _topic(kind)) for kind in lexicons.TOPICS),
+    PatternRow(  # the writer's own health ("I have a fever", "my colonoscopy"), not a patient's
+        "_self",
         "word",
         INTERNAL,
         MARKER,
-        r"(?i:\b(?:hypothetical|fictional|fictitious|invented|made-up|sample patient|example "
-        r"patient|"
-        r"test patient|teaching cases?|case (?:study|studies|report|presentation)s?|typodont|"
-        r"manikin|"
-        r"mannequin|no real patient)\b)",
+        r"(?i:\b(?:i have|i've got|i had|i've had|i got|i'm having|i am having|i'm getting|"
+        r"i am getting|for my own|my own|for my)\b)",
     ),
+    PatternRow("_their", "word", INTERNAL, MARKER, r"(?i:\b(?:her|his|their)\b)"),
+    PatternRow("_your", "word", INTERNAL, MARKER, r"(?i:\byour\b|\bsus?\b|\btus?\b)"),
+    PatternRow(
+        "_you", "word", INTERNAL, MARKER, r"(?i:\byou(?:'re|'ve|'ll|'d)?\b|\bu\b|\busted\b|\ble\b)"
+    ),
+    PatternRow(
+        "_me",
+        "word",
+        INTERNAL,
+        MARKER,
+        r"(?i:\b(?:i|i'm|i've|i'd|my|me|myself|mine|mi|mis|tengo|estoy|siento)\b)",
+    ),
+    PatternRow("_amount", "dollars", INTERNAL, MARKER, r"\$ ?\d[\d,]*(?:\.\d\d)?"),
 )
 
 
@@ -370,13 +461,23 @@ def _alternation() -> str:
 @lru_cache(maxsize=1)
 def combined():
     """One RE2 program for every rule; iterate ``finditer`` over bytes. Group i is ``RULES[i-1]``
-    (read ``match.lastindex``: much cheaper than ``lastgroup`` in google-re2)."""
+    (read it with ``rule_of``)."""
     options = re2.Options()
     options.max_mem = 64 << 20
     program = re2.compile(_alternation().encode(), options)
     if program.groups != len(RULES):
         raise ValueError("a rule regex has a capturing group; use (?:...)")
     return program
+
+
+def rule_of(match) -> PatternRow:
+    """The rule whose group matched. google-re2's ``lastindex`` walks every group in Python
+    (~30 us with 70 groups); the one participating group is the one whose span equals the
+    whole match's, which ``list.index`` finds in C."""
+    spans = getattr(match, "_spans", None)
+    if spans is None:  # another google-re2 release: the public, slower way
+        return RULES[match.lastindex - 1]
+    return RULES[spans.index(spans[0], 1) - 1]
 
 
 def separate_stdlib() -> list[tuple[PatternRow, re.Pattern[bytes]]]:
