@@ -13,7 +13,8 @@ Layers, lowest first; a module imports only from its own package or a lower
 layer (``tests/unit/test_layering.py`` checks it): ``model`` (pure data) <
 ``config``, ``audit``, ``metrics``, ``sdnotify``, ``queue.safeio``
 (infrastructure) < ``policy``, ``crypto``, ``auth``, ``tlsutil``, ``health``,
-``delivery`` < ``queue`` < ``portal`` < ``submission``, ``ingress`` (the
-commit point and its edges) < ``actions`` < ``supervisor`` < ``app`` <
+``delivery`` < ``queue`` < ``portal``, ``direct`` (Direct's spool and MDN
+tracking) < ``submission``, ``ingress`` (the commit point and its edges) <
+``actions`` < ``supervisor``, ``direct.service`` (Direct's wiring) < ``app`` <
 ``cli``.
 """

@@ -38,6 +38,7 @@ from gateway.delivery.guard import GuardedCourier
 from gateway.delivery.imap import ImapCourier
 from gateway.delivery.outbox import OutboxCourier
 from gateway.delivery.smtp import UpstreamCourier
+from gateway.direct.service import DirectService
 from gateway.health import HealthServer
 from gateway.inbound_state import StateBook
 from gateway.ingress.imap import InboundWatchers
@@ -138,6 +139,7 @@ class Gateway:
             held_notice=HeldNotice(self.hostname, held.template) if held.enabled else None,
             keep_failed=q.keep_failed, metrics=self.metrics)
         self.dispatcher.handlers = self.build_handlers()
+        self.direct = self.build_direct(shard)
         classify, decide = build_policy(config, self.certstore, isolated=True)
         self.submission = Submission(self.store, self.dispatcher, hostname=self.hostname,
                                      classify=classify, decide=decide,
@@ -161,10 +163,11 @@ class Gateway:
         self._digest_task: asyncio.Task | None = None
 
     def build_handlers(self) -> dict:
-        """The explicit action registry. An action missing here (direct until
-        it is built, portal while no portal store is configured) fails
-        closed: the dispatcher takes the decision's fallback, or holds the
-        recipient with the reason."""
+        """The explicit action registry (the Direct actions join it in
+        ``build_direct``). An action missing here (direct without a ``direct:``
+        section, portal while no portal store is configured) fails closed:
+        the dispatcher takes the decision's fallback, or holds the recipient
+        with the reason."""
         smime = self.config.smime
         handlers = {Action.RELAY: RelayAction(self.courier, self.certstore, smime),
                     Action.SMIME: SmimeAction(self.certstore, smime, self.courier)}
@@ -196,6 +199,20 @@ class Gateway:
                       state_path=self.config.state_dir / "digest.json",
                       certificates=certificates, keep_failed=self.config.queue.keep_failed)
 
+    def build_direct(self, shard: int) -> DirectService | None:
+        """Direct messaging when ``direct:`` is configured: its actions join the
+        registry; the MX listener and MDN monitor run in worker 0 only."""
+        d = self.config.direct
+        if not (d.anchors or d.domains or d.listen):
+            return None
+        service = DirectService(self.config, store=self.store, dispatcher=self.dispatcher,
+                                certstore=self.certstore, courier=self.courier,
+                                hostname=self.hostname,
+                                tls_context=self.tls_context() if d.listen else None,
+                                listener=shard == 0)
+        self.dispatcher.handlers.update(service.handlers)
+        return service
+
     def tls_context(self):
         tls = self.config.listen.submission.tls
         if tls is not None:
@@ -218,6 +235,8 @@ class Gateway:
             await self.health.start()
         if self.portal is not None:
             await self.portal.start()
+        if self.direct is not None:
+            await self.direct.start()
         await self.smtp.start()
         if self.inbound is not None:
             await self.inbound.start()
@@ -228,6 +247,8 @@ class Gateway:
     async def stop(self, grace: float = 30.0) -> None:
         audit("stopping")
         await self.smtp.stop(grace)
+        if self.direct is not None:
+            await self.direct.stop()
         if self.inbound is not None:
             await self.inbound.stop()
         if self.portal is not None:
@@ -239,6 +260,8 @@ class Gateway:
         await self.dispatcher.stop(grace)
         if self._dispatch_task is not None:
             await self._dispatch_task
+        if self.direct is not None:
+            await self.direct.close()
         await self.control.stop()
         if self.health is not None:
             await self.health.stop()

@@ -1,5 +1,5 @@
 """Shared fixtures. Real peers (upstream sinks, openssl, Dovecot, PostgreSQL,
-Chromium) live in ``tests/peers/`` as fixture plugins listed here."""
+Chromium, NSD, slapd, an HTTP server) live in ``tests/peers/`` as fixture plugins listed here."""
 import pytest
 
 pytest_plugins = [
@@ -8,6 +8,9 @@ pytest_plugins = [
     "tests.peers.postgres",
     "tests.peers.dovecot",
     "tests.peers.browser",
+    "tests.peers.nsd",
+    "tests.peers.slapd",
+    "tests.peers.httpd",
 ]
 
 

@@ -11,6 +11,7 @@ EVENTS = frozenset({
     "dsn_sent", "recovered", "config_loaded", "config_rejected", "started", "stopping",
     "decrypted", "verified", "signed", "encrypted", "deposited", "notice_sent", "portal_view",
     "portal_login", "portal_reply", "read_receipt",
+    "mdn_sent", "mdn_received",
     "auth_failed", "auth_locked", "portal_login_failed", "portal_identity_failed",
     "portal_upload_refused",
 })

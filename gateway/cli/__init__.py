@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "gateway.cli.policy",      # policy test|eval|check|detectors
     "gateway.cli.certs",       # certs import|list|show|remove|identity import|anchor add
     "gateway.cli.smime",       # smime open
+    "gateway.cli.direct",      # direct status
     "gateway.cli.inbound",     # inbound status
 ]
 

@@ -6,6 +6,8 @@
     certs remove FP [--kind K]
     certs identity import FILE [--for ADDR|@domain] [--password-file F] [--key KEY.pem]
     certs anchor add FILE
+    certs discover ADDRESS [--json] [--no-cache]     Direct (gateway/cli/direct_certs.py)
+    certs publish-records ADDRESS|DOMAIN
 
 The identity password comes from ``--password-file`` or the first line of
 standard input (a prompt when stdin is a terminal and FILE is PKCS#12).
@@ -18,6 +20,7 @@ import getpass
 import sys
 from pathlib import Path
 
+from gateway.cli import direct_certs
 from gateway.cli.output import add_json_flag, fail, load_config_or_exit, print_json, print_table
 from gateway.crypto.certstore import CertRecord, CertStore, CertStoreError
 
@@ -66,6 +69,7 @@ def register(sub) -> None:
     add = asub.add_parser("add", help="trust a CA certificate (PEM, DER, PKCS#7)")
     add.add_argument("file", type=Path)
     add.set_defaults(func=cmd_anchor_add)
+    direct_certs.register(csub)
 
 
 def _store(args) -> CertStore:

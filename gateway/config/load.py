@@ -127,6 +127,8 @@ def _resolve(model: BaseModel, base: Path) -> BaseModel:
             update[name] = base / value
         elif isinstance(value, BaseModel):
             update[name] = _resolve(value, base)
+        elif isinstance(value, list) and value and all(isinstance(v, Path) for v in value):
+            update[name] = [v if v.is_absolute() else base / v for v in value]
         elif isinstance(value, list) and any(isinstance(v, BaseModel) for v in value):
             update[name] = [_resolve(v, base) if isinstance(v, BaseModel) else v for v in value]
     return model.model_copy(update=update) if update else model
@@ -183,6 +185,10 @@ def _check_consistency(config: Config, source: str) -> list[str]:
     if up.username and up.tls == "none":
         problems.append(f"{source}: upstream.tls: AUTH over a plaintext connection is refused; "
                         "use starttls or implicit")
+    for i, anchor in enumerate(config.direct.anchors):
+        if not anchor.is_file():
+            problems.append(f"{source}: direct.anchors[{i}]: file {anchor} not found; "
+                            "give a PEM file with the Direct trust anchor certificates")
     return problems
 
 

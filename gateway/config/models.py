@@ -8,6 +8,7 @@ working directory when phigate runs without one) by ``Config.resolve_paths``.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -199,6 +200,33 @@ class SmimeConfig(Section):
     crl_cache_dir: Path | None = None   # none: <state_dir>/crl (CRLs kept until nextUpdate)
 
 
+class DirectResolverConfig(Section):
+    """The DNS resolver every Direct lookup goes through (CERT, SRV, and the
+    addresses of LDAP, CRL and AIA hosts): never the system's getaddrinfo."""
+    nameservers: list[HostPort] = []   # "HOST:PORT" list; [] = the system's resolvers (resolv.conf)
+    timeout: Duration = 5.0            # per lookup, per LDAP operation and per HTTP fetch
+
+
+def _domain(value: str) -> str:
+    text = str(value).strip().rstrip(".").lower()
+    if "@" in text or not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", text):
+        raise ValueError("must be a domain name such as direct.smiledental.example")
+    return text
+
+
+class DirectConfig(Section):
+    """Direct messaging: the practice's Direct domains, trust anchors and resolver."""
+    domains: list[Annotated[str, AfterValidator(_domain)]] = []   # the MX listener accepts only these
+    anchors: list[Path] = []           # PEM files (one or more certificates each): Direct trust anchors
+    resolver: DirectResolverConfig = DirectResolverConfig()
+    listen: HostPort | None = None     # "HOST:PORT" of the Direct MX listener; null = off
+    mdn_timeout: Duration = 3600.0     # no processed/dispatched MDN by then: failure DSN to the sender
+    relay: HostPort | None = None      # "HOST:PORT" outbound Direct messages go to; null = the upstream
+    relay_tls: Literal["none", "starttls"] = "starttls"   # to the relay (verified like upstream)
+    request_mdn: bool = True           # ask for MDNs (Disposition-Notification-To) and track them
+    final_delivery: bool = False       # also ask for "dispatched" (X-DIRECT-FINAL-DESTINATION-DELIVERY)
+
+
 def _mailbox_name(value: str) -> str:
     if not value or not all(c.isalnum() or c in "-_." for c in value) or value[0] == ".":
         raise ValueError("must be letters, digits, '-', '_' or '.' (it names state files), "
@@ -255,6 +283,7 @@ class Config(Section):
     admin: AdminConfig = AdminConfig()
     portal: PortalConfig = PortalConfig()
     smime: SmimeConfig = SmimeConfig()
+    direct: DirectConfig = DirectConfig()
     inbound: InboundConfig = InboundConfig()
 
     @property

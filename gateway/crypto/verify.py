@@ -184,3 +184,8 @@ def _verifier(anchors: Sequence[x509.Certificate], now: dt.datetime):
     return (v.PolicyBuilder().store(v.Store(list(anchors))).time(now)
             .extension_policies(ca_policy=ca, ee_policy=v.ExtensionPolicy.permit_all())
             .build_client_verifier())
+
+
+# Direct trust (``gateway.crypto.discovery.trust``) builds paths with this same
+# policy: basicConstraints of any criticality, as the conformance tools' CAs carry it.
+email_path_verifier = _verifier

@@ -16,10 +16,12 @@ class Action(str, enum.Enum):
     REJECT = "reject"    # refuse at DATA
     INBOUND = "inbound"  # decrypt/verify inbound mail, deliver to the practice mailbox
     MAILBOX = "mailbox"  # a patient's portal message into the provider's mailbox (never a rule's)
+    DIRECT_INBOUND = "direct_inbound"   # open a Direct message from the Direct MX, send MDNs
 
 
 # A fallback may only move to equal or stronger protection. HOLD is strongest
-# because nothing leaves. REJECT, INBOUND and MAILBOX are never fallback targets.
+# because nothing leaves. REJECT, INBOUND, MAILBOX and DIRECT_INBOUND are never
+# fallback targets.
 PROTECTION_RANK: dict[Action, int] = {
     Action.RELAY: 0,
     Action.SMIME: 1,
