@@ -15,17 +15,21 @@ without a key cannot write or read one.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import os
 import secrets
 import time
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import create_engine, delete, event, func, insert, select, update
+from sqlalchemy import create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 
@@ -153,17 +157,81 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10)
 
 
-def migrate(engine: Engine, adopt_unsent=None) -> None:
-    """Bring the schema to the newest alembic revision (idempotent).
-    ``adopt_unsent(row) -> queue id`` moves mail still waiting in a pre-0004
-    outbox into the spool; without it that migration refuses to run while
-    such mail exists (see revision 0004)."""
+SCHEMA_LOCK_KEY = 0x70686967617465      # pg_advisory_xact_lock key: "phigate" in hex
+
+
+class SchemaTooNew(RuntimeError):
+    """The database is at a revision this phigate does not know (a newer
+    phigate upgraded it): running on it could corrupt what it does not know."""
+
+
+def alembic_config() -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
+    return cfg
+
+
+def known_revisions() -> set[str]:
+    return {r.revision for r in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(conn) -> str | None:
+    heads = MigrationContext.configure(conn).get_current_heads()
+    return heads[0] if heads else None
+
+
+def refuse_newer(conn) -> None:
+    """Raise SchemaTooNew when the database's revision is not one of ours."""
+    current = current_revision(conn)
+    if current is not None and current not in known_revisions():
+        raise SchemaTooNew(
+            f"portal.database_url: the portal database is at schema revision {current!r}, "
+            f"newer than this phigate knows (its newest is {head_revision()!r}); another node "
+            "runs a newer phigate. Upgrade this node to the same version before starting it.")
+
+
+@contextmanager
+def _sqlite_schema_lock(engine: Engine):
+    """SQLite: an exclusive lock on ``<database>.migrate.lock`` beside the file."""
+    database = make_url(str(engine.url)).database
+    if not database or database == ":memory:":
+        yield
+        return
+    fd = os.open(f"{database}.migrate.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)                     # closing releases the lock
+
+
+def migrate(engine: Engine, adopt_unsent=None) -> tuple[str | None, str]:
+    """Bring the schema to the newest alembic revision (idempotent), under a
+    lock so that nodes starting together upgrade one after the other
+    (PostgreSQL: a transaction-scoped advisory lock taken in the very
+    transaction that runs alembic; SQLite: a file lock). Refuses a database
+    at a revision newer than ours (``SchemaTooNew``). ``adopt_unsent(row) ->
+    queue id`` moves mail still waiting in a pre-0004 outbox into the spool;
+    without it that migration refuses to run while such mail exists (see
+    revision 0004). Returns (revision before, revision after)."""
+    cfg = alembic_config()
+    postgres = engine.dialect.name == "postgresql"
+    with ExitStack() as stack:
+        if not postgres:
+            stack.enter_context(_sqlite_schema_lock(engine))
+        conn = stack.enter_context(engine.begin())
+        if postgres:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        refuse_newer(conn)
+        before = current_revision(conn)
         cfg.attributes["connection"] = conn
         cfg.attributes["adopt_unsent"] = adopt_unsent
         command.upgrade(cfg, "head")
+        return before, current_revision(conn)
 
 
 def open_store(url: str, totp_key: bytes | None = None, adopt_unsent=None) -> PortalStore:
