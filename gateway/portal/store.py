@@ -29,7 +29,9 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import create_engine, delete, event, func, insert, select, text, update
+from sqlalchemy import case, create_engine, delete, event, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 
@@ -38,15 +40,15 @@ from gateway.portal.schema import (
     access_log,
     accounts,
     attachments,
+    limits,
     links,
     messages,
     sent,
     sessions,
-    throttle,
 )
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-THROTTLE_KEEP = 86400.0       # throttle rows older than this are purged (windows are shorter)
+THROTTLE_KEEP = 86400.0       # limit counters idle this long are purged (windows are shorter)
 
 
 def new_public_id() -> str:
@@ -158,6 +160,7 @@ def make_engine(url: str) -> Engine:
 
 
 SCHEMA_LOCK_KEY = 0x70686967617465      # pg_advisory_xact_lock key: "phigate" in hex
+PURGE_LOCK_KEY = SCHEMA_LOCK_KEY + 1
 
 
 class SchemaTooNew(RuntimeError):
@@ -560,13 +563,19 @@ class PortalStore:
 
     def purge_sync(self, now: float | None = None, sent_retention: float | None = None) -> int:
         """Delete expired messages (attachments follow), used or expired
-        one-time links, throttle rows older than a day and, with
+        one-time links, limit counters idle for a day and, with
         ``sent_retention``, lines of the Sent view older than that (in any
         state: the queue gave up on undelivered mail long before); the number
-        of messages removed."""
+        of messages removed. On PostgreSQL one node purges at a time (a
+        transaction-scoped advisory lock, tried: a node finding it taken
+        skips this round)."""
         now = time.time() if now is None else now
         with self.engine.begin() as conn:
-            conn.execute(delete(throttle).where(throttle.c.at <= now - THROTTLE_KEEP))
+            if conn.dialect.name == "postgresql" and not conn.execute(
+                    text("SELECT pg_try_advisory_xact_lock(:key)"),
+                    {"key": PURGE_LOCK_KEY}).scalar_one():
+                return 0                 # another node is purging right now
+            conn.execute(delete(limits).where(limits.c.window_start <= now - THROTTLE_KEEP))
             if sent_retention is not None:
                 conn.execute(delete(sent).where(sent.c.created_at <= now - sent_retention))
             expired = select(messages.c.id).where(messages.c.expires_at <= now)
@@ -659,31 +668,47 @@ class PortalStore:
                                                         failed=failed))
 
     # ----------------------------------------------------------------- throttle
+    @staticmethod
+    def _count(conn, key: str, window: float, now: float) -> int:
+        """Count one request for ``key`` in one statement (no read before the
+        write, so nodes counting at once serialise on the row): a new window
+        starts at 1 when the last one is over; the count now."""
+        upsert = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(limits)
+        over = limits.c.window_start <= now - window
+        return conn.execute(
+            upsert.values(key=key, window_start=now, count=1).on_conflict_do_update(
+                index_elements=[limits.c.key],
+                set_={"count": case((over, 1), else_=limits.c.count + 1),
+                      "window_start": case((over, now), else_=limits.c.window_start)})
+            .returning(limits.c.count)).scalar_one()
+
     def throttle_sync(self, checks: list[tuple[str, float, int]]) -> bool:
-        """Rate limit: ``checks`` are (key, window seconds, limit). If every key
-        has fewer than ``limit`` rows inside its window, count this request for
-        each key and return True; otherwise count nothing and return False."""
+        """Rate limit: ``checks`` are (key, window seconds, limit). Counts this
+        request for every key atomically in one transaction; if any key went
+        over its limit the transaction is rolled back (nothing counted) and
+        the answer is False. Keys are counted in sorted order, so two requests
+        sharing keys cannot deadlock. Windows are fixed: at most ``limit``
+        requests from the first one counted until ``window`` seconds later."""
         now = time.time()
-        with self.engine.begin() as conn:
-            for key, window, limit in checks:
-                n = conn.execute(select(func.count()).select_from(throttle).where(
-                    throttle.c.key == key, throttle.c.at > now - window)).scalar_one()
-                if n >= limit:
+        with self.engine.connect() as conn:
+            tx = conn.begin()
+            for key, window, limit in sorted(checks):
+                if self._count(conn, key, window, now) > limit:
+                    tx.rollback()
                     return False
-            for key, _window, _limit in checks:
-                conn.execute(insert(throttle).values(key=key, at=now))
+            tx.commit()
         return True
 
     async def throttle(self, checks: list[tuple[str, float, int]]) -> bool:
         return await self._run(self.throttle_sync, checks)
 
     async def throttle_full(self, key: str, window: float, limit: int) -> bool:
-        """Has ``key`` reached ``limit`` rows inside the window (counting nothing)?"""
+        """Has ``key`` reached ``limit`` inside its current window (counting nothing)?"""
         def run():
             with self.engine.connect() as conn:
-                return conn.execute(select(func.count()).select_from(throttle).where(
-                    throttle.c.key == key, throttle.c.at > time.time() - window)
-                ).scalar_one() >= limit
+                return conn.execute(select(limits.c.count).where(
+                    limits.c.key == key, limits.c.window_start > time.time() - window,
+                    limits.c.count >= limit)).first() is not None
         return await self._run(run)
 
     # --------------------------------------------------------------- access log
