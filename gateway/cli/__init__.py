@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "gateway.cli.certs",       # certs import|list|show|remove|identity import|anchor add
     "gateway.cli.smime",       # smime open
     "gateway.cli.inbound",     # inbound status
+    "gateway.cli.cluster",     # cluster status
 ]
 
 
