@@ -7,7 +7,9 @@ each (portal mail goes into the spool of the node that took the request,
 so there is nothing for the other node to send again); 12 concurrent reset
 requests over both nodes, each on a form rendered by the other node, stay
 within the limit of 3; ``phigate cluster status`` lists both, then flags the
-node whose policy file changed."""
+node whose policy file changed; node A SIGKILLed during 50 PHI submissions
+over both nodes delivers, after its restart, every accepted message once
+(one deposit, one notice each)."""
 from __future__ import annotations
 
 import asyncio
@@ -194,5 +196,53 @@ async def test_two_nodes_one_portal(daemon_factory, tmp_path, postgres_url, upst
                          what="policy drift on node-b")
     assert [(n["name"], n["drift"]) for n in status["nodes"]] == [
         ("node-a", []), ("node-b", ["policy"])]
+    for node in (a, b):
+        assert node.stop() == 0
+
+
+def numbered_phi(i: int) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = SENDER
+    msg["To"] = f"patient{i:02d}@mail.example"
+    msg["Subject"] = f"Crown prep tooth 14 for patient {i:02d}, DOB 1980-02-03"
+    msg["Message-ID"] = f"<kill-{i}@smiledental.example>"
+    msg.set_content(BODY)
+    return msg.as_bytes(policy=email.policy.SMTP)
+
+
+async def test_sigkill_during_submissions_over_both_nodes(daemon_factory, tmp_path,
+                                                          postgres_url, upstream_sink):
+    """50 PHI messages over both nodes, node A SIGKILLed after 20 were
+    accepted: after A's restart each accepted message is deposited once and
+    its patient gets exactly one notice (none for a message never taken)."""
+    a, b = make_nodes(daemon_factory, tmp_path, postgres_url, upstream_sink.port)
+    await start_together([a, b])
+    accepted: list[int] = []
+
+    def submit_all() -> None:
+        for i in range(50):
+            node = (a, b)[i % 2]
+            try:
+                with node.client(timeout=10) as smtp:
+                    smtp.sendmail(SENDER, [f"patient{i:02d}@mail.example"], numbered_phi(i))
+            except OSError:          # node A is down: that message was not accepted
+                continue
+            accepted.append(i)
+            if len(accepted) == 20:
+                a.kill()
+    await asyncio.to_thread(submit_all)
+    assert 20 <= len(accepted) < 50
+    await asyncio.to_thread(a.start)
+    await until(lambda: a.queue_ids() == [] == b.queue_ids()
+                and len(upstream_sink.messages) >= len(accepted), timeout=120,
+                what="every accepted message's notice")
+    notices = [m.rcpt_tos[0] for m in upstream_sink.messages]
+    assert len(notices) == len(set(notices))                       # nobody notified twice
+    assert {f"patient{i:02d}@mail.example" for i in accepted} <= set(notices)
+    engine = sa.create_engine(postgres_url)
+    with engine.connect() as conn:
+        deposited = [r.recipient for r in conn.execute(sa.text("SELECT recipient FROM messages"))]
+    engine.dispose()
+    assert len(deposited) == len(set(deposited)) and set(deposited) == set(notices)
     for node in (a, b):
         assert node.stop() == 0
