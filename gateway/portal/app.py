@@ -170,7 +170,9 @@ async def login(request: web.Request):
     client = client_address(request)
     limit = (_throttle_key(request, "login-client", client), config.login_client_window,
              config.login_client_limit)
-    if await store.throttle_full(*limit):
+    # Counted before the attempt (atomically, so concurrent tries from one
+    # client cannot all slip under the limit) and given back on success.
+    if not await store.throttle([limit]):
         minutes = max(1, round(config.login_client_window / 60))
         return render(request, "login.html", {
             "error": f"Too many tries from here. Please wait {minutes} minutes and try again, "
@@ -180,11 +182,11 @@ async def login(request: web.Request):
                                            str(form.get("password", "")),
                                            str(form.get("code", "")))
     if account is None:
-        await store.throttle([limit])
         audit("portal_login_failed", peer=client)
         return render(request, "login.html", {"error": "That did not work. Check your e-mail "
                       "address and password, or call us.", "email": form.get("email", "")},
                       status=401)
+    await store.unthrottle(limit[0])
     audit("portal_login", account_id=account["id"])
     await request.app[STORE].log_access(account["id"], "login")
     raw = await request.app[STORE].create_session(account["id"])

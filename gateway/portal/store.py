@@ -702,14 +702,14 @@ class PortalStore:
     async def throttle(self, checks: list[tuple[str, float, int]]) -> bool:
         return await self._run(self.throttle_sync, checks)
 
-    async def throttle_full(self, key: str, window: float, limit: int) -> bool:
-        """Has ``key`` reached ``limit`` inside its current window (counting nothing)?"""
+    async def unthrottle(self, key: str) -> None:
+        """Give back one counted request of ``key`` (it turned out not to
+        count: a login that succeeded)."""
         def run():
-            with self.engine.connect() as conn:
-                return conn.execute(select(limits.c.count).where(
-                    limits.c.key == key, limits.c.window_start > time.time() - window,
-                    limits.c.count >= limit)).first() is not None
-        return await self._run(run)
+            with self.engine.begin() as conn:
+                conn.execute(update(limits).where(limits.c.key == key, limits.c.count > 0)
+                             .values(count=limits.c.count - 1))
+        await self._run(run)
 
     # --------------------------------------------------------------- access log
     async def log_access(self, account_id: int, event_name: str, message_ref: str = "") -> None:

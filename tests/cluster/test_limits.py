@@ -47,13 +47,15 @@ def test_refused_request_counts_nothing(portal_store):
     assert portal_store.throttle_sync([("b", 3600.0, 1)]) is True
 
 
-async def test_window_over_starts_again(portal_store):
+async def test_window_over_starts_again_and_a_success_is_given_back(portal_store):
     assert portal_store.throttle_sync([("w", 0.0, 1)]) is True
     assert portal_store.throttle_sync([("w", 0.0, 1)]) is True   # a zero window is always over
     assert portal_store.throttle_sync([("x", 3600.0, 2)]) is True
-    assert await portal_store.throttle_full("x", 3600.0, 2) is False
     assert portal_store.throttle_sync([("x", 3600.0, 2)]) is True
-    assert await portal_store.throttle_full("x", 3600.0, 2) is True
+    assert portal_store.throttle_sync([("x", 3600.0, 2)]) is False
+    await portal_store.unthrottle("x")
+    assert portal_store.throttle_sync([("x", 3600.0, 2)]) is True
+    assert portal_store.throttle_sync([("x", 3600.0, 2)]) is False
 
 
 def test_read_notice_is_claimed_by_one_opening(portal_store):
