@@ -226,7 +226,7 @@ def cmd_migrate(args) -> int:
     engine = make_engine(database_url(config.portal, config.state_dir))
     try:
         before, after = migrate(engine)
-    except (SchemaTooNew, RuntimeError) as exc:
+    except (SchemaTooNew, RuntimeError) as exc:     # newer schema; 0004 with unsent outbox mail
         return fail(str(exc))
     finally:
         engine.dispose()

@@ -163,7 +163,7 @@ SCHEMA_LOCK_KEY = 0x70686967617465      # pg_advisory_xact_lock key: "phigate" i
 PURGE_LOCK_KEY = SCHEMA_LOCK_KEY + 1
 
 
-class SchemaTooNew(RuntimeError):
+class SchemaTooNew(ConfigError):
     """The database is at a revision this phigate does not know (a newer
     phigate upgraded it): running on it could corrupt what it does not know."""
 
@@ -191,10 +191,10 @@ def refuse_newer(conn) -> None:
     """Raise SchemaTooNew when the database's revision is not one of ours."""
     current = current_revision(conn)
     if current is not None and current not in known_revisions():
-        raise SchemaTooNew(
+        raise SchemaTooNew([
             f"portal.database_url: the portal database is at schema revision {current!r}, "
             f"newer than this phigate knows (its newest is {head_revision()!r}); another node "
-            "runs a newer phigate. Upgrade this node to the same version before starting it.")
+            "runs a newer phigate. Upgrade this node to the same version before starting it."])
 
 
 @contextmanager

@@ -2,7 +2,8 @@
 the same moment upgrade it one after the other (PostgreSQL advisory lock;
 SQLite file lock), three times over; a database at a revision this phigate
 does not know is refused with a message that says why; ``phigate portal
-migrate`` upgrades by hand and then has nothing left to do."""
+migrate`` upgrades by hand and then has nothing left to do; ``phigate run``
+on a newer schema exits 2 with that message."""
 from __future__ import annotations
 
 import json
@@ -95,3 +96,8 @@ def test_portal_migrate_cli(tmp_path, postgres_url):
     engine.dispose()
     newer = phigate(config, "portal", "migrate")
     assert newer.returncode == 1 and "newer than this phigate knows" in newer.stderr
+    # a node does not start on it, and says why (no traceback)
+    node = phigate(config, "run")
+    assert node.returncode == 2 and "Traceback" not in node.stderr
+    assert ("configuration error:\n  portal.database_url: the portal database is at schema "
+            "revision '0099_future'") in node.stderr
