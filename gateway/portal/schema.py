@@ -19,7 +19,6 @@ from sqlalchemy import (
                         Column,
                         Float,
                         ForeignKey,
-                        Index,
                         Integer,
                         LargeBinary,
                         MetaData,

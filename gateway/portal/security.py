@@ -77,15 +77,15 @@ def read_secret_file(path: Path, yaml_path: str) -> bytes:
         mode = os.stat(path).st_mode & 0o777
         data = path.read_bytes().strip()
     except OSError as exc:
-        raise ConfigError([f"{yaml_path}: cannot read {path} ({exc.strerror}); make it with "
+        raise ConfigError([(f"{yaml_path}: cannot read {path} ({exc.strerror}); make it with "
                            f"`openssl rand -base64 48 > {path}; chmod 600 {path}` and copy "
-                           "the same file to every node"]) from None
+                           "the same file to every node")]) from None
     if mode & 0o077:
-        raise ConfigError([f"{yaml_path}: {path} is readable by others (mode {mode:04o}); "
-                           f"run chmod 600 {path}"])
+        raise ConfigError([(f"{yaml_path}: {path} is readable by others (mode {mode:04o}); "
+                           f"run chmod 600 {path}")])
     if len(data) < MIN_SECRET:
-        raise ConfigError([f"{yaml_path}: {path} holds {len(data)} bytes, fewer than "
-                           f"{MIN_SECRET}; make it with `openssl rand -base64 48 > {path}`"])
+        raise ConfigError([(f"{yaml_path}: {path} holds {len(data)} bytes, fewer than "
+                           f"{MIN_SECRET}; make it with `openssl rand -base64 48 > {path}`")])
     return data
 
 

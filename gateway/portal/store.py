@@ -192,9 +192,9 @@ def refuse_newer(conn) -> None:
     current = current_revision(conn)
     if current is not None and current not in known_revisions():
         raise SchemaTooNew([
-            f"portal.database_url: the portal database is at schema revision {current!r}, "
+            (f"portal.database_url: the portal database is at schema revision {current!r}, "
             f"newer than this phigate knows (its newest is {head_revision()!r}); another node "
-            "runs a newer phigate. Upgrade this node to the same version before starting it."])
+            "runs a newer phigate. Upgrade this node to the same version before starting it.")])
 
 
 @contextmanager
