@@ -4,14 +4,15 @@ Each node writes one row of ``nodes`` (portal schema, revision 0005): its
 name (``portal.node_name``, else the host name), phigate version, start and
 last heartbeat times, the SHA-256 of its config file, policy file, users
 file and certificate store (every file under it, by relative path and
-content), and how many items wait in its own spool (queue and hold). The
+content), one labelled hash over the portal secret and TOTP key (which must
+be the same files on every node), and how many items wait in its own spool (queue and hold). The
 daemon's ``Heartbeat`` refreshes the row every ``portal.heartbeat``.
 
 ``cluster_status`` reads the rows back for ``phigate cluster status``: a
 node whose heartbeat is older than ``dead_after`` is dead (its spool stays
 on its disk until it, or a machine given that disk, starts again); a node
-whose policy, users or certificate hash differs from the most common one
-has drifted. Config files differ per node by nature (addresses, node name),
+whose policy, users, certificate or secrets hash differs from the most
+common one has drifted. Config files differ per node by nature (addresses, node name),
 so their hash is shown but not flagged. Nothing here touches PHI.
 """
 from __future__ import annotations
@@ -34,9 +35,11 @@ from gateway.audit import get_logger
 from gateway.config import Config
 from gateway.policy.loader import SHIPPED_DEFAULT
 from gateway.portal.schema import nodes
+from gateway.portal.service import portal_secrets
+from gateway.portal.store import load_totp_key
 
 log = get_logger("cluster")
-DRIFT_FIELDS = ("policy_sha256", "users_sha256", "certs_sha256")
+DRIFT_FIELDS = ("policy_sha256", "users_sha256", "certs_sha256", "secrets_sha256")
 MISSING = "-" * 64        # the hash of a file that is not there
 
 
@@ -70,12 +73,21 @@ def node_name(config: Config) -> str:
     return config.portal.node_name or socket.gethostname()
 
 
+def secrets_sha256(config: Config) -> str:
+    """One hash over the portal secret and the TOTP key (labelled, so it is
+    no plain hash of either): nodes with different files differ here."""
+    secret, _previous = portal_secrets(config.portal, config.state_dir)
+    totp = load_totp_key(config.portal.totp_key_file or config.state_dir / "portal-totp.key")
+    return hashlib.sha256(b"phigate cluster secrets\0" + secret + b"\0" + totp).hexdigest()
+
+
 def fingerprint(config: Config, config_path: Path | None) -> dict[str, str]:
     """What must match across nodes, as hashes."""
     return {"config_sha256": file_sha256(config_path),
             "policy_sha256": file_sha256(config.policy or SHIPPED_DEFAULT),
             "users_sha256": file_sha256(config.auth.users_file),
-            "certs_sha256": tree_sha256(config.smime.store_dir or config.state_dir / "certs")}
+            "certs_sha256": tree_sha256(config.smime.store_dir or config.state_dir / "certs"),
+            "secrets_sha256": secrets_sha256(config)}
 
 
 def beat(engine: Engine, name: str, release: str, started_at: float, hashes: dict[str, str],

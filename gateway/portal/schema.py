@@ -155,5 +155,6 @@ nodes = Table(
     Column("policy_sha256", String(64), nullable=False),
     Column("users_sha256", String(64), nullable=False),
     Column("certs_sha256", String(64), nullable=False),
+    Column("secrets_sha256", String(64), nullable=False),     # portal secret + TOTP key
     Column("spool", Integer, nullable=False, default=0),       # items in its queue and hold
 )

@@ -1,7 +1,8 @@
-"""The cluster view from the database: two nodes beat with their real
-fingerprints (config, policy, users file, certificate store on disk); a
-node whose policy or certificate store differs is flagged with what
-drifted; a node whose heartbeat is old is dead, with its spool count;
+"""The cluster view from the database: three nodes beat with their real
+fingerprints (config, policy, users file, certificate store, portal secret
+and TOTP key on disk); a node whose policy or certificate store differs is
+flagged with what drifted, and so is one left with its own generated portal
+secret; a node whose heartbeat is old is dead, with its spool count;
 ``phigate cluster status`` shows it as a table and as JSON and exits 1."""
 from __future__ import annotations
 
@@ -23,12 +24,21 @@ def node_config(tmp_path, name: str, url: str):
     (base / "certs" / "partner.pem").write_text("certificate bytes")
     (base / "policy.yaml").write_text(POLICY)
     (base / "users.yaml").write_text("users: {}\n")
+    shared = tmp_path / "shared"
+    if not shared.exists():
+        shared.mkdir()
+        (shared / "secret").write_text("s" * 40)
+        (shared / "totp.key").write_text("k" * 44)
+        for f in shared.iterdir():
+            f.chmod(0o600)
     path = base / "config.yaml"
     path.write_text(yaml.safe_dump({
         "state_dir": str(base / "var"), "policy": str(base / "policy.yaml"),
         "auth": {"users_file": str(base / "users.yaml")},
         "smime": {"store_dir": str(base / "certs")},
-        "portal": {"database_url": url, "node_name": name}}))
+        "portal": {"database_url": url, "node_name": name,
+                   "secret_file": str(tmp_path / "shared" / "secret"),
+                   "totp_key_file": str(tmp_path / "shared" / "totp.key")}}))
     return path
 
 
@@ -57,6 +67,13 @@ def test_drift_and_dead_nodes(tmp_path, portal_store):
     assert nodes["alpha"]["drift"] == [] and not nodes["alpha"]["dead"]
     assert nodes["gamma"]["dead"] and nodes["gamma"]["spool"] == 2
 
+    # a node left with its own generated portal secret (no secret_file)
+    config = yaml.safe_load(paths["beta"].read_text())
+    del config["portal"]["secret_file"]
+    paths["beta"].write_text(yaml.safe_dump(config))
+    beat_all(1200.0)
+    nodes = {n["name"]: n for n in cluster_status(portal_store.engine, 90, now=1210.0)}
+    assert nodes["beta"]["drift"] == ["policy", "secrets"]
 
 def test_cli(tmp_path, postgres_url):
     from gateway.portal.store import open_store

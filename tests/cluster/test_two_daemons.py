@@ -25,6 +25,7 @@ from email.message import EmailMessage
 
 import pytest
 import sqlalchemy as sa
+from cryptography.fernet import Fernet
 
 from gateway.portal.app import FORGOT_PER_ADDRESS
 from gateway.portal.schema import limits
@@ -42,10 +43,12 @@ SECRET = "one-secret-for-every-node-of-the-cluster-0123456789"
 
 
 def make_nodes(daemon_factory, tmp_path, url: str, sink_port: int):
-    secret = tmp_path / "portal-secret"
+    secret, totp = tmp_path / "portal-secret", tmp_path / "portal-totp.key"
     if not secret.exists():
         secret.write_text(SECRET + "\n")
-        os.chmod(secret, 0o600)
+        totp.write_bytes(Fernet.generate_key())
+        for f in (secret, totp):
+            os.chmod(f, 0o600)
     nodes = []
     for name in ("node-a", "node-b"):
         policy = tmp_path / f"{name}-{time.monotonic_ns()}-policy.yaml"
@@ -53,7 +56,8 @@ def make_nodes(daemon_factory, tmp_path, url: str, sink_port: int):
         port = free_port()
         node = daemon_factory(sink_port, {"policy": str(policy), "portal": {
             "enabled": True, "address": f"127.0.0.1:{port}", "base_url": f"http://127.0.0.1:{port}",
-            "database_url": url, "secret_file": str(secret), "node_name": name,
+            "database_url": url, "secret_file": str(secret), "totp_key_file": str(totp),
+            "node_name": name,
             "secure_cookies": False, "default_provider_address": PROVIDER,
             "notice_from": "portal@smiledental.example", "heartbeat": "1s"}}, start=False)
         node.base, node.policy = f"http://127.0.0.1:{port}", policy

@@ -39,6 +39,7 @@ def upgrade() -> None:
             sa.Column("policy_sha256", sa.String(64), nullable=False),
             sa.Column("users_sha256", sa.String(64), nullable=False),
             sa.Column("certs_sha256", sa.String(64), nullable=False),
+            sa.Column("secrets_sha256", sa.String(64), nullable=False),
             sa.Column("spool", sa.Integer, nullable=False))
     if "throttle" in tables:
         op.drop_index("ix_throttle_key_at", table_name="throttle")
