@@ -32,6 +32,7 @@ from gateway.actions.relay import RelayAction
 from gateway.actions.smime import SmimeAction
 from gateway.audit import audit, configure_logging, get_logger
 from gateway.auth.users import UserDirectory
+from gateway.cluster import Heartbeat, spool_counter
 from gateway.config import Config, ConfigError, load_config
 from gateway.crypto.certstore import CertStore
 from gateway.delivery.guard import GuardedCourier
@@ -161,6 +162,11 @@ class Gateway:
                         if self.inbound_book is not None else None)
         self._dispatch_task: asyncio.Task | None = None
         self._digest_task: asyncio.Task | None = None
+        # Cluster view (gateway/cluster.py): this node reports itself in the portal database.
+        self.heartbeat = (Heartbeat(self.portal_store.engine, lambda: self.config, config_path,
+                                    spool_counter(self.store))
+                          if self.portal_store is not None and shard == 0 else None)
+        self._heartbeat_task: asyncio.Task | None = None
 
     def build_handlers(self) -> dict:
         """The explicit action registry (the Direct actions join it in
@@ -229,6 +235,8 @@ class Gateway:
         await self.control.start()
         if self.digest is not None:
             self._digest_task = asyncio.create_task(self.digest.run())
+        if self.heartbeat is not None:
+            self._heartbeat_task = asyncio.create_task(self.heartbeat.run())
         if self.health is not None:
             self.health.add_check("dispatcher", lambda: self.dispatcher.alive)
             self.health.add_check("smtp", lambda: self.smtp.serving)
@@ -257,6 +265,9 @@ class Gateway:
         if self._digest_task is not None:
             self._digest_task.cancel()
             await asyncio.gather(self._digest_task, return_exceptions=True)
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            await asyncio.gather(self._heartbeat_task, return_exceptions=True)
         await self.dispatcher.stop(grace)
         if self._dispatch_task is not None:
             await self._dispatch_task

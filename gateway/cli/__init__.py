@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "gateway.cli.smime",       # smime open
     "gateway.cli.direct",      # direct status
     "gateway.cli.inbound",     # inbound status
+    "gateway.cli.cluster",     # cluster status
 ]
 
 

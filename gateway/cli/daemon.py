@@ -38,6 +38,13 @@ def effective(config) -> dict:
     return redact(config.model_dump(mode="json"))
 
 
+def exit_config_error(exc: ConfigError):
+    print("phigate: configuration error:", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+
 def load_checked(args):
     """The config, with its policy file and classifier settings checked too."""
     config = load_config_or_exit(args)
@@ -45,10 +52,7 @@ def load_checked(args):
     try:
         build_policy(config)
     except ConfigError as exc:
-        print("phigate: configuration error:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        raise SystemExit(2) from None
+        exit_config_error(exc)
     return config
 
 
@@ -67,4 +71,7 @@ def cmd_check_config(args) -> int:
 def cmd_run(args) -> int:
     config = load_checked(args)
     from gateway.app import main
-    return main(config, args.config_path, worker=args.worker, listen_fd=args.listen_fd)
+    try:
+        return main(config, args.config_path, worker=args.worker, listen_fd=args.listen_fd)
+    except ConfigError as exc:          # found while starting (a secret file, the schema)
+        exit_config_error(exc)

@@ -1,4 +1,4 @@
-"""``phigate portal grant|revoke|reset|list|pending|approve|serve|purge``:
+"""``phigate portal grant|revoke|reset|list|pending|approve|serve|purge|migrate``:
 patient portal accounts.
 
 ``grant`` takes Open Dental's required patient fields; a new account gets a
@@ -12,7 +12,8 @@ link. ``serve`` runs the web portal alone (its own process sharing the store,
 e.g. a portal host in a DMZ sharing the PostgreSQL store); like ``--send`` it
 puts every mail into the gateway's queue (``RemoteSpool``: through the
 running daemon, or straight into the spool when none runs), never sends
-itself.
+itself. ``migrate`` upgrades the database's schema by hand (under the lock
+every node takes when it upgrades at start).
 """
 from __future__ import annotations
 
@@ -70,6 +71,11 @@ def register(sub) -> None:
 
     purge = psub.add_parser("purge", help="delete messages past their retention now")
     purge.set_defaults(func=cmd_purge)
+
+    migrate = psub.add_parser("migrate", help="upgrade the portal database's schema now "
+                              "(nodes also do it when they start, one at a time)")
+    add_json_flag(migrate)
+    migrate.set_defaults(func=cmd_migrate)
 
 
 def _store(config):
@@ -208,6 +214,28 @@ def cmd_purge(args) -> int:
     config = load_config_or_exit(args)
     removed = _store(config).purge_sync(sent_retention=config.portal.retention)
     print(f"{removed} expired message(s) deleted")
+    return 0
+
+
+def cmd_migrate(args) -> int:
+    """Upgrade the schema under the same lock the nodes take; a database newer
+    than this phigate, or a pre-0004 outbox with mail in it, is refused."""
+    config = load_config_or_exit(args)
+    from gateway.portal.service import database_url
+    from gateway.portal.store import SchemaTooNew, make_engine, migrate
+    engine = make_engine(database_url(config.portal, config.state_dir))
+    try:
+        before, after = migrate(engine)
+    except (SchemaTooNew, RuntimeError) as exc:     # newer schema; 0004 with unsent outbox mail
+        return fail(str(exc))
+    finally:
+        engine.dispose()
+    if args.json:
+        print_json({"before": before, "after": after, "changed": before != after})
+    elif before == after:
+        print(f"portal schema already at revision {after}")
+    else:
+        print(f"portal schema upgraded: {before or '(empty)'} -> {after}")
     return 0
 
 

@@ -185,6 +185,12 @@ class PortalConfig(Section):
         "pdf", "png", "jpeg", "gif", "webp", "heic", "txt", "docx", "odt"]
     upload_max_expanded: Size = 50_000_000   # office files (zip inside): uncompressed total
     totp_key_file: Path | None = None   # none: <state_dir>/portal-totp.key (made 0600 on first use)
+    # Cluster (docs/cluster.md): the HMAC secret of forms and rate-limit keys, the
+    # same 0600 file on every node; none: <state_dir>/portal-secret, made per node.
+    secret_file: Path | None = None
+    previous_secret_files: list[Path] = []   # old secrets still accepted on forms (rotation)
+    node_name: str = ""                      # this node in `phigate cluster status`; "": host name
+    heartbeat: Duration = 30.0               # how often the node reports itself to the database
 
 
 class SmimeConfig(Section):

@@ -81,6 +81,7 @@ FORGOT_PER_CLIENT = 20
 STORE = web.AppKey("store", PortalStore)
 CONFIG = web.AppKey("config", PortalConfig)
 SECRET = web.AppKey("secret", bytes)
+PREVIOUS_SECRETS = web.AppKey("previous_secrets", tuple)   # still accepted on forms (rotation)
 AUTH = web.AppKey("auth", Authenticator)
 SPOOL = web.AppKey("spool", object)
 TASKS = web.AppKey("tasks", set)
@@ -111,7 +112,8 @@ async def guard(request: web.Request, handler):
         if origin and origin != "null" and urlsplit(origin).netloc != request.host:
             raise web.HTTPForbidden(text="Cross-site request refused.")
         form = await request.post()
-        if not csrf_ok(request.app[SECRET], _binding(request), form.get("csrf")):
+        if not csrf_ok((request.app[SECRET], *request.app[PREVIOUS_SECRETS]), _binding(request),
+                       form.get("csrf")):
             raise web.HTTPForbidden(text="This form expired. Go back, reload the page and try again.")
     try:
         response = await handler(request)
@@ -168,7 +170,9 @@ async def login(request: web.Request):
     client = client_address(request)
     limit = (_throttle_key(request, "login-client", client), config.login_client_window,
              config.login_client_limit)
-    if await store.throttle_full(*limit):
+    # Counted before the attempt (atomically, so concurrent tries from one
+    # client cannot all slip under the limit) and given back on success.
+    if not await store.throttle([limit]):
         minutes = max(1, round(config.login_client_window / 60))
         return render(request, "login.html", {
             "error": f"Too many tries from here. Please wait {minutes} minutes and try again, "
@@ -178,11 +182,11 @@ async def login(request: web.Request):
                                            str(form.get("password", "")),
                                            str(form.get("code", "")))
     if account is None:
-        await store.throttle([limit])
         audit("portal_login_failed", peer=client)
         return render(request, "login.html", {"error": "That did not work. Check your e-mail "
                       "address and password, or call us.", "email": form.get("email", "")},
                       status=401)
+    await store.unthrottle(limit[0])
     audit("portal_login", account_id=account["id"])
     await request.app[STORE].log_access(account["id"], "login")
     raw = await request.app[STORE].create_session(account["id"])
@@ -591,14 +595,16 @@ def _local_time(ts: float | None) -> str:
 
 
 def build_app(store: PortalStore, config: PortalConfig, secret: bytes,
-              spool=None) -> web.Application:
+              spool=None, previous_secrets: tuple[bytes, ...] = ()) -> web.Application:
     """``spool``: ``enqueue(envelope, raw, plan) -> queue id`` (the daemon's
-    dispatcher, or ``RemoteSpool`` when the portal runs alone)."""
+    dispatcher, or ``RemoteSpool`` when the portal runs alone);
+    ``previous_secrets``: forms signed with these are still accepted."""
     app = web.Application(middlewares=[guard],
                           client_max_size=int(config.max_upload_size) + 1_000_000)
     app[STORE] = store
     app[CONFIG] = config
     app[SECRET] = secret
+    app[PREVIOUS_SECRETS] = tuple(previous_secrets)
     app[AUTH] = Authenticator(store, Lockout(config.lockout_threshold, config.lockout_base,
                                              config.lockout_max))
     if spool is not None:

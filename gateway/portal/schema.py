@@ -8,8 +8,9 @@ Changes after revision 0001 go through a new alembic revision in
 ``migrations/versions`` (0002 added the TOTP enrolment columns, the outbox's
 kind/rcpt/subject and the throttle table; 0003s the identity-proof columns
 and room for encrypted TOTP secrets; 0004 replaced the outbox by the
-``sent`` record: portal mail now leaves through the queue); never edit an
-applied revision.
+``sent`` record: portal mail now leaves through the queue; 0005 replaced the
+``throttle`` rows by atomic ``limits`` counters and added ``nodes``); never
+edit an applied revision.
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from sqlalchemy import (
                         Column,
                         Float,
                         ForeignKey,
-                        Index,
                         Integer,
                         LargeBinary,
                         MetaData,
@@ -130,14 +130,31 @@ access_log = Table(
     Column("at", Float, nullable=False),
 )
 
-# Rate limiting shared by every node: one row per counted request; ``key`` is
-# an HMAC of what is counted (an address asked for, a client address), never
-# the address itself.
-throttle = Table(
-    "throttle", metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-           autoincrement=True),
-    Column("key", String(64), nullable=False),
-    Column("at", Float, nullable=False),
-    Index("ix_throttle_key_at", "key", "at"),
+# Rate limiting shared by every node: one row per counted key, its count in
+# the current fixed window, raised by a single INSERT ... ON CONFLICT DO
+# UPDATE ... RETURNING (store.throttle_sync), so concurrent requests on any
+# node cannot both see room under the limit. ``key`` is an HMAC of what is
+# counted (an address asked for, a client address), never the address itself.
+limits = Table(
+    "limits", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("window_start", Float, nullable=False),
+    Column("count", Integer, nullable=False),
+)
+
+# The nodes of a cluster (gateway.cluster): each gateway sharing the store
+# reports itself here, with the hashes of what must be the same everywhere
+# and the mail in its own spool. No PHI: names, versions, hashes, counts.
+nodes = Table(
+    "nodes", metadata,
+    Column("name", String(255), primary_key=True),
+    Column("version", String(64), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+    Column("config_sha256", String(64), nullable=False),
+    Column("policy_sha256", String(64), nullable=False),
+    Column("users_sha256", String(64), nullable=False),
+    Column("certs_sha256", String(64), nullable=False),
+    Column("secrets_sha256", String(64), nullable=False),     # portal secret + TOTP key
+    Column("spool", Integer, nullable=False, default=0),       # items in its queue and hold
 )

@@ -1,5 +1,6 @@
-"""Web safety pieces of the portal: sanitising message HTML, CSRF tokens,
-security headers, file names.
+"""Web safety pieces of the portal: sanitising message HTML, CSRF tokens
+(checked against the current secret and any previous one still accepted),
+the shared secret file of a cluster, security headers, file names.
 
 HTML from mail is cleaned with nh3 (no script, styles, event handlers,
 forms, frames; only https/mailto links — a ``data:`` link could carry a whole
@@ -14,10 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
 from urllib.parse import quote
 
 import nh3
+
+from gateway.config.load import ConfigError
 
 ALLOWED_TAGS = {"a", "abbr", "b", "blockquote", "br", "caption", "code", "div", "em", "h1",
                 "h2", "h3", "h4", "hr", "i", "img", "li", "ol", "p", "pre", "s", "small",
@@ -50,10 +56,37 @@ def csrf_token(secret: bytes, binding: str) -> str:
     return hmac.new(secret, b"csrf:" + binding.encode(), hashlib.sha256).hexdigest()
 
 
-def csrf_ok(secret: bytes, binding: str | None, token: str | None) -> bool:
+def csrf_ok(keys: Sequence[bytes], binding: str | None, token: str | None) -> bool:
+    """Was ``token`` made by one of ``keys`` (the current secret, then any
+    previous one still accepted while a rotation's grace period lasts)?"""
     if not binding or not token:
         return False
-    return hmac.compare_digest(csrf_token(secret, binding), token)
+    return any(hmac.compare_digest(csrf_token(key, binding), token) for key in keys)
+
+
+MIN_SECRET = 32
+
+
+def read_secret_file(path: Path, yaml_path: str) -> bytes:
+    """A shared secret from a file the operator made (``openssl rand -base64
+    48 > FILE; chmod 600 FILE``): it must exist, be readable by its
+    owner only and hold at least 32 bytes (surrounding white space
+    aside); errors name ``yaml_path``."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode & 0o777
+        data = path.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError([(f"{yaml_path}: cannot read {path} ({exc.strerror}); make it with "
+                           f"`openssl rand -base64 48 > {path}; chmod 600 {path}` and copy "
+                           "the same file to every node")]) from None
+    if mode & 0o077:
+        raise ConfigError([(f"{yaml_path}: {path} is readable by others (mode {mode:04o}); "
+                           f"run chmod 600 {path}")])
+    if len(data) < MIN_SECRET:
+        raise ConfigError([(f"{yaml_path}: {path} holds {len(data)} bytes, fewer than "
+                           f"{MIN_SECRET}; make it with `openssl rand -base64 48 > {path}`")])
+    return data
 
 
 # Unicode categories never shown in a file name: controls, format characters

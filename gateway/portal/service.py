@@ -17,6 +17,7 @@ from gateway.config.models import PortalConfig
 from gateway.config.types import split_hostport
 from gateway.portal.app import build_app, load_secret, serve
 from gateway.portal.mails import phi_free, to_provider
+from gateway.portal.security import read_secret_file
 from gateway.portal.store import PortalStore, load_totp_key, open_store, sqlite_url
 
 log = structlog.get_logger()
@@ -25,6 +26,16 @@ PURGE_INTERVAL = 3600.0
 
 def database_url(config: PortalConfig, state_dir: Path) -> str:
     return config.database_url or sqlite_url(state_dir / "portal.db")
+
+
+def portal_secrets(config: PortalConfig, state_dir: Path) -> tuple[bytes, tuple[bytes, ...]]:
+    """(current secret, previous secrets): ``portal.secret_file`` shared by the
+    cluster, or the node's own ``<state_dir>/portal-secret`` made on first use."""
+    previous = tuple(read_secret_file(path, f"portal.previous_secret_files[{n}]")
+                     for n, path in enumerate(config.previous_secret_files))
+    if config.secret_file is None:
+        return load_secret(Path(state_dir) / "portal-secret"), previous
+    return read_secret_file(config.secret_file, "portal.secret_file"), previous
 
 
 def unsent_adopter(config: PortalConfig, put):
@@ -59,8 +70,8 @@ class PortalService:
     def __init__(self, config: PortalConfig, state_dir: Path, store: PortalStore, spool):
         self.config = config
         self.store = store
-        self.app = build_app(store, config, load_secret(Path(state_dir) / "portal-secret"),
-                             spool=spool)
+        secret, previous = portal_secrets(config, state_dir)
+        self.app = build_app(store, config, secret, spool=spool, previous_secrets=previous)
         self._runner = None
         self._tasks: list[asyncio.Task] = []
 

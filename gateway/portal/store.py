@@ -15,17 +15,23 @@ without a key cannot write or read one.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import os
 import secrets
 import time
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import create_engine, delete, event, func, insert, select, update
+from sqlalchemy import case, create_engine, delete, event, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 
@@ -34,15 +40,15 @@ from gateway.portal.schema import (
     access_log,
     accounts,
     attachments,
+    limits,
     links,
     messages,
     sent,
     sessions,
-    throttle,
 )
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-THROTTLE_KEEP = 86400.0       # throttle rows older than this are purged (windows are shorter)
+THROTTLE_KEEP = 86400.0       # limit counters idle this long are purged (windows are shorter)
 
 
 def new_public_id() -> str:
@@ -153,17 +159,82 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10)
 
 
-def migrate(engine: Engine, adopt_unsent=None) -> None:
-    """Bring the schema to the newest alembic revision (idempotent).
-    ``adopt_unsent(row) -> queue id`` moves mail still waiting in a pre-0004
-    outbox into the spool; without it that migration refuses to run while
-    such mail exists (see revision 0004)."""
+SCHEMA_LOCK_KEY = 0x70686967617465      # pg_advisory_xact_lock key: "phigate" in hex
+PURGE_LOCK_KEY = SCHEMA_LOCK_KEY + 1
+
+
+class SchemaTooNew(ConfigError):
+    """The database is at a revision this phigate does not know (a newer
+    phigate upgraded it): running on it could corrupt what it does not know."""
+
+
+def alembic_config() -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
+    return cfg
+
+
+def known_revisions() -> set[str]:
+    return {r.revision for r in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(conn) -> str | None:
+    heads = MigrationContext.configure(conn).get_current_heads()
+    return heads[0] if heads else None
+
+
+def refuse_newer(conn) -> None:
+    """Raise SchemaTooNew when the database's revision is not one of ours."""
+    current = current_revision(conn)
+    if current is not None and current not in known_revisions():
+        raise SchemaTooNew([
+            (f"portal.database_url: the portal database is at schema revision {current!r}, "
+            f"newer than this phigate knows (its newest is {head_revision()!r}); another node "
+            "runs a newer phigate. Upgrade this node to the same version before starting it.")])
+
+
+@contextmanager
+def _sqlite_schema_lock(engine: Engine):
+    """SQLite: an exclusive lock on ``<database>.migrate.lock`` beside the file."""
+    database = make_url(str(engine.url)).database
+    if not database or database == ":memory:":
+        yield
+        return
+    fd = os.open(f"{database}.migrate.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)                     # closing releases the lock
+
+
+def migrate(engine: Engine, adopt_unsent=None) -> tuple[str | None, str]:
+    """Bring the schema to the newest alembic revision (idempotent), under a
+    lock so that nodes starting together upgrade one after the other
+    (PostgreSQL: a transaction-scoped advisory lock taken in the very
+    transaction that runs alembic; SQLite: a file lock). Refuses a database
+    at a revision newer than ours (``SchemaTooNew``). ``adopt_unsent(row) ->
+    queue id`` moves mail still waiting in a pre-0004 outbox into the spool;
+    without it that migration refuses to run while such mail exists (see
+    revision 0004). Returns (revision before, revision after)."""
+    cfg = alembic_config()
+    postgres = engine.dialect.name == "postgresql"
+    with ExitStack() as stack:
+        if not postgres:
+            stack.enter_context(_sqlite_schema_lock(engine))
+        conn = stack.enter_context(engine.begin())
+        if postgres:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        refuse_newer(conn)
+        before = current_revision(conn)
         cfg.attributes["connection"] = conn
         cfg.attributes["adopt_unsent"] = adopt_unsent
         command.upgrade(cfg, "head")
+        return before, current_revision(conn)
 
 
 def open_store(url: str, totp_key: bytes | None = None, adopt_unsent=None) -> PortalStore:
@@ -492,13 +563,19 @@ class PortalStore:
 
     def purge_sync(self, now: float | None = None, sent_retention: float | None = None) -> int:
         """Delete expired messages (attachments follow), used or expired
-        one-time links, throttle rows older than a day and, with
+        one-time links, limit counters idle for a day and, with
         ``sent_retention``, lines of the Sent view older than that (in any
         state: the queue gave up on undelivered mail long before); the number
-        of messages removed."""
+        of messages removed. On PostgreSQL one node purges at a time (a
+        transaction-scoped advisory lock, tried: a node finding it taken
+        skips this round)."""
         now = time.time() if now is None else now
         with self.engine.begin() as conn:
-            conn.execute(delete(throttle).where(throttle.c.at <= now - THROTTLE_KEEP))
+            if conn.dialect.name == "postgresql" and not conn.execute(
+                    text("SELECT pg_try_advisory_xact_lock(:key)"),
+                    {"key": PURGE_LOCK_KEY}).scalar_one():
+                return 0                 # another node is purging right now
+            conn.execute(delete(limits).where(limits.c.window_start <= now - THROTTLE_KEEP))
             if sent_retention is not None:
                 conn.execute(delete(sent).where(sent.c.created_at <= now - sent_retention))
             expired = select(messages.c.id).where(messages.c.expires_at <= now)
@@ -591,32 +668,48 @@ class PortalStore:
                                                         failed=failed))
 
     # ----------------------------------------------------------------- throttle
+    @staticmethod
+    def _count(conn, key: str, window: float, now: float) -> int:
+        """Count one request for ``key`` in one statement (no read before the
+        write, so nodes counting at once serialise on the row): a new window
+        starts at 1 when the last one is over; the count now."""
+        upsert = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(limits)
+        over = limits.c.window_start <= now - window
+        return conn.execute(
+            upsert.values(key=key, window_start=now, count=1).on_conflict_do_update(
+                index_elements=[limits.c.key],
+                set_={"count": case((over, 1), else_=limits.c.count + 1),
+                      "window_start": case((over, now), else_=limits.c.window_start)})
+            .returning(limits.c.count)).scalar_one()
+
     def throttle_sync(self, checks: list[tuple[str, float, int]]) -> bool:
-        """Rate limit: ``checks`` are (key, window seconds, limit). If every key
-        has fewer than ``limit`` rows inside its window, count this request for
-        each key and return True; otherwise count nothing and return False."""
+        """Rate limit: ``checks`` are (key, window seconds, limit). Counts this
+        request for every key atomically in one transaction; if any key went
+        over its limit the transaction is rolled back (nothing counted) and
+        the answer is False. Keys are counted in sorted order, so two requests
+        sharing keys cannot deadlock. Windows are fixed: at most ``limit``
+        requests from the first one counted until ``window`` seconds later."""
         now = time.time()
-        with self.engine.begin() as conn:
-            for key, window, limit in checks:
-                n = conn.execute(select(func.count()).select_from(throttle).where(
-                    throttle.c.key == key, throttle.c.at > now - window)).scalar_one()
-                if n >= limit:
+        with self.engine.connect() as conn:
+            tx = conn.begin()
+            for key, window, limit in sorted(checks):
+                if self._count(conn, key, window, now) > limit:
+                    tx.rollback()
                     return False
-            for key, _window, _limit in checks:
-                conn.execute(insert(throttle).values(key=key, at=now))
+            tx.commit()
         return True
 
     async def throttle(self, checks: list[tuple[str, float, int]]) -> bool:
         return await self._run(self.throttle_sync, checks)
 
-    async def throttle_full(self, key: str, window: float, limit: int) -> bool:
-        """Has ``key`` reached ``limit`` rows inside the window (counting nothing)?"""
+    async def unthrottle(self, key: str) -> None:
+        """Give back one counted request of ``key`` (it turned out not to
+        count: a login that succeeded)."""
         def run():
-            with self.engine.connect() as conn:
-                return conn.execute(select(func.count()).select_from(throttle).where(
-                    throttle.c.key == key, throttle.c.at > time.time() - window)
-                ).scalar_one() >= limit
-        return await self._run(run)
+            with self.engine.begin() as conn:
+                conn.execute(update(limits).where(limits.c.key == key, limits.c.count > 0)
+                             .values(count=limits.c.count - 1))
+        await self._run(run)
 
     # --------------------------------------------------------------- access log
     async def log_access(self, account_id: int, event_name: str, message_ref: str = "") -> None:

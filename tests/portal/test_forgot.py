@@ -2,7 +2,7 @@
 queue (the reset mail is a queue item the dispatcher delivers) and a real
 upstream sink, on SQLite and PostgreSQL: the reset link mailed works once and
 expires; an unknown, revoked or throttled address gets the very same page and
-no mail; no address in any URL, the throttle table or the log; CSRF needed."""
+no mail; no address in any URL, the limits table or the log; CSRF needed."""
 from __future__ import annotations
 
 import email
@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 from gateway.portal import app as portal_app
 from gateway.portal.app import settle
 from gateway.portal.auth import hash_password
-from gateway.portal.schema import links, throttle
+from gateway.portal.schema import limits, links
 from tests.portal.conftest import HELP_PHONE, PRACTICE, link_from
 
 OLD = "old passphrase 123"
@@ -158,7 +158,7 @@ async def test_forgot_is_rate_limited_per_address_and_per_client(portal_store, p
     await portal_spool.drain()
     await upstream_sink.wait_for(portal_app.FORGOT_PER_ADDRESS + 1, timeout=30)
     with portal_store.engine.connect() as conn:
-        keys = [r.key for r in conn.execute(sa.select(throttle.c.key))]
+        keys = [r.key for r in conn.execute(sa.select(limits.c.key))]
     assert keys and all(len(k) == 64 and "@" not in k and "." not in k for k in keys)
 
 

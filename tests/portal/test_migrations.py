@@ -41,7 +41,7 @@ HEAD = SCRIPTS.get_current_head()        # raises when the revisions fork into t
 
 def test_revisions_form_one_line():
     chain = [r.revision for r in SCRIPTS.walk_revisions("base", "heads")]
-    assert list(reversed(chain)) == ["0001", "0002", "0003s", "0004"]
+    assert list(reversed(chain)) == ["0001", "0002", "0003s", "0004", "0005"]
 
 
 def make_0001_database(path: Path, unsent: bool = False) -> None:

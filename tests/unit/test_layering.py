@@ -41,7 +41,8 @@ LAYERS = [
     {"gateway.portal", "gateway.direct"},                 # the portal; Direct's spool, MDNs
     {"gateway.submission", "gateway.ingress"},            # the commit point and its edges
     {"gateway.actions"},                                  # what the dispatcher runs
-    {"gateway.supervisor", "gateway.direct.service"},     # worker processes; Direct's wiring
+    {"gateway.supervisor", "gateway.direct.service",
+     "gateway.cluster"},                                  # worker processes; Direct's wiring; nodes
     {"gateway.app"},                                      # the only wiring
     {"gateway.cli"},                                      # the command line
     {"gateway.__main__"},                                 # python -m gateway
