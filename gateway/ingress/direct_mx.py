@@ -19,8 +19,8 @@ from aiosmtpd.smtp import SMTP
 
 from gateway.audit import get_logger
 from gateway.config.types import split_hostport
-from gateway.ingress.smtp import _BARE_EOL, has_bare_eol
-from gateway.model import Accepted, Envelope
+from gateway.ingress.smtp import _BARE_EOL, accept_reply, has_bare_eol
+from gateway.model import Envelope
 from gateway.model.envelope import domain_of
 
 log = get_logger("direct_mx")
@@ -48,14 +48,7 @@ class DirectMXHandler:
                         peer=f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer),
                         received_at=time.time(), source="direct",
                         helo=session.host_name or "")
-        try:
-            result = await self.server.acceptor.accept(mail, raw)
-        except Exception as exc:  # noqa: BLE001 — any failure before the commit is a 451
-            log.error("direct accept failed", error=exc.__class__.__name__)
-            return "451 4.3.0 Temporary failure, please try again later"
-        if isinstance(result, Accepted):
-            return f"250 2.0.0 Ok: queued as {result.queue_id}"
-        return result.smtp_reply
+        return await accept_reply(self.server.acceptor, mail, raw, "direct accept failed")
 
     async def handle_exception(self, error):
         log.error("direct smtp session error", error=error.__class__.__name__)

@@ -203,18 +203,24 @@ class SubmissionHandler:
             auth_user=user, peer=_peer(session), received_at=time.time(),
             source="smtp", helo=session.host_name or "",
             mail_options=tuple(envelope.mail_options))
-        try:
-            result = await self.server.acceptor.accept(mail, raw)
-        except Exception as exc:  # noqa: BLE001 — any failure before the commit is a 451
-            log.error("accept failed", error=exc.__class__.__name__)
-            return "451 4.3.0 Temporary failure, please try again later"
-        if isinstance(result, Accepted):
-            return f"250 2.0.0 Ok: queued as {result.queue_id}"
-        return result.smtp_reply
+        return await accept_reply(self.server.acceptor, mail, raw, "accept failed")
 
     async def handle_exception(self, error):
         log.error("smtp session error", error=error.__class__.__name__)
         return "451 4.3.0 Temporary failure, please try again later"
+
+
+async def accept_reply(acceptor, mail: Envelope, raw: bytes, failure_event: str) -> str:
+    """The DATA reply for a message handed to the core: 250 with the queue id once it
+    is committed, the core's refusal, or 451 for any failure before the commit."""
+    try:
+        result = await acceptor.accept(mail, raw)
+    except Exception as exc:  # noqa: BLE001 — any failure before the commit is a 451
+        log.error(failure_event, error=exc.__class__.__name__)
+        return "451 4.3.0 Temporary failure, please try again later"
+    if isinstance(result, Accepted):
+        return f"250 2.0.0 Ok: queued as {result.queue_id}"
+    return result.smtp_reply
 
 
 def _user(session) -> str | None:

@@ -24,7 +24,7 @@ from pathlib import Path
 import aioimaplib
 import pytest
 
-from tests.peers import missing_peer
+from tests.peers import missing_peer, stop_process
 from tests.peers.sink import free_port, make_tls
 
 CONFIG = """\
@@ -136,13 +136,7 @@ class Dovecot:
         return out[-1500:] + (log.read_text(errors="replace")[-1500:] if log.exists() else "")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
 
     async def messages(self, user: str, password: str, folder: str = "INBOX"):
         """Every message in ``folder``: [(flags string, raw bytes)], read without setting \\Seen."""

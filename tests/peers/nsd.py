@@ -24,7 +24,7 @@ import dns.message
 import dns.query
 import pytest
 
-from tests.peers import missing_peer
+from tests.peers import missing_peer, stop_process
 
 CONFIG = """\
 server:
@@ -130,13 +130,7 @@ class Nsd:
         return out[-1500:] + (log.read_text(errors="replace")[-1500:] if log.exists() else "")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.peers import missing_peer
+from tests.peers import missing_peer, stop_process
 from tests.peers.sink import free_port
 
 SCHEMAS = ("core", "cosine", "inetorgperson")
@@ -105,13 +105,7 @@ class Slapd:
         raise RuntimeError("slapd did not listen")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 @pytest.fixture
