@@ -36,11 +36,6 @@ class Decide(Protocol):
     def __call__(self, envelope: Envelope, verdict: Verdict, raw: bytes) -> Plan: ...
 
 
-def relay_everything(envelope: Envelope, verdict: Verdict, raw: bytes) -> Plan:
-    """The plan when no policy is configured at all."""
-    return Plan.relay_all(envelope.rcpt_tos, verdict)
-
-
 def received_header(envelope: Envelope, hostname: str, queue_id: str, now: float) -> bytes:
     protocol = "ESMTPSA" if envelope.auth_user else "ESMTPS"
     helo = "".join(c for c in envelope.helo if c.isprintable() and c not in "()\r\n")[:100]
@@ -84,7 +79,7 @@ def fix_submitted_header(raw: bytes, hostname: str, queue_id: str, now: float) -
 
 class Submission:
     def __init__(self, store: QueueStore, dispatcher, *, hostname: str,
-                 classify: Classify | None = None, decide: Decide = relay_everything,
+                 classify: Classify, decide: Decide,
                  classifier_timeout: float = 5.0, metrics=None):
         self.store = store
         self.dispatcher = dispatcher
@@ -95,8 +90,6 @@ class Submission:
         self.metrics = metrics
 
     async def verdict(self, raw: bytes) -> Verdict:
-        if self.classify is None:
-            return Verdict(phi=False)
         try:
             return await asyncio.wait_for(asyncio.to_thread(self.classify, raw),
                                           self.classifier_timeout)
