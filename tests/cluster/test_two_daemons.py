@@ -204,6 +204,19 @@ async def test_two_nodes_one_portal(daemon_factory, tmp_path, postgres_url, upst
         assert node.stop() == 0
 
 
+def in_flight_recipients(node) -> set[str]:
+    """Recipients of the items whose attempt was running when ``node`` died
+    (the spool's ``active/`` markers, read from its files)."""
+    ids = {n for n in os.listdir(node.spool / "active")}
+    found = set()
+    for item_id in ids:
+        state = node.spool / "queue" / f"{item_id}.state"
+        line = (state.read_bytes() if state.exists()
+                else (node.spool / "queue" / f"{item_id}.msg").read_bytes().partition(b"\n")[0])
+        found |= {r["address"] for r in json.loads(line)["recipients"]}
+    return found
+
+
 def numbered_phi(i: int) -> bytes:
     msg = EmailMessage()
     msg["From"] = SENDER
@@ -218,7 +231,8 @@ async def test_sigkill_during_submissions_over_both_nodes(daemon_factory, tmp_pa
                                                           postgres_url, upstream_sink):
     """50 PHI messages over both nodes, node A SIGKILLed after 20 were
     accepted: after A's restart each accepted message is deposited once and
-    its patient gets exactly one notice (none for a message never taken)."""
+    its patient gets a notice (none for a message never taken), twice only if
+    the kill cut its attempt short."""
     a, b = make_nodes(daemon_factory, tmp_path, postgres_url, upstream_sink.port)
     await start_together([a, b])
     accepted: list[int] = []
@@ -236,12 +250,17 @@ async def test_sigkill_during_submissions_over_both_nodes(daemon_factory, tmp_pa
                 a.kill()
     await asyncio.to_thread(submit_all)
     assert 20 <= len(accepted) < 50
+    in_flight = in_flight_recipients(a)      # attempts the kill cut short
     await asyncio.to_thread(a.start)
     await until(lambda: a.queue_ids() == [] == b.queue_ids()
                 and len(upstream_sink.messages) >= len(accepted), timeout=120,
                 what="every accepted message's notice")
     notices = [m.rcpt_tos[0] for m in upstream_sink.messages]
-    assert len(notices) == len(set(notices))                       # nobody notified twice
+    # SMTP hand-off is at-least-once: an attempt killed between the upstream's
+    # 250 and the spool's record of it is made again. Only such an attempt
+    # may repeat a notice; nothing finished before the kill is sent twice.
+    repeated = {n for n in notices if notices.count(n) > 1}
+    assert repeated <= in_flight
     assert {f"patient{i:02d}@mail.example" for i in accepted} <= set(notices)
     engine = sa.create_engine(postgres_url)
     with engine.connect() as conn:
