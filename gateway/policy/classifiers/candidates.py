@@ -79,9 +79,15 @@ def _digits(span: bytes) -> str:
     return "".join(ch.decode() for ch in _DIGITS.findall(span))
 
 
-ORG_WORD = re.compile(
-    rb"(?i)\b(?:" + b"|".join(w.encode() for w in sorted(lexicons.ORG_WORDS)) + rb")\b"
-)
+_ORG_WORDS = frozenset(w.encode() for w in lexicons.ORG_WORDS)
+_WORD = re.compile(rb"\w+")
+
+
+def names_org(text: bytes, start: int = 0, end: int | None = None) -> bool:
+    """Some whole word of ``text[start:end]`` is a business word (ASCII case
+    folded). A set lookup per word: one regex alternation of every business
+    word cost ~50 us per call, once per phone number."""
+    return not _ORG_WORDS.isdisjoint(_WORD.findall(text[start:end].lower()))
 
 
 def _line_of(text: bytes, start: int, end: int, reach: int = 160) -> bytes:
@@ -99,7 +105,7 @@ def _org_line(text: bytes, start: int, end: int, block: bool = False) -> bool:
         return True
     if block:
         line = text[max(0, start - BLOCK_BYTES) : end + BLOCK_BYTES]
-    return bool(ORG_WORD.search(line))
+    return names_org(line)
 
 
 def _bare(token: str) -> str:

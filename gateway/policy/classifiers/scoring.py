@@ -38,9 +38,9 @@ from gateway.policy.classifiers import lexicons
 from gateway.policy.classifiers.candidates import (
     BLOCK_BYTES,
     NAME_TOKENS,
-    ORG_WORD,
     DetectorError,
     Hit,
+    names_org,
     scan,
 )
 from gateway.policy.classifiers.extract import Extracted
@@ -231,7 +231,7 @@ def _records(hits: list[Hit], text: bytes) -> Hit | None:
         for other in placed.within(hit, RECORD_BYTES):
             if other.detector in ("patient_name", "dob") and other is not hit:
                 lo, hi = min(hit.start, other.start), max(hit.end, other.end)
-                if not ORG_WORD.search(text, max(0, lo - BLOCK_BYTES), hi + BLOCK_BYTES):
+                if not names_org(text, max(0, lo - BLOCK_BYTES), hi + BLOCK_BYTES):
                     return hit
     addresses = [h for h in people if h.detector == "address"]
     return addresses[1] if len(addresses) >= 2 else None
