@@ -15,10 +15,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from aiosmtpd.smtp import SMTP
-
 from gateway.audit import get_logger
 from gateway.config.types import split_hostport
+from gateway.ingress.lean import LeanSMTP
 from gateway.ingress.smtp import _BARE_EOL, accept_reply, has_bare_eol
 from gateway.model import Envelope
 from gateway.model.envelope import domain_of
@@ -69,12 +68,11 @@ class DirectMXServer:
         self._server: asyncio.base_events.Server | None = None
         self.address: tuple[str, int] = ("", 0)
 
-    def _protocol(self) -> SMTP:
-        return SMTP(self.handler, hostname=self.hostname, ident="ESMTP phigate Direct",
-                    tls_context=self.tls_context, require_starttls=False,
-                    auth_required=False, data_size_limit=self.limits.max_message_size,
-                    enable_SMTPUTF8=True, decode_data=False,
-                    timeout=self.limits.command_timeout)
+    def _protocol(self) -> LeanSMTP:
+        return LeanSMTP(self.handler, hostname=self.hostname, ident="ESMTP phigate Direct",
+                        tls_context=self.tls_context, require_starttls=False,
+                        auth_required=False, data_size_limit=self.limits.max_message_size,
+                        enable_SMTPUTF8=True, timeout=self.limits.command_timeout)
 
     async def start(self) -> None:
         host, port = split_hostport(self.address_text)

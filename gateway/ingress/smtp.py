@@ -44,12 +44,13 @@ import re
 import socket
 import time
 
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import MISSING, AuthResult, LoginPassword
 
 from gateway.audit import audit, get_logger
 from gateway.auth.senders import address_allowed, header_senders
 from gateway.auth.throttle import AuthThrottle, throttle_path
 from gateway.config.types import split_hostport
+from gateway.ingress.lean import LeanSMTP
 from gateway.model import Accepted, Envelope
 
 log = get_logger("smtp")
@@ -241,8 +242,9 @@ def _peer(session) -> str:
     return str(peer or "")
 
 
-class PhigateSMTP(SMTP):
-    """aiosmtpd's SMTP with connection limits, trusted networks and a DATA timeout."""
+class PhigateSMTP(LeanSMTP):
+    """aiosmtpd's SMTP (made lean) with connection limits, trusted networks and a
+    DATA timeout."""
 
     def __init__(self, handler, server: SubmissionServer, **kwargs):
         self.server = server
@@ -353,7 +355,7 @@ class SubmissionServer:
             auth_required=True,
             auth_require_tls=not self.implicit_tls,
             data_size_limit=self.limits.max_message_size,
-            enable_SMTPUTF8=True, decode_data=False,
+            enable_SMTPUTF8=True,
             timeout=self.limits.command_timeout,
             command_call_limit={"AUTH": 5, "*": 1000},
         )
