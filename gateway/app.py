@@ -281,6 +281,7 @@ class Gateway:
         if self.portal_store is not None:
             self.portal_store.close()
         await self.courier.close()
+        await self.submission.classify.__self__.close()
         self.store.unlock()
 
     def healthy(self) -> bool:
@@ -298,6 +299,8 @@ class Gateway:
                       problems=exc.problems)
             return False
         self.users.replace(users)
+        retired = self.submission.classify.__self__          # its idle children exit
+        asyncio.get_running_loop().create_task(retired.close())
         self.submission.classify, self.submission.decide = classify, decide
         self.submission.classifier_timeout = new.classifier.timeout
         self.config = new

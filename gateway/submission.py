@@ -1,7 +1,8 @@
 """The inline half of a submission: classify, decide, commit.
 
 ``Submission.accept`` is what every edge calls with an envelope and the raw
-bytes. It runs the classifier in a worker thread under a deadline (a timeout
+bytes. It awaits the classifier (the daemon's runs in child processes,
+``classifiers.isolated``) under a deadline (a timeout
 or an error counts as PHI: fail closed), asks the policy for a Plan with one
 Decision per recipient, refuses the whole message when a rule says reject,
 and otherwise commits message + plan to the queue. Only after the commit does
@@ -20,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from gateway.audit import audit, get_logger
@@ -29,7 +30,7 @@ from gateway.queue.store import QueueFull, QueueStore
 
 log = get_logger("submission")
 
-Classify = Callable[[bytes], Verdict]
+Classify = Callable[[bytes], Awaitable[Verdict]]
 
 
 class Decide(Protocol):
@@ -91,8 +92,7 @@ class Submission:
 
     async def verdict(self, raw: bytes) -> Verdict:
         try:
-            return await asyncio.wait_for(asyncio.to_thread(self.classify, raw),
-                                          self.classifier_timeout)
+            return await asyncio.wait_for(self.classify(raw), self.classifier_timeout)
         except TimeoutError:
             return Verdict(phi=True, errors=("classifier: timeout",),
                            reasons=("classifier timed out: treated as PHI",))

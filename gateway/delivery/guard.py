@@ -48,6 +48,13 @@ def plaintext_allowed(item, recipient) -> bool:
     return not phi_suspect(item) or recipient.option("allow_phi_plaintext") is True
 
 
+def _plaintext_allowed(item, address: str) -> bool:
+    try:
+        return plaintext_allowed(item, item.recipient(address))
+    except KeyError:
+        return False            # not a recipient of this item: never
+
+
 def is_encrypted(data: bytes) -> bool:
     end = data.find(b"\r\n\r\n")
     if end == -1:
@@ -78,17 +85,11 @@ class GuardedCourier:
         if item is None:
             return dict.fromkeys(rcpts, NOT_FROM_SPOOL)
         outcomes: dict[str, Outcome] = {}
-        allowed = list(rcpts)
-        if not is_encrypted(data):
-            allowed = []
-            for address in rcpts:
-                try:
-                    ok = plaintext_allowed(item, item.recipient(address))
-                except KeyError:
-                    ok = False            # not a recipient of this item: never
-                if ok:
-                    allowed.append(address)
-                    continue
+        allowed = [address for address in rcpts if _plaintext_allowed(item, address)]
+        if len(allowed) < len(rcpts) and is_encrypted(data):
+            allowed = list(rcpts)
+        for address in rcpts:
+            if address not in allowed:
                 audit("held", queue_id=item.id, recipient=address, reason="plaintext guard")
                 outcomes[address] = Permanent(
                     "held by the gateway's last check: the message carries PHI (or could not "

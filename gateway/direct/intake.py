@@ -10,7 +10,7 @@ from gateway.model import Action, Decision, Envelope, Plan, Verdict
 DIRECT_VERDICT = Verdict(phi=True, reasons=("Direct message: encrypted, treated as PHI",))
 
 
-def direct_verdict(raw: bytes) -> Verdict:
+async def direct_verdict(raw: bytes) -> Verdict:
     return DIRECT_VERDICT
 
 

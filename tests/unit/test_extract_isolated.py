@@ -23,52 +23,52 @@ def big_message() -> bytes:
         "bb"))
 
 
-@pytest.fixture(scope="module")
-def isolated():
+@pytest.fixture
+async def isolated():
     classifier = IsolatedClassifier(timeout=30.0)
     yield classifier
-    classifier.close()
+    await classifier.close()
 
 
-def test_same_verdicts_as_in_process(isolated):
+async def test_same_verdicts_as_in_process(isolated):
     local = build_classifier()
     rng = random.Random(RNG_SEED)
     for where in ("body", "html_comment", "rfc822_base64", "broken_boundary"):
         raw = mimegen.place(where, mimegen.phi_sentence(rng), rng)
-        assert isolated.classify(raw) == local.classify(raw)
+        assert await isolated.classify(raw) == local.classify(raw)
     harmless = mimegen.place("body", mimegen.Phi("Lunch is on Friday.", "0"), rng)
-    assert isolated.classify(harmless) == local.classify(harmless)
-    assert not isolated.classify(harmless).phi
+    assert await isolated.classify(harmless) == local.classify(harmless)
+    assert not (await isolated.classify(harmless)).phi
 
 
-def test_memory_over_the_allowance_kills_the_child_and_counts_as_phi():
+async def test_memory_over_the_allowance_kills_the_child_and_counts_as_phi():
     classifier = IsolatedClassifier(timeout=30.0, memory=8 << 20)
     try:
-        verdict = classifier.classify(big_message())
+        verdict = await classifier.classify(big_message())
         assert verdict.phi and verdict.reasons == (
             "unreadable (classifier memory limit) in message",)
         assert "unreadable" in verdict.categories
     finally:
-        classifier.close()
+        await classifier.close()
 
 
-def test_deadline_kills_the_child_and_counts_as_phi():
+async def test_deadline_kills_the_child_and_counts_as_phi():
     classifier = IsolatedClassifier(timeout=0.05)
     try:
-        verdict = classifier.classify(big_message())
+        verdict = await classifier.classify(big_message())
         assert verdict.phi and verdict.errors in (("classifier: time limit",),
                                                    ("classifier: start limit",))
     finally:
-        classifier.close()
+        await classifier.close()
 
 
-def test_a_dead_child_is_replaced(isolated):
+async def test_a_dead_child_is_replaced(isolated):
     rng = random.Random(RNG_SEED)
     raw = mimegen.place("body", mimegen.phi_sentence(rng), rng)
-    assert isolated.classify(raw).phi
+    assert (await isolated.classify(raw)).phi
     (worker,) = isolated._idle
     worker.proc.kill()
-    worker.proc.wait()
-    verdict = isolated.classify(raw)
+    await worker.proc.wait()
+    verdict = await isolated.classify(raw)
     assert verdict.phi and "unreadable" not in verdict.categories
     assert isolated._idle[0] is not worker

@@ -1,16 +1,17 @@
 """The classifier in worker processes, so one message cannot blow up the daemon.
 
-``IsolatedClassifier.classify(raw)`` hands the message to a child process
+``await IsolatedClassifier.classify(raw)`` hands the message to a child process
 (``python -m gateway.policy.classifiers.isolated``) over a pipe and waits for its
-verdict. The child runs the ordinary ``MessageClassifier`` (its own budget and
-deadline stop almost everything); the parent adds the hard bounds: it kills
-the child when the deadline passes or when the child's resident memory grows more than
-``memory`` bytes over what it held when it became ready (the interpreter and the
-compiled patterns; checked every ``POLL`` seconds; the child also lowers its own
-address-space limit, at twice that, where the sandbox allows it), and when the child dies
-for any reason. Each of these gives a PHI verdict with a PHI-free reason
-("classifier limit (memory) …"), and the next message gets a fresh child. The
-daemon's memory therefore never holds a message's parse tree, decoded
+verdict, on the event loop (no thread per message). The child runs the ordinary
+``MessageClassifier`` (its own budget and deadline stop almost everything); the
+parent adds the hard bounds: it kills the child when the deadline passes or when
+the child's resident memory grows more than ``memory`` bytes over what it held
+when it became ready (the interpreter and the compiled patterns; checked every
+``POLL`` seconds while a message is out; the child also lowers its own
+address-space limit, at twice that, where the sandbox allows it), and when the
+child dies for any reason. Each of these gives a PHI verdict with a PHI-free
+reason ("classifier limit (memory) …"), and the next message gets a fresh child.
+The daemon's memory therefore never holds a message's parse tree, decoded
 attachments or extracted text.
 
 Frames on the pipes: 8-byte big-endian length, then the bytes (raw message in,
@@ -20,14 +21,11 @@ stderr). Up to ``workers`` children run at once; more callers wait their turn.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-import select
 import struct
-import subprocess
 import sys
-import threading
-import time
 
 from gateway.model import Finding, Verdict
 
@@ -41,16 +39,27 @@ class _WorkerGone(Exception):
 
 
 class _Worker:
-    def __init__(self, shadow: tuple[str, ...], timeout: float, memory: int):
-        config = json.dumps({"shadow": list(shadow), "timeout": timeout, "memory": memory})
+    def __init__(self, proc: asyncio.subprocess.Process):
+        self.proc = proc
         self.base = 0  # resident bytes once ready: the limit counts from here
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway.policy.classifiers.isolated", config],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=None,
-            close_fds=True,
-        )
+
+    @classmethod
+    async def start(cls, shadow: tuple[str, ...], timeout: float, memory: int) -> _Worker:
+        """A new child that has said it is ready (an empty frame)."""
+        config = json.dumps({"shadow": list(shadow), "timeout": timeout, "memory": memory})
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway.policy.classifiers.isolated", config,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=None,
+            close_fds=True)
+        worker = cls(proc)
+        if await worker.exchange(None, START_TIMEOUT, None) != b"":
+            await worker.kill()
+            raise _WorkerGone
+        worker.base = worker.rss()
+        return worker
+
+    def alive(self) -> bool:
+        return self.proc.returncode is None
 
     def rss(self) -> int:
         try:
@@ -62,45 +71,41 @@ class _Worker:
             pass
         return 0
 
-    def send(self, raw: bytes) -> None:
+    async def _ask(self, raw: bytes | None) -> bytes:
         try:
-            self.proc.stdin.write(HEADER.pack(len(raw)))
-            self.proc.stdin.write(raw)
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError) as exc:
+            if raw is not None:
+                self.proc.stdin.write(HEADER.pack(len(raw)))
+                self.proc.stdin.write(raw)
+                await self.proc.stdin.drain()
+            head = await self.proc.stdout.readexactly(HEADER.size)
+            return await self.proc.stdout.readexactly(HEADER.unpack(head)[0])
+        except (OSError, asyncio.IncompleteReadError) as exc:
             raise _WorkerGone from exc
 
-    def receive(self, deadline: float, rss_limit: int | None) -> bytes | str:
-        """The reply, or the name of the limit that was hit ("time", "memory")."""
-        fd = self.proc.stdout.fileno()
-        buffer = bytearray()
-        wanted = HEADER.size
-        while len(buffer) < wanted:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return "time"
-            if rss_limit is not None and self.rss() > rss_limit:
-                return "memory"
-            ready, _, _ = select.select([fd], [], [], min(POLL, left))
-            if not ready:
-                continue
-            chunk = os.read(fd, max(wanted - len(buffer), 1 << 16))
-            if not chunk:
-                raise _WorkerGone
-            buffer += chunk
-            if wanted == HEADER.size and len(buffer) >= HEADER.size:
-                wanted += HEADER.unpack(bytes(buffer[: HEADER.size]))[0]
-        return bytes(buffer[HEADER.size :])
+    async def exchange(self, raw: bytes | None, timeout: float,
+                       rss_limit: int | None) -> bytes | str:
+        """Send ``raw`` (None: only read) and return the reply, or the name of the
+        limit that was hit ("time", "memory"). Memory is looked at only while a
+        reply is late by more than ``POLL``."""
+        reply = asyncio.ensure_future(self._ask(raw))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            left = deadline - loop.time()
+            done, _ = await asyncio.wait((reply,), timeout=max(0.0, min(POLL, left)))
+            if done:
+                return reply.result()
+            limit = ("time" if loop.time() >= deadline else
+                     "memory" if rss_limit is not None and self.rss() > rss_limit else None)
+            if limit is not None:
+                reply.cancel()
+                await asyncio.gather(reply, return_exceptions=True)
+                return limit
 
-    def kill(self) -> None:
-        if self.proc.poll() is None:
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
             self.proc.kill()
-        self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout):
-            try:
-                stream.close()
-            except OSError:
-                pass
+        await self.proc.wait()
 
 
 def _limit_verdict(why: str) -> Verdict:
@@ -113,7 +118,7 @@ def _limit_verdict(why: str) -> Verdict:
 
 
 class IsolatedClassifier:
-    """``classify(raw) -> Verdict`` in child processes; safe to call from many threads."""
+    """``await classify(raw) -> Verdict`` in child processes, from one event loop."""
 
     def __init__(
         self,
@@ -125,54 +130,45 @@ class IsolatedClassifier:
         self.shadow = tuple(shadow)
         self.timeout = timeout
         self.memory = memory
-        self._slots = threading.BoundedSemaphore(workers)
+        self.workers = workers
+        self._slots: asyncio.Semaphore | None = None   # made on the loop that uses it
         self._idle: list[_Worker] = []
-        self._lock = threading.Lock()
 
-    def _take(self) -> _Worker:
-        """An idle child, or a new one that has said it is ready (an empty frame)."""
-        with self._lock:
-            while self._idle:
-                worker = self._idle.pop()
-                if worker.proc.poll() is None:
-                    return worker
-                worker.kill()
-        worker = _Worker(self.shadow, self.timeout, self.memory)
-        try:
-            ready = worker.receive(time.monotonic() + START_TIMEOUT, None) == b""
-        except _WorkerGone:
-            ready = False
-        if not ready:
-            worker.kill()
-            raise _WorkerGone
-        worker.base = worker.rss()
-        return worker
+    async def _take(self) -> _Worker:
+        while self._idle:
+            worker = self._idle.pop()
+            if worker.alive():
+                return worker
+            await worker.kill()
+        return await _Worker.start(self.shadow, self.timeout, self.memory)
 
-    def classify(self, raw: bytes) -> Verdict:
-        with self._slots:
+    async def classify(self, raw: bytes) -> Verdict:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.workers)
+        async with self._slots:
             try:
-                worker = self._take()
-            except _WorkerGone:
+                worker = await self._take()
+            except (_WorkerGone, OSError):
                 return _limit_verdict("start")
-            deadline = time.monotonic() + self.timeout * 0.95
             try:
-                worker.send(raw)
-                reply = worker.receive(deadline, worker.base + self.memory)
+                reply = await worker.exchange(raw, self.timeout * 0.95,
+                                              worker.base + self.memory)
             except _WorkerGone:
-                worker.kill()
+                await worker.kill()
                 return _limit_verdict("crash")
+            except BaseException:          # cancelled mid-exchange: the pipe is out of step
+                await asyncio.shield(worker.kill())
+                raise
             if isinstance(reply, str):
-                worker.kill()
+                await worker.kill()
                 return _limit_verdict(reply)
-            with self._lock:
-                self._idle.append(worker)
+            self._idle.append(worker)
         return Verdict.from_json(json.loads(reply))
 
-    def close(self) -> None:
-        with self._lock:
-            workers, self._idle = self._idle, []
+    async def close(self) -> None:
+        workers, self._idle = self._idle, []
         for worker in workers:
-            worker.kill()
+            await worker.kill()
 
     __call__ = classify
 
