@@ -36,8 +36,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-import structlog
-
 from gateway.model import Finding, Verdict
 from gateway.policy.classifiers import patterns
 from gateway.policy.classifiers.attachments import Budget
@@ -45,8 +43,6 @@ from gateway.policy.classifiers.extract import extract
 from gateway.policy.classifiers.scoring import DetectorError, decide, scan
 
 __all__ = ["DETECTORS", "MessageClassifier", "build_classifier"]
-
-log = structlog.get_logger()
 
 DETECTORS: frozenset[str] = frozenset(
     {r.detector for r in patterns.RULES if not r.detector.startswith("_")}
@@ -88,19 +84,27 @@ class MessageClassifier:
             )
             return Verdict(phi=phi, findings=tuple(findings), errors=errors, reasons=reasons)
         except DetectorError as exc:
-            log.warning("classifier_error", detector=exc.detector, error=type(exc.cause).__name__)
+            _log_error(exc.detector, type(exc.cause).__name__)
             return Verdict(
                 phi=True,
                 errors=(f"{exc.detector}: {type(exc.cause).__name__}",),
                 reasons=("classifier error (fail closed)",),
             )
         except Exception as exc:  # noqa: BLE001 — fail closed, record the type only (no content)
-            log.warning("classifier_error", detector=stage, error=type(exc).__name__)
+            _log_error(stage, type(exc).__name__)
             return Verdict(
                 phi=True,
                 errors=(f"{stage}: {type(exc).__name__}",),
                 reasons=("classifier error (fail closed)",),
             )
+
+
+def _log_error(detector: str, error: str) -> None:
+    """structlog (with asyncio underneath) is imported only when there is an error to log:
+    the classifier child stays small."""
+    import structlog
+
+    structlog.get_logger().warning("classifier_error", detector=detector, error=error)
 
 
 def _places(extracted) -> list[str]:
