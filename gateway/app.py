@@ -39,7 +39,7 @@ from gateway.ingress.smtp import SubmissionServer
 from gateway.metrics import Metrics
 from gateway.model import Action
 from gateway.policy import PolicyEngine, load_policy
-from gateway.policy.classifiers import build_classifier
+from gateway.policy.classifiers import build_classifier, check_shadow
 from gateway.policy.classifiers.isolated import IsolatedClassifier
 from gateway.queue.control import ControlServer, control_socket
 from gateway.queue.dispatcher import Dispatcher
@@ -81,9 +81,14 @@ def build_policy(config: Config, certstore: CertStore | None = None, isolated: b
     itself (callable, and its ``.policy`` is what ``policy check`` shows).
     ``certstore`` answers the ``recipient_has_certificate`` condition.
     ``isolated``: classify in worker processes (the daemon: a message cannot
-    blow up its memory). Raises ConfigError."""
+    blow up its memory; it only checks the shadow names and never compiles the
+    patterns itself). Raises ConfigError."""
+    shadow, timeout = config.classifier.shadow, config.classifier.timeout
     try:
-        classifier = build_classifier(config.classifier.shadow, timeout=config.classifier.timeout)
+        if isolated:
+            check_shadow(shadow)
+        else:
+            classify = build_classifier(shadow, timeout=timeout).classify
     except ValueError as exc:
         raise ConfigError([(f"classifier.shadow: {exc}; remove it or fix the name "
                            "(phigate policy detectors lists them)")]) from None
@@ -96,10 +101,8 @@ def build_policy(config: Config, certstore: CertStore | None = None, isolated: b
         def has_certificate(address: str) -> bool:
             return certstore.certificate_for(address) is not None
     if isolated:
-        isolated_classifier = IsolatedClassifier(config.classifier.shadow,
-                                                 config.classifier.timeout)
-        return isolated_classifier.classify, PolicyEngine(policy, has_certificate)
-    return classifier.classify, PolicyEngine(policy, has_certificate)
+        classify = IsolatedClassifier(shadow, timeout).classify
+    return classify, PolicyEngine(policy, has_certificate)
 
 
 class Gateway:

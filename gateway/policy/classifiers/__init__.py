@@ -42,7 +42,7 @@ from gateway.policy.classifiers.attachments import Budget
 from gateway.policy.classifiers.extract import extract
 from gateway.policy.classifiers.scoring import DetectorError, decide, scan
 
-__all__ = ["DETECTORS", "MessageClassifier", "build_classifier"]
+__all__ = ["DETECTORS", "MessageClassifier", "build_classifier", "check_shadow"]
 
 DETECTORS: frozenset[str] = frozenset(
     {r.detector for r in patterns.RULES if not r.detector.startswith("_")}
@@ -112,13 +112,19 @@ def _places(extracted) -> list[str]:
     return list(dict.fromkeys(loc for loc, _ in extracted.unreadable))
 
 
-def build_classifier(shadow: Iterable[str] = (), timeout: float | None = None) -> MessageClassifier:
-    """A classifier; ``shadow`` names detectors to record but not act on (unknown names raise).
-    ``timeout`` (seconds) is the per-message deadline the extractor checks as it reads; give it
-    a little less than the caller's own deadline so the worker thread stops by itself."""
+def check_shadow(shadow: Iterable[str]) -> frozenset[str]:
+    """``shadow`` as a set, or ValueError naming the unknown detectors."""
     shadow = frozenset(shadow)
     unknown = shadow - DETECTORS
     if unknown:
         raise ValueError(f"unknown detector(s) for shadow mode: {', '.join(sorted(unknown))}")
+    return shadow
+
+
+def build_classifier(shadow: Iterable[str] = (), timeout: float | None = None) -> MessageClassifier:
+    """A classifier; ``shadow`` names detectors to record but not act on (unknown names raise).
+    ``timeout`` (seconds) is the per-message deadline the extractor checks as it reads; give it
+    a little less than the caller's own deadline so the worker thread stops by itself."""
+    shadow = check_shadow(shadow)
     budget = Budget() if timeout is None else Budget(seconds=max(0.1, timeout * 0.8))
     return MessageClassifier(shadow, budget)
