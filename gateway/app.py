@@ -23,42 +23,36 @@ import asyncio
 import signal
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway import sdnotify
-from gateway.actions.inbound import InboundAction, SpoolIntake
-from gateway.actions.mailbox import MailboxAction
-from gateway.actions.portal import PortalAction
 from gateway.actions.relay import RelayAction
 from gateway.actions.smime import SmimeAction
 from gateway.audit import audit, configure_logging, get_logger
 from gateway.auth.users import UserDirectory
-from gateway.cluster import Heartbeat, spool_counter
 from gateway.config import Config, ConfigError, load_config
 from gateway.crypto.certstore import CertStore
 from gateway.delivery.guard import GuardedCourier
-from gateway.delivery.imap import ImapCourier
 from gateway.delivery.outbox import OutboxCourier
 from gateway.delivery.smtp import UpstreamCourier
-from gateway.direct.service import DirectService
-from gateway.health import HealthServer
-from gateway.inbound_state import StateBook
-from gateway.ingress.imap import InboundWatchers
 from gateway.ingress.smtp import SubmissionServer
 from gateway.metrics import Metrics
 from gateway.model import Action
 from gateway.policy import PolicyEngine, load_policy
-from gateway.policy.classifiers import build_classifier
+from gateway.policy.classifiers import build_classifier, check_shadow
 from gateway.policy.classifiers.isolated import IsolatedClassifier
-from gateway.portal.service import PortalService, open_portal_store
 from gateway.queue.control import ControlServer, control_socket
-from gateway.queue.digest import Digest
 from gateway.queue.dispatcher import Dispatcher
-from gateway.queue.notices import ExpiringCert, HeldNotice
+from gateway.queue.notices import HeldNotice
 from gateway.queue.safeio import ensure_dir
 from gateway.queue.store import QueueStore
 from gateway.submission import Submission
-from gateway.supervisor import Supervisor, die_with_parent
+from gateway.supervisor import die_with_parent
 from gateway.tlsutil import ensure_self_signed, server_tls_context
+
+if TYPE_CHECKING:
+    from gateway.direct.service import DirectService
+    from gateway.queue.digest import Digest
 
 log = get_logger("app")
 
@@ -87,9 +81,14 @@ def build_policy(config: Config, certstore: CertStore | None = None, isolated: b
     itself (callable, and its ``.policy`` is what ``policy check`` shows).
     ``certstore`` answers the ``recipient_has_certificate`` condition.
     ``isolated``: classify in worker processes (the daemon: a message cannot
-    blow up its memory). Raises ConfigError."""
+    blow up its memory; it only checks the shadow names and never compiles the
+    patterns itself). Raises ConfigError."""
+    shadow, timeout = config.classifier.shadow, config.classifier.timeout
     try:
-        classifier = build_classifier(config.classifier.shadow, timeout=config.classifier.timeout)
+        if isolated:
+            check_shadow(shadow)
+        else:
+            classify = build_classifier(shadow, timeout=timeout).classify
     except ValueError as exc:
         raise ConfigError([(f"classifier.shadow: {exc}; remove it or fix the name "
                            "(phigate policy detectors lists them)")]) from None
@@ -102,10 +101,8 @@ def build_policy(config: Config, certstore: CertStore | None = None, isolated: b
         def has_certificate(address: str) -> bool:
             return certstore.certificate_for(address) is not None
     if isolated:
-        isolated_classifier = IsolatedClassifier(config.classifier.shadow,
-                                                 config.classifier.timeout)
-        return isolated_classifier.classify, PolicyEngine(policy, has_certificate)
-    return classifier.classify, PolicyEngine(policy, has_certificate)
+        classify = IsolatedClassifier(shadow, timeout).classify
+    return classify, PolicyEngine(policy, has_certificate)
 
 
 class Gateway:
@@ -125,12 +122,9 @@ class Gateway:
                                 shard=shard, shards=shards)
         self.courier = build_courier(config, self.hostname)
         self.certstore = build_certstore(config)
-        self.portal_store = (open_portal_store(config.portal, config.state_dir,
-                                               put=self.store.put_sync)
-                             if config.portal.enabled or config.portal.database_url else None)
+        self.portal_store = self.build_portal_store()
         # Inbound IMAP mailboxes: watched, and their items delivered, by worker 0 only.
-        self.inbound_book = (StateBook(config.state_dir)
-                             if config.inbound.mailboxes and shard == 0 else None)
+        self.inbound_book = self.build_inbound_book(shard)
         q = config.queue
         held = config.held_notice
         self.dispatcher = Dispatcher(
@@ -149,24 +143,56 @@ class Gateway:
         self.users = UserDirectory.load(config.auth.users_file)
         self.smtp = SubmissionServer(config, self.submission, self.users, self.tls_context(),
                                      metrics=self.metrics, sock=listen_sock)
-        self.health = (HealthServer(self.metrics, config.metrics.address)
-                       if config.metrics.address and shards == 1 else None)
+        self.health = self.build_health() if config.metrics.address and shards == 1 else None
         self.digest = self.build_digest() if config.admin.address and shard == 0 else None
         self.control = ControlServer(self.dispatcher, control_socket(config.state_dir, shard, shards),
                                      digest=self.digest)
-        self.portal = (PortalService(config.portal, config.state_dir, self.portal_store,
-                                     spool=self.dispatcher)
-                       if config.portal.enabled and shard == 0 else None)
-        self.inbound = (InboundWatchers(config.inbound, self.inbound_book,
-                                        SpoolIntake(self.store, self.dispatcher))
-                        if self.inbound_book is not None else None)
+        self.portal = self.build_portal() if config.portal.enabled and shard == 0 else None
+        self.inbound = self.build_inbound_watchers() if self.inbound_book is not None else None
         self._dispatch_task: asyncio.Task | None = None
         self._digest_task: asyncio.Task | None = None
         # Cluster view (gateway/cluster.py): this node reports itself in the portal database.
-        self.heartbeat = (Heartbeat(self.portal_store.engine, lambda: self.config, config_path,
-                                    spool_counter(self.store))
+        self.heartbeat = (self.build_heartbeat()
                           if self.portal_store is not None and shard == 0 else None)
         self._heartbeat_task: asyncio.Task | None = None
+
+    # The build_* methods below import their roles' modules themselves: a daemon loads
+    # only what its config uses (the portal's SQLAlchemy and aiohttp, Direct's LDAP and
+    # DNS, the IMAP clients stay out of a relay-only process; issue 13, memory).
+
+    def build_portal_store(self):
+        """The portal database, when the portal or a cluster database is configured."""
+        portal = self.config.portal
+        if not (portal.enabled or portal.database_url):
+            return None
+        from gateway.portal.service import open_portal_store
+        return open_portal_store(portal, self.config.state_dir, put=self.store.put_sync)
+
+    def build_inbound_book(self, shard: int):
+        if not (self.config.inbound.mailboxes and shard == 0):
+            return None
+        from gateway.inbound_state import StateBook
+        return StateBook(self.config.state_dir)
+
+    def build_health(self):
+        from gateway.health import HealthServer
+        return HealthServer(self.metrics, self.config.metrics.address)
+
+    def build_portal(self):
+        from gateway.portal.service import PortalService
+        return PortalService(self.config.portal, self.config.state_dir, self.portal_store,
+                             spool=self.dispatcher)
+
+    def build_inbound_watchers(self):
+        from gateway.actions.inbound import SpoolIntake
+        from gateway.ingress.imap import InboundWatchers
+        return InboundWatchers(self.config.inbound, self.inbound_book,
+                               SpoolIntake(self.store, self.dispatcher))
+
+    def build_heartbeat(self):
+        from gateway.cluster import Heartbeat, spool_counter
+        return Heartbeat(self.portal_store.engine, lambda: self.config, self.config_path,
+                         spool_counter(self.store))
 
     def build_handlers(self) -> dict:
         """The explicit action registry (the Direct actions join it in
@@ -178,6 +204,9 @@ class Gateway:
         handlers = {Action.RELAY: RelayAction(self.courier, self.certstore, smime),
                     Action.SMIME: SmimeAction(self.certstore, smime, self.courier)}
         if self.portal_store is not None:
+            from gateway.actions.mailbox import MailboxAction
+            from gateway.actions.portal import PortalAction
+            from gateway.delivery.imap import ImapCourier
             portal = self.config.portal
             handlers[Action.PORTAL] = PortalAction(self.portal_store, portal, self.dispatcher)
             mailboxes = {name: GuardedCourier(ImapCourier.from_config(m))
@@ -187,12 +216,15 @@ class Gateway:
             handlers[Action.MAILBOX] = MailboxAction(mailboxes, default, self.courier,
                                                      self.portal_store)
         if self.inbound_book is not None:
+            from gateway.actions.inbound import InboundAction
             handlers[Action.INBOUND] = InboundAction(
                 self.config.inbound.mailboxes, self.certstore, smime,
                 self.config.effective_crl_cache, self.inbound_book)
         return handlers
 
     def build_digest(self) -> Digest:
+        from gateway.queue.digest import Digest
+        from gateway.queue.notices import ExpiringCert
         admin = self.config.admin
 
         def certificates() -> list[ExpiringCert]:
@@ -211,6 +243,7 @@ class Gateway:
         d = self.config.direct
         if not (d.anchors or d.domains or d.listen):
             return None
+        from gateway.direct.service import DirectService
         service = DirectService(self.config, store=self.store, dispatcher=self.dispatcher,
                                 certstore=self.certstore, courier=self.courier,
                                 hostname=self.hostname,
@@ -353,6 +386,8 @@ def main(config: Config, config_path: Path | None, *, worker: int | None = None,
         return _run(run_daemon(config, config_path, shard=worker, shards=config.workers,
                                listen_sock=sock))
     if config.workers > 1:
+        from gateway.supervisor import Supervisor
+
         async def supervise() -> int:
             return await Supervisor(config, config_path, config.workers,
                                     hostname=hostname_of(config)).run()

@@ -36,7 +36,6 @@ from gateway import sdnotify
 from gateway.audit import audit, get_logger
 from gateway.config import Config, ConfigError, load_config
 from gateway.config.types import split_hostport
-from gateway.health import HealthServer
 from gateway.metrics import Metrics, mark_worker_dead, prepare_multiprocess_dir
 from gateway.queue.safeio import ensure_dir
 from gateway.tlsutil import ensure_self_signed
@@ -240,6 +239,7 @@ class Supervisor:
     def health_server(self):
         if not self.config.metrics.address:
             return None
+        from gateway.health import HealthServer  # aiohttp only when metrics are served
         server = HealthServer(Metrics.aggregated(self.metrics_dir),
                               self.config.metrics.address)
         server.add_check("workers", self.healthy)

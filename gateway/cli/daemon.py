@@ -45,12 +45,13 @@ def exit_config_error(exc: ConfigError):
     raise SystemExit(2) from None
 
 
-def load_checked(args):
-    """The config, with its policy file and classifier settings checked too."""
+def load_checked(args, isolated: bool = False):
+    """The config, with its policy file and classifier settings checked too;
+    ``isolated`` (``run``): as the daemon will, without compiling a classifier here."""
     config = load_config_or_exit(args)
     from gateway.app import build_policy
     try:
-        build_policy(config)
+        build_policy(config, isolated=isolated)
     except ConfigError as exc:
         exit_config_error(exc)
     return config
@@ -69,7 +70,7 @@ def cmd_check_config(args) -> int:
 
 
 def cmd_run(args) -> int:
-    config = load_checked(args)
+    config = load_checked(args, isolated=True)
     from gateway.app import main
     try:
         return main(config, args.config_path, worker=args.worker, listen_fd=args.listen_fd)

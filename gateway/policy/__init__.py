@@ -8,7 +8,19 @@ the cheap local checks in ``conditions``. Nothing here performs an action or
 touches the network; ``gateway.app`` wires ``classify`` and ``decide`` into
 the Submission, which stores the Plan with the message before the 250.
 """
-from gateway.policy.engine import Policy, PolicyEngine
-from gateway.policy.loader import load_policy
 
 __all__ = ["Policy", "PolicyEngine", "load_policy"]
+
+_LAZY = {"Policy": "gateway.policy.engine", "PolicyEngine": "gateway.policy.engine",
+         "load_policy": "gateway.policy.loader"}
+
+
+def __getattr__(name: str):
+    """Resolved on first use, so the classifier child (which imports only
+    ``gateway.policy.classifiers``) does not load the engine, pydantic and the config."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value

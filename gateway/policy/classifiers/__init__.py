@@ -36,17 +36,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-import structlog
-
 from gateway.model import Finding, Verdict
 from gateway.policy.classifiers import patterns
 from gateway.policy.classifiers.attachments import Budget
 from gateway.policy.classifiers.extract import extract
 from gateway.policy.classifiers.scoring import DetectorError, decide, scan
 
-__all__ = ["DETECTORS", "MessageClassifier", "build_classifier"]
-
-log = structlog.get_logger()
+__all__ = ["DETECTORS", "MessageClassifier", "build_classifier", "check_shadow"]
 
 DETECTORS: frozenset[str] = frozenset(
     {r.detector for r in patterns.RULES if not r.detector.startswith("_")}
@@ -88,14 +84,14 @@ class MessageClassifier:
             )
             return Verdict(phi=phi, findings=tuple(findings), errors=errors, reasons=reasons)
         except DetectorError as exc:
-            log.warning("classifier_error", detector=exc.detector, error=type(exc.cause).__name__)
+            _log_error(exc.detector, type(exc.cause).__name__)
             return Verdict(
                 phi=True,
                 errors=(f"{exc.detector}: {type(exc.cause).__name__}",),
                 reasons=("classifier error (fail closed)",),
             )
         except Exception as exc:  # noqa: BLE001 — fail closed, record the type only (no content)
-            log.warning("classifier_error", detector=stage, error=type(exc).__name__)
+            _log_error(stage, type(exc).__name__)
             return Verdict(
                 phi=True,
                 errors=(f"{stage}: {type(exc).__name__}",),
@@ -103,18 +99,32 @@ class MessageClassifier:
             )
 
 
+def _log_error(detector: str, error: str) -> None:
+    """structlog (with asyncio underneath) is imported only when there is an error to log:
+    the classifier child stays small."""
+    import structlog
+
+    structlog.get_logger().warning("classifier_error", detector=detector, error=error)
+
+
 def _places(extracted) -> list[str]:
     """Locations with at least one unreadable part, in order, once each."""
     return list(dict.fromkeys(loc for loc, _ in extracted.unreadable))
+
+
+def check_shadow(shadow: Iterable[str]) -> frozenset[str]:
+    """``shadow`` as a set, or ValueError naming the unknown detectors."""
+    shadow = frozenset(shadow)
+    unknown = shadow - DETECTORS
+    if unknown:
+        raise ValueError(f"unknown detector(s) for shadow mode: {', '.join(sorted(unknown))}")
+    return shadow
 
 
 def build_classifier(shadow: Iterable[str] = (), timeout: float | None = None) -> MessageClassifier:
     """A classifier; ``shadow`` names detectors to record but not act on (unknown names raise).
     ``timeout`` (seconds) is the per-message deadline the extractor checks as it reads; give it
     a little less than the caller's own deadline so the worker thread stops by itself."""
-    shadow = frozenset(shadow)
-    unknown = shadow - DETECTORS
-    if unknown:
-        raise ValueError(f"unknown detector(s) for shadow mode: {', '.join(sorted(unknown))}")
+    shadow = check_shadow(shadow)
     budget = Budget() if timeout is None else Budget(seconds=max(0.1, timeout * 0.8))
     return MessageClassifier(shadow, budget)
