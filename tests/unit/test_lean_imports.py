@@ -66,13 +66,13 @@ def test_relay_only_daemon_loads_no_role_libraries(tmp_path):
 
 
 def test_classifier_child_loads_only_the_classifier():
-    """The real child (``python -X importtime -m gateway.policy.classifiers.isolated``)
+    """The real child (``python -X importtime -m gateway.policy.classifiers.child``)
     classifies one message; its import log must not name the policy engine or the config."""
     config = json.dumps({"shadow": [], "timeout": 10.0, "memory": 256 << 20})
     raw = mimegen.message(mimegen.text("Lunch is on Friday."))
     header = struct.Struct(">Q")
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "gateway.policy.classifiers.isolated", config],
+        [sys.executable, "-X", "importtime", "-m", "gateway.policy.classifiers.child", config],
         input=header.pack(len(raw)) + raw, capture_output=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     # frames: the empty "ready" one, then the verdict's

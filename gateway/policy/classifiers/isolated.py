@@ -1,7 +1,7 @@
 """The classifier in worker processes, so one message cannot blow up the daemon.
 
 ``await IsolatedClassifier.classify(raw)`` hands the message to a child process
-(``python -m gateway.policy.classifiers.isolated``) over a pipe and waits for its
+(``python -m gateway.policy.classifiers.child``) over a pipe and waits for its
 verdict, on the event loop (no thread per message). The child runs the ordinary
 ``MessageClassifier`` (its own budget and deadline stop almost everything); the
 parent adds the hard bounds: it kills the child when the deadline passes or when
@@ -14,24 +14,21 @@ reason ("classifier limit (memory) …"), and the next message gets a fresh chil
 The daemon's memory therefore never holds a message's parse tree, decoded
 attachments or extracted text.
 
-Frames on the pipes: 8-byte big-endian length, then the bytes (raw message in,
-verdict JSON out). The child writes nothing else on its stdout (logs go to
-stderr). Up to ``workers`` children run at once; more callers wait their turn.
+The frames on the pipes are described in ``child``. Up to ``workers`` children
+run at once; more callers wait their turn.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import struct
 import sys
 
-from gateway.model import Finding, Verdict
+from gateway.model import Verdict
+from gateway.policy.classifiers.child import HEADER, limit_verdict
 
 POLL = 0.05
 START_TIMEOUT = 60.0  # a new child's imports, before its first message's deadline starts
-HEADER = struct.Struct(">Q")
 
 
 class _WorkerGone(Exception):
@@ -48,7 +45,7 @@ class _Worker:
         """A new child that has said it is ready (an empty frame)."""
         config = json.dumps({"shadow": list(shadow), "timeout": timeout, "memory": memory})
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway.policy.classifiers.isolated", config,
+            sys.executable, "-m", "gateway.policy.classifiers.child", config,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=None,
             close_fds=True)
         worker = cls(proc)
@@ -108,15 +105,6 @@ class _Worker:
         await self.proc.wait()
 
 
-def _limit_verdict(why: str) -> Verdict:
-    return Verdict(
-        phi=True,
-        findings=(Finding("unreadable", "unreadable", "message"),),
-        errors=(f"classifier: {why} limit",),
-        reasons=(f"unreadable (classifier {why} limit) in message",),
-    )
-
-
 class IsolatedClassifier:
     """``await classify(raw) -> Verdict`` in child processes, from one event loop."""
 
@@ -149,19 +137,19 @@ class IsolatedClassifier:
             try:
                 worker = await self._take()
             except (_WorkerGone, OSError):
-                return _limit_verdict("start")
+                return limit_verdict("start")
             try:
                 reply = await worker.exchange(raw, self.timeout * 0.95,
                                               worker.base + self.memory)
             except _WorkerGone:
                 await worker.kill()
-                return _limit_verdict("crash")
+                return limit_verdict("crash")
             except BaseException:          # cancelled mid-exchange: the pipe is out of step
                 await asyncio.shield(worker.kill())
                 raise
             if isinstance(reply, str):
                 await worker.kill()
-                return _limit_verdict(reply)
+                return limit_verdict(reply)
             self._idle.append(worker)
         return Verdict.from_json(json.loads(reply))
 
@@ -171,47 +159,3 @@ class IsolatedClassifier:
             await worker.kill()
 
     __call__ = classify
-
-
-def _read_exactly(stream, n: int) -> bytes | None:
-    data = stream.read(n)
-    return data if len(data) == n else None
-
-
-def _serve(config: dict) -> None:
-    """The child: classify frames from stdin until it closes."""
-    import resource
-
-    from gateway.policy.classifiers import build_classifier
-
-    requests = sys.stdin.buffer
-    replies = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # anything printed (logs) goes to stderr, never into the reply stream
-    classifier = build_classifier(config["shadow"], timeout=config["timeout"])
-    try:  # a hard ceiling where the sandbox lets us lower it (the parent watches RSS anyway)
-        with open("/proc/self/status", "rb") as status:
-            size = next(
-                int(line.split()[1]) * 1024 for line in status if line.startswith(b"VmSize:")
-            )
-        limit = size + 2 * config["memory"]  # address space runs ahead of resident memory
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    except (OSError, ValueError, StopIteration):
-        pass
-    replies.write(HEADER.pack(0))  # ready
-    replies.flush()
-    while (head := _read_exactly(requests, HEADER.size)) is not None:
-        raw = _read_exactly(requests, HEADER.unpack(head)[0])
-        if raw is None:
-            return
-        try:
-            verdict = classifier.classify(raw)
-        except MemoryError:
-            verdict = _limit_verdict("memory")
-        del raw
-        reply = json.dumps(verdict.to_json()).encode()
-        replies.write(HEADER.pack(len(reply)) + reply)
-        replies.flush()
-
-
-if __name__ == "__main__":
-    _serve(json.loads(sys.argv[1]))
