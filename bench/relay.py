@@ -2,7 +2,7 @@
 
 Run by hand, not in CI (needs Postfix's smtp-source/smtp-sink and a Postfix install):
 
-    .venv/bin/python bench/relay.py            # 5 KB x 3,000 messages at c = 1, 10, 50
+    .venv/bin/python bench/relay.py            # 5 KB x 1,500 messages at c = 1, 10, 50, then 1 MiB x 200 at c = 10
     .venv/bin/python bench/relay.py --quick    # 300 messages per trial, for a smoke test
     .venv/bin/python bench/relay.py --json     # one JSON document on stdout, progress on stderr
 
@@ -58,6 +58,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SENDER, RCPT = "a@clinic.test", "b@partner.test"
+LARGE = 1 << 20          # the large-message trial: 1 MiB, c=10, smtp-source
 POSTFIX_QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
 
 
@@ -522,7 +523,7 @@ class Bench:
         self.peers: list = []
         self.sources: list[subprocess.Popen] = []
 
-    def trial(self, peer, client: str, conc: int, n: int) -> dict:
+    def trial(self, peer, client: str, conc: int, n: int, size: int) -> dict:
         sink = self.sink
         os.sync()
         time.sleep(1.0)
@@ -534,7 +535,7 @@ class Bench:
         load0 = loadavg()
         done_at = None
         last_report = [time.monotonic()]
-        label = f"c={conc} {client:<11} {peer.name:<19}"
+        label = f"{size // 1024:>5} KiB c={conc} {client:<11} {peer.name:<19}"
 
         def tick() -> None:
             nonlocal done_at
@@ -545,12 +546,12 @@ class Bench:
                 last_report[0] = time.monotonic()
                 log(f"  {label} ... {sink.count() - base}/{n} at the sink")
 
-        result: dict = {"peer": peer.name, "client": client, "c": conc, "n": n,
+        result: dict = {"peer": peer.name, "client": client, "c": conc, "n": n, "size": size,
                         "loadavg_start": load0}
         with RssSampler(pids) as rss:
             t0 = time.perf_counter()
             if client == "smtp-source":
-                argv = ["smtp-source", "-s", str(conc), "-m", str(n), "-l", str(self.args.size),
+                argv = ["smtp-source", "-s", str(conc), "-m", str(n), "-l", str(size),
                         "-f", SENDER, "-t", RCPT, f"127.0.0.1:{peer.port}"]
                 proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, start_new_session=True)
@@ -565,7 +566,7 @@ class Bench:
                     result["errors"] = {f"smtp-source rc={proc.returncode}": 1}
                     result["client_output"] = out[-500:]
             else:
-                lat = run_pyclient(peer.port, conc, n, self.args.size, tick)
+                lat = run_pyclient(peer.port, conc, n, size, tick)
                 accepted_at = time.perf_counter()
                 if lat["errors"]:
                     result["errors"] = lat["errors"]
@@ -662,45 +663,45 @@ def summarize_profile(path: Path, top: int = 15) -> dict:
 
 
 # ---- the run ---------------------------------------------------------------------------------
-def summarize(results: list[dict], levels: list[int], peers: list[str]) -> list[dict]:
-    """Median over reps per (client, c, peer); ratio of medians to Postfix, same client."""
+def summarize(results: list[dict], peers: list[str]) -> list[dict]:
+    """Median over reps per (size, client, c, peer); ratio of medians to Postfix, same
+    size, client and concurrency."""
     rows = []
-    for client in ("smtp-source", "py-client"):
-        for conc in levels:
-            pf = [r for r in results if r["peer"] == "postfix" and r["client"] == client
-                  and r["c"] == conc and "e2e_msg_s" in r]
-            pf_e2e = statistics.median(r["e2e_msg_s"] for r in pf) if pf else None
-            for name in peers:
-                rs = [r for r in results if r["peer"] == name and r["client"] == client
-                      and r["c"] == conc]
-                ok = [r for r in rs if "e2e_msg_s" in r]
-                if not rs:
-                    continue
-                row = {"client": client, "c": conc, "peer": name, "trials": len(rs),
-                       "failed_trials": len(rs) - len(ok)}
-                for key in ("accept_msg_s", "e2e_msg_s", "session_p50_ms", "session_p99_ms",
-                            "commit_p50_ms", "commit_p99_ms", "cpu_ms_per_msg",
-                            "loop_cpu_ms_per_msg", "peak_rss_mib"):
-                    vals = [r[key] for r in ok if key in r]
-                    if vals:
-                        row[key] = round(statistics.median(vals), 2)
-                        if key == "e2e_msg_s" and len(vals) > 1:
-                            row["e2e_range"] = [min(vals), max(vals)]
-                if pf_e2e and "e2e_msg_s" in row:
-                    row["ratio_to_postfix"] = round(row["e2e_msg_s"] / pf_e2e, 2)
-                rows.append(row)
+    for size, client, conc in sorted({(r["size"], r["client"], r["c"]) for r in results},
+                                     key=lambda k: (k[0], k[1] != "smtp-source", k[2])):
+        same = [r for r in results if (r["size"], r["client"], r["c"]) == (size, client, conc)]
+        pf = [r["e2e_msg_s"] for r in same if r["peer"] == "postfix" and "e2e_msg_s" in r]
+        pf_e2e = statistics.median(pf) if pf else None
+        for name in peers:
+            rs = [r for r in same if r["peer"] == name]
+            ok = [r for r in rs if "e2e_msg_s" in r]
+            if not rs:
+                continue
+            row = {"size": size, "client": client, "c": conc, "peer": name, "trials": len(rs),
+                   "failed_trials": len(rs) - len(ok)}
+            for key in ("accept_msg_s", "e2e_msg_s", "session_p50_ms", "session_p99_ms",
+                        "commit_p50_ms", "commit_p99_ms", "cpu_ms_per_msg",
+                        "loop_cpu_ms_per_msg", "peak_rss_mib"):
+                vals = [r[key] for r in ok if key in r]
+                if vals:
+                    row[key] = round(statistics.median(vals), 2)
+                    if key == "e2e_msg_s" and len(vals) > 1:
+                        row["e2e_range"] = [min(vals), max(vals)]
+            if pf_e2e and "e2e_msg_s" in row:
+                row["ratio_to_postfix"] = round(row["e2e_msg_s"] / pf_e2e, 2)
+            rows.append(row)
     return rows
 
 
-def print_table(rows: list[dict], levels: list[int]) -> None:
+def print_table(rows: list[dict]) -> None:
     def cell(v, fmt="{:g}"):
         return "-" if v is None else fmt.format(v)
 
-    for conc in levels:
-        print(f"\n5 KB, concurrency {conc}")
+    for size, conc in sorted({(r["size"], r["c"]) for r in rows}):
+        print(f"\n{size / 1024:g} KiB, concurrency {conc}")
         print(f"  {'client':<12}{'peer':<20}{'accept/s':>9}{'e2e msg/s':>10}{'ratio':>7}"
               f"{'session p50/p99 ms':>20}{'data p50/p99 ms':>17}{'cpu ms/msg':>11}{'peak RSS':>12}")
-        for row in (r for r in rows if r["c"] == conc):
+        for row in (r for r in rows if (r["size"], r["c"]) == (size, conc)):
             sess = (f"{cell(row.get('session_p50_ms'))}/{cell(row.get('session_p99_ms'))}"
                     if "session_p50_ms" in row else "-")
             data = (f"{cell(row.get('commit_p50_ms'))}/{cell(row.get('commit_p99_ms'))}"
@@ -738,7 +739,9 @@ def machine() -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="300 messages per trial")
-    ap.add_argument("--messages", "-n", type=int, default=None, help="messages per trial (3000)")
+    ap.add_argument("--messages", "-n", type=int, default=None, help="messages per trial (1500)")
+    ap.add_argument("--large", type=int, default=200,
+                    help="1 MiB messages per c=10 smtp-source trial (0: none)")
     ap.add_argument("--levels", default="1,10,50", help="concurrency levels (1,10,50)")
     ap.add_argument("--size", type=int, default=5120, help="payload bytes (smtp-source -l)")
     ap.add_argument("--reps", type=int, default=1, help="repetitions of the whole interleave")
@@ -750,7 +753,8 @@ def main() -> int:
     ap.add_argument("--save", type=Path, help="also write the JSON document to this file")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
-    args.messages = args.messages or (300 if args.quick else 3000)
+    args.messages = args.messages or (300 if args.quick else 1500)
+    args.large = min(args.large, 30) if args.quick else args.large
     levels = [int(x) for x in args.levels.split(",")]
     clients = args.clients.split(",")
     for tool in ("smtp-sink", "smtp-source", "postfix", "postconf"):
@@ -800,9 +804,14 @@ def main() -> int:
                         if not peer.alive():
                             report["skipped"][peer.name] = f"died before c={conc} rep {rep}"
                             continue
-                        trial = bench.trial(peer, client, conc, args.messages)
+                        trial = bench.trial(peer, client, conc, args.messages, args.size)
                         trial["rep"] = rep
                         report["trials"].append(trial)
+            for peer in list(bench.peers) if args.large else []:
+                if peer.alive():
+                    trial = bench.trial(peer, "smtp-source", 10, args.large, LARGE)
+                    trial["rep"] = rep
+                    report["trials"].append(trial)
         if args.profile:
             log("profile: one more phigate c=10 smtp-source trial under py-spy")
             report["profile"] = bench.profile(phigate, args.profile)
@@ -830,7 +839,7 @@ def main() -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     report["loadavg_end"] = loadavg()
     names = [p.name for p in bench.peers]
-    report["rows"] = summarize(report["trials"], levels, names)
+    report["rows"] = summarize(report["trials"], names)
     if args.save:
         args.save.write_text(json.dumps(report, indent=1))
     if args.json:
@@ -846,7 +855,7 @@ def main() -> int:
         print("e2e = first connection until smtp-sink counted all messages; ratio = phigate / "
               "Postfix e2e with the same client; latency only from py-client (smtp-source "
               "reports none); RSS = phigate's processes summed")
-        print_table(report["rows"], levels)
+        print_table(report["rows"])
         for name, why in report["skipped"].items():
             print(f"\nskipped {name}: {why}")
         if "phigate_vmhwm_mib" in report:

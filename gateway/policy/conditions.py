@@ -23,6 +23,7 @@ plaintext (the engine refuses relay of a PHI verdict without
 from __future__ import annotations
 
 import email.policy
+import re
 from collections.abc import Callable, Mapping
 from email.parser import BytesParser
 from functools import cached_property
@@ -34,6 +35,18 @@ from gateway.policy.rules import When
 
 _PARSER = BytesParser(policy=email.policy.default)
 _RAW_PARSER = BytesParser(policy=email.policy.compat32)  # header values as sent
+# The first empty line (a line break right after a line break; CRLF, CR and LF
+# all break lines for the parser): the header section ends there.
+_BLANK_LINE = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
+
+
+def header_section(raw: bytes) -> bytes:
+    """``raw`` up to and with its first empty line: what a headers-only parse
+    reads (without handing it the whole body to skip)."""
+    if raw[:1] in (b"\r", b"\n"):
+        return raw[:2]
+    blank = _BLANK_LINE.search(raw)
+    return raw if blank is None else raw[:blank.end()]
 
 # address → whether a valid S/MIME certificate for it is on file (the local store)
 CertificateLookup = Callable[[str], bool]
@@ -55,7 +68,7 @@ class MessageFacts:
     @cached_property
     def headers(self):
         try:
-            return _PARSER.parsebytes(self.raw, headersonly=True)
+            return _PARSER.parsebytes(header_section(self.raw), headersonly=True)
         except Exception:  # noqa: BLE001 — malformed headers: conditions on them hold
             self.unreadable = True
             return None
@@ -65,7 +78,8 @@ class MessageFacts:
         """The Subject (all Subject headers joined, RFC 2047 decoded as the classifier does);
         ``None`` when it does not parse or an encoded word does not decode."""
         try:
-            raw = _RAW_PARSER.parsebytes(self.raw, headersonly=True).get_all("Subject", [])
+            raw = _RAW_PARSER.parsebytes(header_section(self.raw),
+                                         headersonly=True).get_all("Subject", [])
             decoded = [decode_header_checked(v) for v in raw]
         except Exception:  # noqa: BLE001 — an unparseable subject: keyword conditions hold
             decoded = [("", False)]
