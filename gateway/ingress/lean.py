@@ -20,6 +20,10 @@ is most of phigate's CPU per message. Three places, same behaviour:
   than ``data_size_limit`` bytes → 552 (both after the final dot, with
   the data discarded as it comes), dot-unstuffing per RFC 5321 §4.5.2.
   It never reads past the final dot, so pipelined commands stay queued.
+- Replies. aiosmtpd writes (and drains) every line of a multi-line reply on
+  its own: nine writes, nine wake-ups of the client, for one EHLO.
+  ``push`` holds ``250-`` continuation lines and writes the whole reply
+  with its last line: the same bytes in one write.
 - Addresses. aiosmtpd parses every MAIL/RCPT address with the e-mail
   header parser (and defines a class per call). A plain ``<dot-atom@domain>``
   takes a regular-expression path with the same result; anything else
@@ -103,10 +107,22 @@ class LeanSMTP(SMTP):
         self._handle_hooks = {m[len("handle_"):]: getattr(handler, m) for m in hooks}
         self._ehlo_hook_ver = "new" if "EHLO" in self._handle_hooks else None
         self._smtp_methods = {m[len("smtp_"):]: getattr(self, m) for m in smtp}
+        self._reply_lines: list[bytes] = []      # continuation lines not yet written
         self._enforce_call_limit = command_call_limit is not None
         if command_call_limit is not None:
             self._call_limit_base = command_call_limit
             self._call_limit_default = command_call_limit.get("*", 20)
+
+    # ---- replies -------------------------------------------------------------
+    async def push(self, status) -> None:
+        line = (status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii")
+                if isinstance(status, str) else status)
+        self._reply_lines.append(line)
+        if line[3:4] == b"-":                       # more of this reply follows
+            return
+        reply, self._reply_lines = b"\r\n".join(self._reply_lines) + b"\r\n", []
+        self._writer.write(reply)
+        await self._writer.drain()
 
     # ---- addresses -----------------------------------------------------------
     def _getaddr(self, arg: str):

@@ -71,8 +71,7 @@ class _Worker:
     async def _ask(self, raw: bytes | None) -> bytes:
         try:
             if raw is not None:
-                self.proc.stdin.write(HEADER.pack(len(raw)))
-                self.proc.stdin.write(raw)
+                self.proc.stdin.write(HEADER.pack(len(raw)) + raw)     # one write, one wake-up
                 await self.proc.stdin.drain()
             head = await self.proc.stdout.readexactly(HEADER.size)
             return await self.proc.stdout.readexactly(HEADER.unpack(head)[0])
