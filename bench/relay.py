@@ -620,7 +620,7 @@ class Bench:
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True))
         self.sources.extend(recs)
         time.sleep(1.5)
-        result = self.trial(peer, "smtp-source", 10, self.args.messages)
+        result = self.trial(peer, "smtp-source", 10, self.args.messages, self.args.size)
         for rec in recs:
             stop_process(rec, signal.SIGINT, timeout=60)
             self.sources.remove(rec)
