@@ -11,7 +11,7 @@ docs/flow.md for the full picture.
 
 Layers, lowest first; a module imports only from its own package or a lower
 layer (``tests/unit/test_layering.py`` checks it): ``model`` (pure data) <
-``config``, ``audit``, ``metrics``, ``sdnotify``, ``queue.safeio``
+``config``, ``audit``, ``metrics``, ``sdnotify``, ``queue.safeio``, ``crlf``, ``malloc``
 (infrastructure) < ``policy``, ``crypto``, ``auth``, ``tlsutil``, ``health``,
 ``delivery`` < ``queue`` < ``portal``, ``direct`` (Direct's spool and MDN
 tracking) < ``submission``, ``ingress`` (the commit point and its edges) <

@@ -12,9 +12,9 @@
   one (the server may have dropped an idle session).
 - aiosmtplib turns lone CR and LF into CRLF before DATA with a substitution
   that also rewrites every CRLF: a third of the CPU of relaying a 1 MB
-  message. ``normalize_line_endings`` (installed in its place) first counts CR,
-  LF and CRLF, and substitutes only when they differ (a lone one exists); the
-  output is byte for byte aiosmtplib's (``tests/unit/test_upstream_line_endings.py``).
+  message. ``normalize_line_endings`` (installed in its place) substitutes only
+  when a bare CR or LF exists (``gateway.crlf``); the output is byte for byte
+  aiosmtplib's (``tests/unit/test_upstream_line_endings.py``).
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from aiosmtplib import (
 )
 
 from gateway.audit import get_logger
+from gateway.crlf import to_crlf
 from gateway.model import Delivered, Outcome, Permanent, Transient
 
 log = get_logger("upstream")
@@ -42,9 +43,7 @@ log = get_logger("upstream")
 def normalize_line_endings(message: bytes) -> bytes:
     """aiosmtplib's ``normalize_message_line_endings``, without the substitution
     when every CR and LF already stands in a CRLF pair."""
-    crlf = message.count(b"\r\n")
-    if not message.count(b"\r") == message.count(b"\n") == crlf:
-        message = aiosmtplib.protocol.LINE_ENDINGS_REGEX.sub(b"\r\n", message)
+    message = to_crlf(message)
     return message if message.endswith(b"\r\n") else message + b"\r\n"
 
 

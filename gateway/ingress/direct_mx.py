@@ -17,8 +17,9 @@ import time
 
 from gateway.audit import get_logger
 from gateway.config.types import split_hostport
+from gateway.crlf import to_crlf
 from gateway.ingress.lean import LeanSMTP
-from gateway.ingress.smtp import _BARE_EOL, accept_reply, has_bare_eol
+from gateway.ingress.smtp import accept_reply
 from gateway.model import Envelope
 from gateway.model.envelope import domain_of
 
@@ -39,8 +40,7 @@ class DirectMXHandler:
 
     async def handle_DATA(self, smtp, session, envelope):
         raw = envelope.original_content or b""
-        if has_bare_eol(raw):
-            raw = _BARE_EOL.sub(b"\r\n", raw)
+        raw = to_crlf(raw)
         peer = session.peer
         null = envelope.mail_from in ("<>", None)        # MDNs and DSNs: null return path
         mail = Envelope(mail_from="" if null else envelope.mail_from, rcpt_tos=tuple(envelope.rcpt_tos),

@@ -50,22 +50,11 @@ from gateway.audit import audit, get_logger
 from gateway.auth.senders import address_allowed, header_senders
 from gateway.auth.throttle import AuthThrottle, throttle_path
 from gateway.config.types import split_hostport
+from gateway.crlf import has_bare_eol, to_crlf
 from gateway.ingress.lean import LeanSMTP
 from gateway.model import Accepted, Envelope
 
 log = get_logger("smtp")
-
-_BARE_EOL = re.compile(rb"\r(?!\n)|(?<!\r)\n")
-
-
-def has_bare_eol(raw: bytes) -> bool:
-    """A CR not followed by LF or an LF not preceded by CR? Every CRLF pair holds
-    one CR and one LF and pairs never overlap, so there is none exactly when the
-    three counts agree. (bytes.count runs at memory speed: ~8 µs for 5 KB,
-    against ~95 µs for ``_BARE_EOL.search``, whose lookbehind runs at each LF.)"""
-    crlf = raw.count(b"\r\n")
-    return raw.count(b"\r") != crlf or raw.count(b"\n") != crlf
-
 
 _HAS_ENHANCED = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}( |$)")
 # aiosmtpd's built-in replies (text after the code) → the RFC 3463 code they mean
@@ -193,7 +182,7 @@ class SubmissionHandler:
         if has_bare_eol(raw):
             if self.server.bare_line_endings == "reject":
                 return "550 5.6.2 Bare CR or LF in message data is not allowed"
-            raw = _BARE_EOL.sub(b"\r\n", raw)
+            raw = to_crlf(raw)
         user = _user(session)
         if user is not None:
             refused = self.server.header_sender_refused(user, raw)

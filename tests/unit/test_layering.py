@@ -33,7 +33,7 @@ RULES = {
 LAYERS = [
     {"gateway.model"},                                                      # pure data
     {"gateway.config", "gateway.audit", "gateway.metrics", "gateway.sdnotify",
-     "gateway.queue.safeio"},                                              # infrastructure
+     "gateway.queue.safeio", "gateway.malloc", "gateway.crlf"},            # infrastructure
     {"gateway.policy", "gateway.crypto", "gateway.auth", "gateway.tlsutil",
      "gateway.health", "gateway.delivery",
      "gateway.imapconn", "gateway.inbound_state"},                         # services
