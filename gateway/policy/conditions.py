@@ -91,10 +91,16 @@ class MessageFacts:
     @cached_property
     def attachment_types(self) -> frozenset[str] | None:
         """Content types and lower-cased file-name extensions of every non-body part;
-        ``None`` when the MIME tree does not parse."""
+        ``None`` when the MIME tree does not parse. A message that is not multipart
+        or message/* is one part: its header section says all (the parser would not
+        look into its body either)."""
         found: set[str] = set()
         try:
-            message = parse(self.raw, email.policy.default)
+            head = self.headers
+            if head is None:
+                raise ValueError("header section does not parse")
+            single = head.get_content_maintype() not in ("multipart", "message")
+            message = head if single else parse(self.raw, email.policy.default)
             for part in message.walk():
                 if part.is_multipart():
                     continue
