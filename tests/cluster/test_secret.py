@@ -14,7 +14,7 @@ from gateway.config.load import ConfigError
 from gateway.config.models import PortalConfig
 from gateway.portal.app import build_app, serve
 from gateway.portal.service import portal_secrets
-from tests.peers.sink import free_port
+from tests.peers.ports import free_port
 from tests.portal.conftest import PortalClient
 
 

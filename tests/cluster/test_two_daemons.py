@@ -30,7 +30,7 @@ from cryptography.fernet import Fernet
 from gateway.portal.app import FORGOT_PER_ADDRESS
 from gateway.portal.schema import limits
 from tests.peers.daemon import SENDER
-from tests.peers.sink import free_port
+from tests.peers.ports import free_port
 from tests.portal.conftest import PORTAL_FOR_PHI, PortalClient, link_from
 
 pytestmark = pytest.mark.slow

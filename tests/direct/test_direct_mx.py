@@ -33,7 +33,7 @@ from tests.crypto import openssl_cli
 from tests.crypto.pki import TestPKI
 from tests.direct import dpki
 from tests.direct.transport_world import BODY_TOKENS, ORTHO, RAW, SMILE, courier, practice
-from tests.peers.sink import free_port
+from tests.peers.ports import free_port
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from gateway.crypto.direct_message import read_report
 from gateway.crypto.smime_parts import Part
 from tests.direct.transport_world import BODY_TOKENS, ORTHO, RAW, SMILE, practice
-from tests.peers.daemon import PASSWORD, free_port
+from tests.peers.daemon import PASSWORD
+from tests.peers.ports import free_port
 
 pytestmark = pytest.mark.slow
 

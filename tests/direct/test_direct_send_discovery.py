@@ -19,7 +19,7 @@ from tests.crypto import openssl_cli
 from tests.crypto.pki import TestPKI
 from tests.direct.test_direct_send import item
 from tests.direct.transport_world import ORTHO, RAW, SMILE, courier, practice
-from tests.peers.sink import free_port
+from tests.peers.ports import free_port
 
 NOBODY = "nobody@direct.ortho.example"
 STRANGER = "stranger@direct.ortho.example"

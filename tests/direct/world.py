@@ -22,7 +22,7 @@ from tests.crypto.pki import write_pem
 from tests.direct.dpki import ca, crl, der, leaf
 from tests.peers.httpd import Httpd
 from tests.peers.nsd import Nsd, require_nsd
-from tests.peers.sink import free_port
+from tests.peers.ports import free_port
 from tests.peers.slapd import Slapd, require_slapd
 
 ZONE = "dd.test"

@@ -15,7 +15,7 @@ from email.message import EmailMessage
 import pytest
 
 from tests.peers.daemon import SENDER
-from tests.peers.sink import free_port
+from tests.peers.ports import free_port
 
 pytestmark = pytest.mark.slow
 

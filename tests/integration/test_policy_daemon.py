@@ -16,7 +16,7 @@ import pytest
 from gateway.portal.store import open_store, sqlite_url
 from tests.integration.test_daemon_relay import message
 from tests.peers.daemon import SENDER
-from tests.peers.sink import free_port
+from tests.peers.ports import free_port
 
 pytestmark = pytest.mark.slow
 

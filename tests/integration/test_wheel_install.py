@@ -25,7 +25,8 @@ import pytest
 import yaml
 
 from tests.peers import missing_peer
-from tests.peers.daemon import NotifyListener, free_port
+from tests.peers.daemon import NotifyListener
+from tests.peers.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery staple"

@@ -21,15 +21,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.peers.ports import free_port
+
 PASSWORD = "correct horse battery staple"
 USER = "frontdesk"
 SENDER = "frontdesk@smiledental.example"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class NotifyListener:

@@ -25,7 +25,8 @@ import aioimaplib
 import pytest
 
 from tests.peers import missing_peer, stop_process
-from tests.peers.sink import free_port, make_tls
+from tests.peers.ports import free_port
+from tests.peers.sink import make_tls
 
 CONFIG = """\
 base_dir = {dir}/run

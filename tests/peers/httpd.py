@@ -16,7 +16,7 @@ import threading
 import pytest
 from aiohttp import web
 
-from tests.peers.sink import free_port
+from tests.peers.ports import free_port
 
 
 class Httpd:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.peers import missing_peer
-from tests.peers.sink import free_port
+from tests.peers.ports import free_port
 
 
 def pg_bin(name: str) -> str | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,12 +174,6 @@ class UpstreamSink:
             self._sessions.clear()
             await self._server.wait_closed()
             self._server = None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

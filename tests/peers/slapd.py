@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.peers import missing_peer, stop_process
-from tests.peers.sink import free_port
+from tests.peers.ports import free_port
 
 SCHEMAS = ("core", "cosine", "inetorgperson")
 MODULE_DIRS = ("/usr/lib/ldap", "/usr/lib/x86_64-linux-gnu/ldap", "/usr/lib/aarch64-linux-gnu/ldap")

@@ -33,7 +33,7 @@ from gateway.portal.store import open_store, sqlite_url
 from gateway.queue.dispatcher import Dispatcher
 from gateway.queue.item import QueueItem
 from gateway.queue.store import QueueStore
-from tests.peers.sink import free_port
+from tests.peers.ports import free_port
 
 PRACTICE = "Smile Dental"
 HELP_PHONE = "555-0100"

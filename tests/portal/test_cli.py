@@ -16,7 +16,7 @@ import structlog
 
 from gateway.cli import main
 from gateway.portal.store import open_store, sqlite_url
-from tests.peers.sink import free_port
+from tests.peers.ports import free_port
 
 GRANT = ["--first-name", "Ana", "--last-name", "Silva", "--birth-date", "1975-06-30",
          "--phone", "555-0101", "--address", "1 Main St", "--provider", "Dr Smith"]
