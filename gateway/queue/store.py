@@ -20,7 +20,8 @@ and one (shared) directory fsync — the same order of work as Postfix:
 Only after ``put`` returns may the SMTP edge answer 250. Concurrent puts share
 directory fsyncs (group commit): a put waits for an fsync of queue/ that
 started after its rename, which one syscall can satisfy for many puts.
-Blocking file work runs in worker threads so the event loop keeps serving.
+Blocking file work (writes and fsyncs) runs in worker threads so the event loop
+keeps serving; removing a finished item (unlinks only) does not.
 
     lock-<shard>         flock(2)ed by the daemon process owning the shard for as
                          long as it runs. A command-line tool that finds it free
@@ -296,8 +297,10 @@ class QueueStore:
 
     async def finish(self, item_id: str) -> None:
         """Every recipient is final: remove the item. A crash before the
-        removal only means a retry (at-least-once), so no fsync is needed."""
-        await asyncio.to_thread(self._remove, item_id, QUEUE)
+        removal only means a retry (at-least-once), so no fsync is needed.
+        Done on the event loop: a few unlinks (metadata only, nothing to
+        write back) cost less than a trip to a worker thread and back."""
+        self._remove(item_id, QUEUE)
         self._count -= 1
 
     async def move(self, item_id: str, src: str, dst: str, error_text: str | None = None) -> None:
