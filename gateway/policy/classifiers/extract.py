@@ -45,6 +45,7 @@ import email.header
 import email.message
 import email.policy
 import email.utils
+import functools
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -311,8 +312,20 @@ def _is_attachment(part: email.message.Message, names: list[str]) -> bool:
     return disposition.startswith("attachment") or bool(names)
 
 
+def _getaddresses(values: list) -> tuple[tuple[str, str], ...]:
+    """``email.utils.getaddresses``, parsed once per distinct list of header
+    values (one message asks for the same To/From/Cc several times)."""
+    key = tuple(str(v) for v in values)
+    return _getaddresses_of(key)
+
+
+@functools.lru_cache(maxsize=16)
+def _getaddresses_of(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    return tuple(email.utils.getaddresses(list(values)))
+
+
 def _recipients(msg: email.message.Message) -> list[tuple[str, str]]:
-    pairs = email.utils.getaddresses(msg.get_all("To", []) + msg.get_all("Cc", []))
+    pairs = _getaddresses(msg.get_all("To", []) + msg.get_all("Cc", []))
     return [(decode_header(name).lower(), addr.lower()) for name, addr in pairs if "@" in addr]
 
 
@@ -349,7 +362,7 @@ def _name_tokens(msg: email.message.Message, headers: tuple[str, ...]) -> frozen
     values = [decode_header(v) for h in headers for v in msg.get_all(h, [])]
     return frozenset(
         t.strip(".,\"'")
-        for name, _ in email.utils.getaddresses(values)
+        for name, _ in _getaddresses(values)
         for t in name.split()
         if len(t) > 2
     )
@@ -360,7 +373,7 @@ def _recipient_tokens(msg: email.message.Message) -> frozenset[str]:
     values = [decode_header(v) for v in msg.get_all("To", [])]
     local_words = {
         word.capitalize()
-        for _, addr in email.utils.getaddresses(values)
+        for _, addr in _getaddresses(values)
         for word in re.findall(r"[a-z]{3,}", addr.split("@", 1)[0].lower())
     }
     return _name_tokens(msg, ("To",)) | local_words
@@ -372,7 +385,7 @@ def _domains(msg: email.message.Message) -> tuple[str, ...]:
         sorted(
             {
                 addr.rsplit("@", 1)[1].lower()
-                for _, addr in email.utils.getaddresses(headers)
+                for _, addr in _getaddresses(headers)
                 if "@" in addr
             }
         )
