@@ -31,6 +31,7 @@ from gateway.portal.app import FORGOT_PER_ADDRESS
 from gateway.portal.schema import limits
 from tests.peers.daemon import SENDER
 from tests.peers.ports import free_port
+from tests.peers.wait import until
 from tests.portal.conftest import PORTAL_FOR_PHI, PortalClient, link_from
 
 pytestmark = pytest.mark.slow
@@ -74,15 +75,6 @@ async def start_together(nodes) -> None:
 def cluster_status(node) -> dict:
     done = node.phigate(["cluster", "status", "--json"], check=False)
     return json.loads(done.stdout)
-
-
-async def until(condition, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not (result := await asyncio.to_thread(condition)):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no {what} within {timeout}s")
-        await asyncio.sleep(0.2)
-    return result
 
 
 @pytest.mark.parametrize("run", range(3))
@@ -138,11 +130,7 @@ async def test_two_nodes_one_portal(daemon_factory, tmp_path, postgres_url, upst
     browser = PortalClient(b.base)
     clients = [browser]
     try:
-        status, page = await browser.get(path)
-        assert status == 200 and "Set your password" in page
-        status, _ = await browser.post(path, {"password": "correct horse 1",
-                                              "password2": "correct horse 1",
-                                              "birth_date": "1980-02-03"})
+        status, _ = await browser.register(path, "correct horse 1", "1980-02-03")
         assert status == 200 and browser.last_url.endswith("/login")
         status, inbox = await browser.login(PATIENT, "correct horse 1")
         assert status == 200 and SUBJECT in inbox

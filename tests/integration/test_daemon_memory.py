@@ -10,8 +10,8 @@ from email.message import EmailMessage
 
 import pytest
 
-from tests.integration.test_smtp_dialogs import until
 from tests.peers.daemon import SENDER
+from tests.peers.wait import until
 
 pytestmark = pytest.mark.slow
 

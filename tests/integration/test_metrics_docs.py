@@ -3,9 +3,7 @@ and the gauges move: ``phigate_smtp_connections`` follows the open
 submission sessions, ``phigate_queue_messages{area="queue"}`` the spool."""
 from __future__ import annotations
 
-import asyncio
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ import pytest
 from gateway.app import Gateway
 from gateway.config import Config
 from tests.peers.dialog import Dialog
+from tests.peers.wait import until
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERATIONS = ROOT / "docs" / "operations.md"
@@ -23,14 +22,6 @@ def metric_value(gw: Gateway, sample: str) -> float | None:
         if line.startswith(sample + " "):
             return float(line.split()[-1])
     return None
-
-
-async def until(condition, timeout: float = 30, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

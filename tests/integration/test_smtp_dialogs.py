@@ -21,6 +21,7 @@ from gateway.auth.users import UserDirectory
 from gateway.config import Config
 from tests.peers import daemon as daemon_peer
 from tests.peers.dialog import Dialog
+from tests.peers.wait import until
 
 USER, PASSWORD = "frontdesk", "front desk password"
 SENDER = "frontdesk@smiledental.example"
@@ -38,15 +39,6 @@ def spool_files(gw: Gateway) -> list[str]:
     root = Path(gw.config.queue.dir)
     return sorted(str(p.relative_to(root)) for p in root.rglob("*")
                   if p.is_file() and not p.name.startswith("lock-"))
-
-
-async def until(condition, timeout: float = 30, what: str = "condition") -> None:
-    """Poll ``condition()`` until it holds, failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

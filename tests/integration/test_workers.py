@@ -14,7 +14,6 @@ import email
 import json
 import os
 import signal
-import time
 import urllib.error
 import urllib.request
 
@@ -23,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.queue.store import owner
 from tests.peers.daemon import SENDER
+from tests.peers.wait import until
 
 pytestmark = pytest.mark.slow
 
@@ -73,17 +73,6 @@ def health(daemon) -> dict:
             return json.loads(response.read())["checks"]
     except urllib.error.HTTPError as failing:          # 503 while a check fails
         return json.loads(failing.read())["checks"]
-
-
-async def until(condition, timeout: float = 60, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await asyncio.to_thread(condition)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 def stop_and_drain(daemon) -> tuple[int, list[str]]:
