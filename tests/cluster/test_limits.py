@@ -13,14 +13,16 @@ import sqlalchemy as sa
 from gateway.portal.store import PURGE_LOCK_KEY, Deposit, open_store
 
 
-def at_once(url: str, n: int, checks) -> list[bool]:
-    stores = [open_store(url) for _ in range(n)]      # one engine each: like n nodes
+def at_once(url: str, n: int, call) -> list:
+    """``call(store)`` from ``n`` stores at the same moment, each with its own
+    engine (like ``n`` nodes); their results, in no particular order."""
+    stores = [open_store(url) for _ in range(n)]
     barrier = threading.Barrier(n)
-    results: list[bool] = []
+    results: list = []
 
     def request(store) -> None:
         barrier.wait()
-        results.append(store.throttle_sync(checks))
+        results.append(call(store))
 
     threads = [threading.Thread(target=request, args=(s,)) for s in stores]
     for t in threads:
@@ -35,8 +37,8 @@ def at_once(url: str, n: int, checks) -> list[bool]:
 def test_twelve_concurrent_requests_against_a_limit_of_three(portal_store):
     url = portal_store.engine.url.render_as_string(hide_password=False)
     for round_ in range(3):
-        results = at_once(url, 12, [(f"address-{round_}", 3600.0, 3),
-                                    (f"client-{round_}", 3600.0, 100)])
+        checks = [(f"address-{round_}", 3600.0, 3), (f"client-{round_}", 3600.0, 100)]
+        results = at_once(url, 12, lambda store, checks=checks: store.throttle_sync(checks))
         assert sorted(results) == [False] * 9 + [True] * 3
 
 
@@ -66,21 +68,7 @@ def test_read_notice_is_claimed_by_one_opening(portal_store):
         "q1", "reader@mail.example", "dr.smith@smiledental.example", "<m@x>", "s", "t", ""),
         3600.0)
     url = portal_store.engine.url.render_as_string(hide_password=False)
-    stores = [open_store(url) for _ in range(8)]
-    barrier = threading.Barrier(8)
-    firsts: list[bool] = []
-
-    def open_it(store) -> None:
-        barrier.wait()
-        firsts.append(store.open_message_sync(account["id"], public_id)[2])
-
-    threads = [threading.Thread(target=open_it, args=(s,)) for s in stores]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    for s in stores:
-        s.close()
+    firsts = at_once(url, 8, lambda store: store.open_message_sync(account["id"], public_id)[2])
     assert sorted(firsts) == [False] * 7 + [True]
 
 
