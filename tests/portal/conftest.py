@@ -138,6 +138,13 @@ class PortalClient:
         await self.get("/login")
         return await self.post("/login", {"email": email, "password": password, "code": code})
 
+    async def register(self, link: str, password: str, birth_date: str) -> tuple[int, str]:
+        """Open a registration link (its form must be there) and set the password."""
+        status, page = await self.get(link)
+        assert status == 200 and "Set your password" in page
+        return await self.post(link, {"password": password, "password2": password,
+                                      "birth_date": birth_date})
+
     async def close(self) -> None:
         await self.session.close()
 

@@ -83,11 +83,7 @@ async def test_register_login_read_download_reply(portal_action, upstream_sink, 
     await deposit(portal_action, portal_spool, upstream_sink)
     path = link_from(upstream_sink.messages[0].data)
     browser = client_factory()
-    status, page = await browser.get(path)
-    assert status == 200 and "Set your password" in page
-    status, _ = await browser.post(path, {"password": "correct horse 1",
-                                          "password2": "correct horse 1",
-                                          "birth_date": "1980-02-03"})
+    status, _ = await browser.register(path, "correct horse 1", "1980-02-03")
     assert status == 200 and browser.last_url.endswith("/login")
     status, inbox = await browser.login(PATIENT, "correct horse 1")
     assert status == 200 and SUBJECT in inbox and "New" in inbox
