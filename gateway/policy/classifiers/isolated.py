@@ -157,4 +157,3 @@ class IsolatedClassifier:
         for worker in workers:
             await worker.kill()
 
-    __call__ = classify
