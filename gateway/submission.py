@@ -92,7 +92,8 @@ class Submission:
 
     async def verdict(self, raw: bytes) -> Verdict:
         try:
-            return await asyncio.wait_for(self.classify(raw), self.classifier_timeout)
+            async with asyncio.timeout(self.classifier_timeout):   # no extra task, unlike wait_for
+                return await self.classify(raw)
         except TimeoutError:
             return Verdict(phi=True, errors=("classifier: timeout",),
                            reasons=("classifier timed out: treated as PHI",))

@@ -34,7 +34,7 @@ from gateway.policy.classifiers.extract import decode_header_checked, parse
 from gateway.policy.rules import When
 
 _PARSER = BytesParser(policy=email.policy.default)
-_RAW_PARSER = BytesParser(policy=email.policy.compat32)  # header values as sent
+_COMPAT32 = email.policy.compat32  # header values as sent
 # The first empty line (a line break right after a line break; CRLF, CR and LF
 # all break lines for the parser): the header section ends there.
 _BLANK_LINE = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
@@ -78,8 +78,13 @@ class MessageFacts:
         """The Subject (all Subject headers joined, RFC 2047 decoded as the classifier does);
         ``None`` when it does not parse or an encoded word does not decode."""
         try:
-            raw = _RAW_PARSER.parsebytes(header_section(self.raw),
-                                         headersonly=True).get_all("Subject", [])
+            head = self.headers
+            if head is None:
+                raise ValueError("header section does not parse")
+            # the values as sent, as the compat32 parser would hand them out (the
+            # header section is split the same way under every policy)
+            raw = [_COMPAT32.header_fetch_parse(name, value)
+                   for name, value in head.raw_items() if name.lower() == "subject"]
             decoded = [decode_header_checked(v) for v in raw]
         except Exception:  # noqa: BLE001 — an unparseable subject: keyword conditions hold
             decoded = [("", False)]

@@ -21,7 +21,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_new(path: Path, data: bytes, *, sync: bool = True) -> None:
+def write_new(path: str | Path, data: bytes, *, sync: bool = True) -> None:
     """Create ``path`` (must not exist) with ``data``, mode 0600, fsynced."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
     try:

@@ -38,6 +38,7 @@ import secrets
 import threading
 from pathlib import Path
 
+from gateway.audit import get_logger
 from gateway.model import Envelope, Plan
 from gateway.queue.item import QueueItem
 from gateway.queue.safeio import atomic_replace, ensure_dir, fsync_dir, write_new
@@ -46,6 +47,9 @@ MSG, STATE, ERROR = ".msg", ".state", ".error"
 QUEUE, HOLD, SHUNT, FAILED = "queue", "hold", "shunt", "failed"
 AREAS = (QUEUE, HOLD, SHUNT, FAILED)
 _SUFFIXES = (MSG, STATE, ERROR)
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+log = get_logger("queue")
 
 
 class QueueFull(Exception):
@@ -124,6 +128,40 @@ class DirSync:
                     self._cond.notify_all()
 
 
+class BatchRemoval:
+    """``await remove(item_id)``: hand ``item_id`` to ``remove_all`` in a worker
+    thread, with every other id that arrives while a batch is running in the
+    next batch (the same idea as the group commit above, for removals)."""
+
+    def __init__(self, remove_all):
+        self.remove_all = remove_all
+        self._next: tuple[list[str], asyncio.Future] | None = None
+        self._running = False
+
+    async def remove(self, item_id: str) -> None:
+        if self._next is None:
+            self._next = ([], asyncio.get_running_loop().create_future())
+        ids, done = self._next
+        ids.append(item_id)
+        if not self._running:
+            self._running = True
+            asyncio.ensure_future(self._run())
+        await asyncio.shield(done)     # a cancelled caller leaves the batch running
+
+    async def _run(self) -> None:
+        try:
+            while self._next is not None:
+                (ids, done), self._next = self._next, None
+                try:
+                    await asyncio.to_thread(self.remove_all, ids)
+                except Exception as exc:  # noqa: BLE001 — handed to every waiter
+                    done.set_exception(exc)
+                else:
+                    done.set_result(None)
+        finally:
+            self._running = False
+
+
 class QueueStore:
     """One spool. With several worker processes each worker opens the same
     spool with its own ``shard``: it creates, recovers and counts only the
@@ -131,18 +169,25 @@ class QueueStore:
 
     def __init__(self, root: Path, max_items: int = 20_000, shard: int = 0, shards: int = 1):
         self.root = Path(root)
+        self._root = str(self.root)
         self.max_items = max_items
         self.shard, self.shards = shard, shards
         for area in ("tmp", "active", *AREAS):
             ensure_dir(self.root / area)
         self._queue_sync = DirSync(self.root / QUEUE)
+        self._removals = BatchRemoval(self._remove_finished)
         self._count = len(self.own_ids(QUEUE))
 
     # ---- paths and listing -------------------------------------------------
     def file(self, item_id: str, area: str, suffix: str) -> Path:
-        if not item_id or not all(c in "0123456789abcdef" for c in item_id):
+        return Path(self._path(item_id, area, suffix))
+
+    def _path(self, item_id: str, area: str, suffix: str) -> str:
+        """``file`` as a string: what the per-message hot path hands to ``os``
+        (building a ``Path`` costs more than the syscall it names)."""
+        if not item_id or not _HEX_DIGITS.issuperset(item_id):
             raise ItemNotFound(item_id)
-        return self.root / area / f"{item_id}{suffix}"
+        return f"{self._root}/{area}/{item_id}{suffix}"
 
     def ids(self, area: str = QUEUE) -> list[str]:
         try:
@@ -216,10 +261,10 @@ class QueueStore:
         return QueueItem.new(item_id or self.new_id(), envelope, plan)
 
     def _put_sync(self, item: QueueItem, raw: bytes, mark: bool = True) -> None:
-        staging = self.file(item.id, "tmp", MSG)
+        staging = self._path(item.id, "tmp", MSG)
         try:
             write_new(staging, _encode(item) + b"\n" + raw)
-            os.rename(staging, self.file(item.id, QUEUE, MSG))
+            os.rename(staging, self._path(item.id, QUEUE, MSG))
         except BaseException:
             try:
                 os.unlink(staging)
@@ -276,11 +321,11 @@ class QueueStore:
         removal of the item. ``put`` marks a new item at once, so a crash
         between acceptance and the end of its first attempt counts too. Not
         fsynced: it only has to survive a process crash (kill -9)."""
-        os.close(os.open(self.file(item_id, "active", ""), os.O_WRONLY | os.O_CREAT, 0o600))
+        os.close(os.open(self._path(item_id, "active", ""), os.O_WRONLY | os.O_CREAT, 0o600))
 
     def clear_in_flight(self, item_id: str) -> None:
         try:
-            os.unlink(self.file(item_id, "active", ""))
+            os.unlink(self._path(item_id, "active", ""))
         except FileNotFoundError:
             pass
 
@@ -290,18 +335,28 @@ class QueueStore:
     def _remove(self, item_id: str, area: str) -> None:
         for suffix in (MSG, STATE, ERROR):  # .msg first: it defines the item
             try:
-                os.unlink(self.file(item_id, area, suffix))
+                os.unlink(self._path(item_id, area, suffix))
             except FileNotFoundError:
                 pass
         self.clear_in_flight(item_id)
 
     async def finish(self, item_id: str) -> None:
-        """Every recipient is final: remove the item. A crash before the
-        removal only means a retry (at-least-once), so no fsync is needed.
-        Done on the event loop: a few unlinks (metadata only, nothing to
-        write back) cost less than a trip to a worker thread and back."""
-        self._remove(item_id, QUEUE)
+        """Every recipient is final: remove the item; returns once its files
+        are gone. A crash before the removal only means a retry
+        (at-least-once; the ``active/`` marker goes last, so the retry counts
+        as an interrupted attempt), so no fsync is needed. The unlinks wait on
+        the file system's journal (~0.15 ms an item on ext4), so they run in a
+        worker thread, and the items finished meanwhile share one trip there."""
         self._count -= 1
+        await self._removals.remove(item_id)
+
+    def _remove_finished(self, item_ids: list[str]) -> None:
+        for item_id in item_ids:
+            try:
+                self._remove(item_id, QUEUE)
+            except OSError as exc:     # left in queue/: retried (at-least-once) at start-up
+                log.error("could not remove a finished item", queue_id=item_id,
+                          error=exc.__class__.__name__)
 
     async def move(self, item_id: str, src: str, dst: str, error_text: str | None = None) -> None:
         await asyncio.to_thread(self.move_sync, item_id, src, dst, error_text)

@@ -1,4 +1,5 @@
 """QueueStore: the commit point and the areas on disk."""
+import asyncio
 import json
 import os
 import stat
@@ -169,3 +170,19 @@ def test_put_sync_under_the_lock_marks_no_attempt(tmp_path):
     tool.unlock()
     assert tool.size == 1 and not tool.was_in_flight(item.id)
     assert QueueStore(tmp_path).ids(QUEUE) == [item.id]    # found by the daemon's recovery
+
+
+async def test_finished_items_share_one_trip_to_the_removal_thread(tmp_path):
+    """Items finished together are removed in one batch, and each ``finish``
+    returns only once its own files (and its in-flight marker) are gone."""
+    store = QueueStore(tmp_path)
+    items = [await store.put(envelope(), b"x", Plan.relay_all(["b@partner.test"]))
+             for _ in range(20)]
+    batches = []
+    remove_all = store._removals.remove_all
+    store._removals.remove_all = lambda ids: (batches.append(len(ids)), remove_all(ids))
+    await asyncio.gather(*(store.finish(item.id) for item in items))
+    assert batches == [20]
+    assert list((tmp_path / "queue").iterdir()) == []
+    assert list((tmp_path / "active").iterdir()) == []
+    assert store.size == 0
