@@ -46,16 +46,18 @@ def received_header(envelope: Envelope, hostname: str, queue_id: str, now: float
             f"\t{email.utils.formatdate(now)}\r\n").encode("ascii", "replace")
 
 
-def fix_submitted_header(raw: bytes, hostname: str, queue_id: str, now: float) -> bytes:
-    """Drop client-supplied ``X-Phigate-*`` fields (with their folded lines)
-    and add ``Date`` / ``Message-ID`` if missing; the body stays as it is."""
+def fixed_header_section(raw: bytes, hostname: str, queue_id: str, now: float) -> tuple[bytes, int]:
+    """The header section of ``raw`` without client-supplied ``X-Phigate-*``
+    fields (and their folded lines) and with ``Date`` / ``Message-ID`` added if
+    missing, and the offset in ``raw`` where the body (its blank line first)
+    starts: the stored message is that section, then ``raw`` from the offset."""
     end = raw.find(b"\r\n\r\n")
     if raw.startswith(b"\r\n"):
-        head, body = b"", raw
+        head, body_at = b"", 0
     elif end < 0:
-        head, body = raw, b""
+        head, body_at = raw, len(raw)
     else:
-        head, body = raw[:end + 2], raw[end + 2:]
+        head, body_at = raw[:end + 2], end + 2
     kept: list[bytes] = []
     names: set[bytes] = set()
     dropping = False
@@ -73,9 +75,9 @@ def fix_submitted_header(raw: bytes, hostname: str, queue_id: str, now: float) -
         kept.append(f"Date: {email.utils.formatdate(now)}\r\n".encode())
     if b"message-id" not in names:
         kept.append(f"Message-ID: <{queue_id}@{hostname}>\r\n".encode("ascii", "replace"))
-    if not body:
-        body = b"\r\n"
-    return b"".join(kept) + body
+    if body_at == len(raw):
+        kept.append(b"\r\n")
+    return b"".join(kept), body_at
 
 
 class Submission:
@@ -116,9 +118,12 @@ class Submission:
             return Refused(550, "5.7.1", _one_line(f"Policy rule {first.rule}: {reason}"))
         queue_id = self.store.new_id()
         now = time.time()
-        if envelope.source == "smtp":
-            raw = fix_submitted_header(raw, self.hostname, queue_id, now)
-        data = received_header(envelope, self.hostname, queue_id, now) + raw
+        trace = received_header(envelope, self.hostname, queue_id, now)
+        if envelope.source == "smtp":   # one copy of a large body, not three
+            head, body_at = fixed_header_section(raw, self.hostname, queue_id, now)
+            data = b"".join((trace, head, memoryview(raw)[body_at:]))
+        else:
+            data = trace + raw
         try:
             item = await self.store.put(envelope, data, plan, item_id=queue_id)
         except QueueFull:

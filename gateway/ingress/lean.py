@@ -41,6 +41,19 @@ _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _SIMPLE_PATH = re.compile(
     rf"<((?:{_ATEXT}(?:\.{_ATEXT})*)@(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*))>(?=\s|$)")
 
+def has_long_line(data: bytes, longest: int) -> bool:
+    """Is a line of ``data`` (the bytes between two CRLFs) longer than ``longest``?
+    Jumps to the last CRLF within reach of each line start, so it looks at
+    ``len(data) / longest`` windows instead of splitting out every line."""
+    start, end = 0, len(data)
+    while end - start > longest:
+        crlf = data.rfind(b"\r\n", start, start + longest + 2)
+        if crlf < 0:
+            return True
+        start = crlf + 2
+    return False
+
+
 # (protocol class, handler class) -> names of its smtp_/auth_/handle_ methods
 _TABLES: dict[tuple[type, type], tuple[tuple[str, ...], tuple[tuple[str, str, bool], ...],
                                        tuple[str, ...]]] = {}
@@ -158,8 +171,9 @@ class LeanSMTP(SMTP):
             except asyncio.LimitOverrunError as exc:
                 chunk = await reader.readexactly(exc.consumed)
             size += len(chunk)
-            ended = chunk.endswith(b".\r\n") and (tail + chunk)[-5:-3] == b"\r\n"
-            tail = (tail + chunk)[-4:]
+            recent = chunk if len(chunk) >= 5 else tail + chunk   # no copy of a big chunk
+            ended = recent.endswith(b".\r\n") and recent[-5:-3] == b"\r\n"
+            tail = recent[-4:]
             if too_much or (self.data_size_limit and size - 3 * ended > self.data_size_limit):
                 too_much = True
                 parts.clear()
@@ -170,7 +184,7 @@ class LeanSMTP(SMTP):
         if too_much:
             return None, "552 Error: Too much mail data"
         data = b"".join(parts)[:-3]
-        if any(len(line) + 2 > self.line_length_limit for line in data.split(b"\r\n")):
+        if has_long_line(data, self.line_length_limit - 2):
             return None, "500 Line too long (see RFC5321 4.5.3.1.6)"
         if data.startswith(b"."):
             data = data[1:]

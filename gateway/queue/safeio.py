@@ -7,6 +7,7 @@ fsyncs the parent directory as well.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 FILE_MODE = 0o600
@@ -21,14 +22,16 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_new(path: str | Path, data: bytes, *, sync: bool = True) -> None:
-    """Create ``path`` (must not exist) with ``data``, mode 0600, fsynced."""
+def write_new(path: str | Path, data: bytes | Sequence[bytes], *, sync: bool = True) -> None:
+    """Create ``path`` (must not exist) with ``data`` (bytes, or pieces written
+    one after another without joining them first), mode 0600, fsynced."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
     try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        for piece in ((data,) if isinstance(data, bytes | bytearray | memoryview) else data):
+            view = memoryview(piece)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
         if sync:
             os.fsync(fd)
     finally:

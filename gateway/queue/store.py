@@ -263,7 +263,7 @@ class QueueStore:
     def _put_sync(self, item: QueueItem, raw: bytes, mark: bool = True) -> None:
         staging = self._path(item.id, "tmp", MSG)
         try:
-            write_new(staging, _encode(item) + b"\n" + raw)
+            write_new(staging, (_encode(item) + b"\n", raw))
             os.rename(staging, self._path(item.id, QUEUE, MSG))
         except BaseException:
             try:

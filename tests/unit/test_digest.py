@@ -87,8 +87,8 @@ async def test_loop_sends_one_interval_after_the_first_start_and_remembers(tmp_p
 
     clock.now += DAY                                  # a restart a day later: due
     loop = asyncio.create_task(make_digest(store, spool, clock, tmp_path).run())
-    async with asyncio.timeout(10):
-        while not store.ids(QUEUE):
+    async with asyncio.timeout(10):                  # sent and remembered (in that order)
+        while json.loads((tmp_path / "digest.json").read_text()) != {"last_sent": NOW + DAY}:
             await asyncio.sleep(0.01)
     loop.cancel()
     await asyncio.gather(loop, return_exceptions=True)

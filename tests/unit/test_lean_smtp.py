@@ -10,7 +10,7 @@ import random
 import pytest
 from aiosmtpd.smtp import SMTP
 
-from gateway.ingress.lean import LeanSMTP
+from gateway.ingress.lean import LeanSMTP, has_long_line
 
 LIMIT = 200           # data_size_limit for the size cases
 
@@ -153,3 +153,15 @@ async def test_size_limit_and_the_session_goes_on():
         writer.close()
     finally:
         server.close()
+
+
+def test_long_line_check_agrees_with_splitting_every_line():
+    """has_long_line jumps between CRLFs; splitting at every CRLF is the definition."""
+    rng = random.Random(20261205)
+    for _ in range(5000):
+        pieces = [bytes(rng.choice(b"ab\r\n.") for _ in range(rng.randint(0, 14)))
+                  for _ in range(rng.randint(0, 8))]
+        data = b"\r\n".join(pieces)
+        longest = rng.randint(1, 10)
+        expected = any(len(line) > longest for line in data.split(b"\r\n"))
+        assert has_long_line(data, longest) == expected, (data, longest)
