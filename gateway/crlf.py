@@ -6,15 +6,17 @@ from __future__ import annotations
 import re
 
 BARE_EOL = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+_BARE_CR = re.compile(rb"\r(?!\n)")
 
 
 def has_bare_eol(raw: bytes) -> bool:
-    """A CR not followed by LF or an LF not preceded by CR? Every CRLF pair holds
-    one CR and one LF and pairs never overlap, so there is none exactly when the
-    three counts agree. (bytes.count runs at memory speed: ~8 µs for 5 KB,
-    against ~95 µs for ``BARE_EOL.search``, whose lookbehind runs at each LF.)"""
-    crlf = raw.count(b"\r\n")
-    return raw.count(b"\r") != crlf or raw.count(b"\n") != crlf
+    """A CR not followed by LF or an LF not preceded by CR? When there are as many
+    CRs as LFs and every CR is followed by an LF, every LF follows a CR: so there is
+    none exactly when the counts agree and no CR stands alone. (Single-byte counts
+    and a search that stops only at CRs run at memory speed: ~1.5 ms per MiB here,
+    against ~2.1 ms when counting CRLF pairs too and ~95 µs per 5 KB for
+    ``BARE_EOL.search``, whose lookbehind runs at each LF.)"""
+    return raw.count(b"\r") != raw.count(b"\n") or _BARE_CR.search(raw) is not None
 
 
 def to_crlf(raw: bytes) -> bytes:
