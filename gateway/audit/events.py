@@ -5,6 +5,8 @@ import os
 
 import structlog
 
+from gateway.audit.setup import write_info
+
 EVENTS = frozenset({
     "received", "refused", "classified", "decided", "queued", "attempt", "delivered",
     "deferred", "bounced", "fallback", "held", "released", "dropped", "shunted", "expired",
@@ -41,4 +43,6 @@ def audit(event: str, **fields) -> None:
             raise ValueError(f"audit fields not allowed: {bad}")
         fields = {k: v for k, v in fields.items() if k in ALLOWED_FIELDS}
         fields["dropped_fields"] = len(bad)
-    structlog.get_logger("audit").info(event, audit=True, **fields)
+    # the key order structlog gives: bound values, then "event", then the processors'
+    if not write_info({"audit": True, **fields, "event": event}):
+        structlog.get_logger("audit").info(event, audit=True, **fields)
