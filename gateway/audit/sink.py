@@ -6,7 +6,9 @@ Inside a running event loop, ``write`` only collects the text and schedules a
 flush for the next loop iteration; the batch goes out in one ``write()``
 syscall then, or at once when it passes ``MAX_PENDING``. ``flush`` writes the
 batch now: the stdlib handler calls it after every record, ``SinkLogger``
-after every warning or error (with the info lines before it, in order).
+after every warning or error (with the info lines before it, in order), and
+``audit`` after the rare events of ``events.AT_ONCE`` (start, reload, refused
+logins), which other processes may hear of another way right after.
 Without a running loop (CLI commands, other threads) every write goes out at
 once, after whatever is still pending.
 

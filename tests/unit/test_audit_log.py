@@ -115,6 +115,22 @@ def test_in_the_loop_lines_wait_for_the_iteration_and_keep_order_across_warnings
                            "stdlib_error", "delivered"]
 
 
+def test_lifecycle_and_access_events_are_written_at_once(tmp_path):
+    """systemd hears READY=1 right after config_loaded; a client its 535 after auth_failed."""
+    log = tmp_path / "phigate.log"
+    configure_logging("info", log)
+
+    async def reload_and_refuse():
+        audit("queued", queue_id="Q1")
+        audit("config_loaded", path="/etc/phigate/config.yaml")
+        assert events(log) == ["queued", "config_loaded"]
+        audit("delivered", queue_id="Q1")
+        audit("auth_failed", auth_user="frontdesk", delay=0.5)
+        assert events(log) == ["queued", "config_loaded", "delivered", "auth_failed"]
+
+    asyncio.run(reload_and_refuse())
+
+
 def test_a_full_batch_is_written_without_waiting_for_the_loop(tmp_path):
     log = tmp_path / "phigate.log"
     configure_logging("info", log)
