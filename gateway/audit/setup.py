@@ -16,7 +16,7 @@ from pathlib import Path
 
 import structlog
 
-from gateway.audit.sink import LineSink, SinkLogger
+from gateway.audit.sink import LineSink, SinkLogger, write_limit
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR}
@@ -59,7 +59,7 @@ def configure_logging(level: str = "info", file: Path | None = None) -> None:
     flush_logs()  # what the previous configuration still holds goes out first
     # held open for the life of the process (closed at exit); LineSink flushes it
     stream = open(file, "a", encoding="utf-8") if file else sys.stderr  # noqa: SIM115
-    installed = _Installed(LineSink(stream), _LEVELS[level])
+    installed = _Installed(LineSink(stream, write_limit(stream)), _LEVELS[level])
     structlog.configure(
         processors=installed.processors,
         wrapper_class=installed.wrapper_class,

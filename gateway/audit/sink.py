@@ -12,6 +12,12 @@ logins), which other processes may hear of another way right after.
 Without a running loop (CLI commands, other threads) every write goes out at
 once, after whatever is still pending.
 
+Processes sharing one output (the supervisor and its workers on journald's
+socket) must not split each other's lines: one write() to a regular file
+opened for appending lands whole, but on a pipe or socket only up to
+``PIPE_BUF`` bytes do, so there a batch goes out in writes of whole lines up to
+that size (``write_limit``; the JSON lines are ASCII, so characters are bytes).
+
 Durability: the audit log is not the commit point (the spool is, see
 DESIGN.md), so a line may sit in memory for one loop iteration. A process
 killed with SIGKILL loses at most the lines of that iteration; a normal exit
@@ -22,8 +28,23 @@ registers both).
 from __future__ import annotations
 
 import asyncio
+import io
+import os
+import select
+import stat
 import threading
+from collections.abc import Iterator
 from typing import TextIO
+
+
+def write_limit(stream: TextIO) -> int | None:
+    """The most one write() to ``stream`` may carry so that no other process's
+    write lands inside it: None (any size) for a regular file, else PIPE_BUF."""
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return select.PIPE_BUF
+    return None if stat.S_ISREG(mode) else select.PIPE_BUF
 
 
 class LineSink:
@@ -31,8 +52,9 @@ class LineSink:
 
     MAX_PENDING = 64 * 1024  # characters collected before a flush regardless
 
-    def __init__(self, stream: TextIO):
+    def __init__(self, stream: TextIO, max_write: int | None = None):
         self._stream = stream
+        self._max_write = max_write  # see write_limit
         self._pending: list[str] = []
         self._size = 0
         self._scheduled_on: asyncio.AbstractEventLoop | None = None
@@ -68,8 +90,25 @@ class LineSink:
         if not self._pending:
             return
         batch, self._pending, self._size = self._pending, [], 0
-        self._stream.write("".join(batch))
-        self._stream.flush()
+        for chunk in self._chunks(batch):
+            self._stream.write(chunk)
+            self._stream.flush()
+
+    def _chunks(self, batch: list[str]) -> Iterator[str]:
+        """The batch in as few writes as ``max_write`` allows, each of whole
+        lines (a line longer than that alone)."""
+        if self._max_write is None:
+            yield "".join(batch)
+            return
+        chunk: list[str] = []
+        size = 0
+        for text in batch:
+            if chunk and size + len(text) > self._max_write:
+                yield "".join(chunk)
+                chunk, size = [], 0
+            chunk.append(text)
+            size += len(text)
+        yield "".join(chunk)
 
 
 class SinkLogger:

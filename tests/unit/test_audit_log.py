@@ -4,9 +4,11 @@ file across warnings and stdlib records, one write per loop iteration inside
 the event loop and at once outside it, the flush at exit and before a fork,
 stderr output, and ``capture_logs`` still seeing audit events."""
 import asyncio
+import io
 import json
 import logging
 import os
+import select
 import subprocess
 import sys
 import textwrap
@@ -18,6 +20,7 @@ from structlog.testing import capture_logs
 
 from gateway.audit import audit, configure_logging, get_logger
 from gateway.audit import setup as audit_setup
+from gateway.audit.sink import LineSink, write_limit
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -145,6 +148,38 @@ def test_a_full_batch_is_written_without_waiting_for_the_loop(tmp_path):
 
     asyncio.run(burst())
     assert [line["queue_id"] for line in lines(log)] == [f"Q{n}" for n in range(2000)]
+
+
+class Writes(io.StringIO):
+    """A text stream that keeps each write() apart."""
+
+    def __init__(self):
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text):
+        self.writes.append(text)
+        return super().write(text)
+
+
+def test_on_a_pipe_or_socket_each_write_is_whole_lines_up_to_pipe_buf(tmp_path):
+    with open(tmp_path / "phigate.log", "a") as regular:
+        assert write_limit(regular) is None
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end), os.fdopen(write_end, "w") as pipe:
+        assert write_limit(pipe) == select.PIPE_BUF
+    stream = Writes()
+    sink = LineSink(stream, select.PIPE_BUF)
+    lines_in = [f"{n:04d}" + "x" * 295 + "\n" for n in range(40)] + ["y" * 5000 + "\n", "z\n"]
+
+    async def burst():
+        for line in lines_in:
+            sink.write(line)
+        assert stream.writes == []
+    asyncio.run(burst())
+    assert "".join(stream.writes) == "".join(lines_in)
+    assert all(w.endswith("\n") for w in stream.writes)
+    assert [len(w) for w in stream.writes] == [13 * 300, 13 * 300, 13 * 300, 300, 5001, 2]
 
 
 def test_lines_from_another_thread_come_after_the_pending_batch(tmp_path):
