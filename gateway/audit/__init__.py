@@ -4,7 +4,9 @@
 delivered, deferred, bounced, held, shunted …) keyed by queue id. Only
 whitelisted, content-free fields are allowed (``events.ALLOWED_FIELDS``):
 passing anything else raises in tests and is dropped in production, so a
-subject or body can never reach a log line by accident.
+subject or body can never reach a log line by accident. Inside the event loop
+lines are written once per loop iteration (``gateway.audit.sink`` says what
+that means if the process is killed).
 """
 from gateway.audit.events import ALLOWED_FIELDS, audit
 from gateway.audit.setup import configure_logging, get_logger

@@ -5,6 +5,8 @@ import os
 
 import structlog
 
+from gateway.audit.setup import flush_logs, write_info
+
 EVENTS = frozenset({
     "received", "refused", "classified", "decided", "queued", "attempt", "delivered",
     "deferred", "bounced", "fallback", "held", "released", "dropped", "shunted", "expired",
@@ -14,6 +16,16 @@ EVENTS = frozenset({
     "mdn_sent", "mdn_received",
     "auth_failed", "auth_locked", "portal_login_failed", "portal_identity_failed",
     "portal_upload_refused",
+})
+
+# Rare events written at once, with the batch before them, rather than with the
+# event loop's iteration (gateway.audit.sink): whoever learns of them another way
+# first (systemd's READY=1 after a reload, the 535 of a refused login) finds the
+# line already there. The per-message events, several a message, are batched.
+AT_ONCE = frozenset({
+    "started", "stopping", "recovered", "config_loaded", "config_rejected",
+    "auth_failed", "auth_locked", "portal_login", "portal_login_failed",
+    "portal_identity_failed", "portal_upload_refused",
 })
 
 # Fields that can never carry message content. Addresses are allowed in the audit
@@ -41,4 +53,8 @@ def audit(event: str, **fields) -> None:
             raise ValueError(f"audit fields not allowed: {bad}")
         fields = {k: v for k, v in fields.items() if k in ALLOWED_FIELDS}
         fields["dropped_fields"] = len(bad)
-    structlog.get_logger("audit").info(event, audit=True, **fields)
+    # the key order structlog gives: bound values, then "event", then the processors'
+    if not write_info({"audit": True, **fields, "event": event}):
+        structlog.get_logger("audit").info(event, audit=True, **fields)
+    if event in AT_ONCE:
+        flush_logs()

@@ -1,35 +1,75 @@
-"""structlog configuration: one JSON object per line, ISO timestamps."""
+"""structlog configuration: one JSON object per line, ISO timestamps.
+
+All output (structlog and stdlib logging) goes through one ``LineSink``
+(``gateway.audit.sink``): lines written inside the event loop are batched per
+loop iteration, warnings and errors go out at once after them, and the batch
+is flushed at exit and before a fork. ``write_info`` is the hot path for
+audit lines: the same processors, without structlog's per-call logger.
+"""
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import sys
 from pathlib import Path
 
 import structlog
 
+from gateway.audit.sink import LineSink, SinkLogger, write_limit
+
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR}
 
 
-def configure_logging(level: str = "info", file: Path | None = None) -> None:
-    """Route structlog and stdlib logging to JSON lines on stderr or ``file``."""
-    # held open for the life of the process (closed at exit), line-buffered
-    stream = open(file, "a", buffering=1, encoding="utf-8") if file else sys.stderr  # noqa: SIM115
-    structlog.configure(
-        processors=[
+class _Installed:
+    """What ``configure_logging`` gave structlog, to tell whether it still holds."""
+
+    def __init__(self, sink: LineSink, level: int):
+        self.sink = sink
+        self.logger = SinkLogger(sink)
+        self.processors = [
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(sort_keys=False),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        ]
+        self.wrapper_class = structlog.make_filtering_bound_logger(level)
+        self.info_enabled = level <= logging.INFO
+        self.expected = list(self.processors)  # capture_logs edits the list in place
+        self.logger_factory = self._logger_for  # one object, compared by identity
+
+    def _logger_for(self, *_names) -> SinkLogger:
+        return self.logger
+
+    def is_current(self) -> bool:
+        config = structlog.get_config()
+        return (config["logger_factory"] is self.logger_factory
+                and config["wrapper_class"] is self.wrapper_class
+                and config["processors"] == self.expected)
+
+
+_installed: _Installed | None = None
+
+
+def configure_logging(level: str = "info", file: Path | None = None) -> None:
+    """Route structlog and stdlib logging to JSON lines on stderr or ``file``."""
+    global _installed
+    flush_logs()  # what the previous configuration still holds goes out first
+    # held open for the life of the process (closed at exit); LineSink flushes it
+    stream = open(file, "a", encoding="utf-8") if file else sys.stderr  # noqa: SIM115
+    installed = _Installed(LineSink(stream, write_limit(stream)), _LEVELS[level])
+    structlog.configure(
+        processors=installed.processors,
+        wrapper_class=installed.wrapper_class,
+        logger_factory=installed.logger_factory,
         cache_logger_on_first_use=False,
     )
+    _installed = installed
     # Third-party loggers (aiosmtpd's "mail.log" echoes client data): warnings only,
-    # formatted by the same JSON renderer.
-    handler = logging.StreamHandler(stream)
+    # formatted by the same JSON renderer; the handler flushes the sink per record.
+    handler = logging.StreamHandler(installed.sink)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processor=structlog.processors.JSONRenderer(),
         foreign_pre_chain=[structlog.processors.add_log_level,
@@ -38,6 +78,32 @@ def configure_logging(level: str = "info", file: Path | None = None) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("mail.log").setLevel(logging.ERROR)
+
+
+def write_info(event_dict: dict) -> bool:
+    """Log ``event_dict`` at info level through the processors ``configure_logging``
+    installed, as structlog would, minus its per-call logger proxy and bind.
+    False (nothing done) when structlog's configuration is not that one (not
+    configured yet, or inside ``structlog.testing.capture_logs``): the caller
+    then logs through structlog."""
+    installed = _installed
+    if installed is None or not installed.is_current():
+        return False
+    if installed.info_enabled:
+        for processor in installed.expected:
+            event_dict = processor(installed.logger, "info", event_dict)
+        installed.logger.info(event_dict)
+    return True
+
+
+def flush_logs() -> None:
+    """Write out the lines batched so far (at exit, before a fork)."""
+    if _installed is not None:
+        _installed.sink.flush()
+
+
+atexit.register(flush_logs)
+os.register_at_fork(before=flush_logs)
 
 
 def get_logger(name: str = "phigate"):
