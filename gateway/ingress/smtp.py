@@ -297,6 +297,7 @@ class SubmissionServer:
         self.implicit_tls = listener.implicit_tls
         self.address_text = listener.address
         self.trusted = [ipaddress.ip_network(n, strict=False) for n in config.auth.trusted_networks]
+        self._trusted_hosts: dict[str, bool] = {}
         self.acceptor = acceptor
         self.users = users
         self.shared_senders = list(config.auth.shared_senders)
@@ -314,11 +315,18 @@ class SubmissionServer:
     def trusts(self, peer) -> bool:
         if not self.trusted or not isinstance(peer, tuple):
             return False
-        try:
-            ip = ipaddress.ip_address(peer[0])
-        except ValueError:
-            return False
-        return any(ip in net for net in self.trusted)
+        host = peer[0]
+        trusted = self._trusted_hosts.get(host)
+        if trusted is None:
+            try:
+                ip = ipaddress.ip_address(host)
+            except ValueError:
+                return False
+            trusted = any(ip in net for net in self.trusted)
+            if len(self._trusted_hosts) >= 4096:     # a bounded memo of client addresses
+                self._trusted_hosts.clear()
+            self._trusted_hosts[host] = trusted
+        return trusted
 
     def header_sender_refused(self, user: str, raw: bytes) -> str | None:
         """The header field ("From"/"Sender") naming an address this login may

@@ -355,3 +355,20 @@ async def until_refused(host: str, port: int, timeout: float = 30) -> None:
         writer.close()
         await asyncio.sleep(0.05)
     raise AssertionError(f"{host}:{port} still accepts connections")
+
+
+@pytest.mark.parametrize(("networks", "trusted"), [(["127.0.0.0/8"], True),
+                                                   (["10.0.0.0/8", "::1/128"], False)])
+async def test_trusted_networks_submit_without_tls_and_auth(gateway_factory, networks, trusted):
+    """A client in ``auth.trusted_networks`` may submit in plaintext without AUTH,
+    on every connection (the answer is remembered per address); any other must
+    STARTTLS first."""
+    gw = await gateway_factory(auth={"trusted_networks": networks})
+    for _ in range(2):
+        d = await Dialog.open(*gw.smtp.address)
+        await d.greet()
+        await d.cmd("EHLO client.example")
+        code, text = await d.cmd(f"MAIL FROM:<{SENDER}>")
+        assert (code == 250) is trusted and (code == 530) is not trusted, text
+        await d.cmd("QUIT")
+        await d.close()
