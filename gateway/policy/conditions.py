@@ -48,6 +48,63 @@ def header_section(raw: bytes) -> bytes:
     blank = _BLANK_LINE.search(raw)
     return raw if blank is None else raw[:blank.end()]
 
+# The header section as the stdlib's feed parser splits it (email.feedparser): lines
+# end at CRLF, CR or LF; the section stops at the first line that is neither a field,
+# a continuation nor a "From " line; a "From " line is no field (the envelope line
+# first, the start of the body last, a defect in between), nor is a line starting
+# with ":", and a continuation before any field is dropped. ``tests/unit/test_header_items.py`` compares the two.
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+_FIELD_LINE = re.compile(r"From |[\041-\071\073-\176]*:|[\t ]")
+# A Content-Type whose type the header parser cannot read differently (no comments,
+# encoded words or escapes) and that names no file (no "name" parameter).
+_PLAIN_CONTENT_TYPE = re.compile(
+    r"[ \t]*([A-Za-z0-9!#$%&'*+.^_`|~-]+)/[A-Za-z0-9!#$%&'*+.^_`|~-]+[ \t]*"
+    r"(?:;[^()\\]*)?\Z")
+
+
+def raw_header_items(section: bytes) -> list[tuple[str, str]]:
+    """The (name, value) pairs a headers-only parse of ``section`` stores, values
+    as sent (``Message.raw_items()``), without building the message."""
+    text = section.decode("ascii", "surrogateescape")
+    lines = []
+    for line in _LINE.findall(text):
+        if not _FIELD_LINE.match(line):
+            break
+        lines.append(line)
+    items: list[tuple[str, str]] = []
+    field: list[str] | None = None
+    for line in lines:
+        if line[0] in " \t":
+            if field is not None:
+                field.append(line)
+            continue
+        if field is not None:
+            items.append(_COMPAT32.header_source_parse(field))
+            field = None
+        if not line.startswith("From ") and line.find(":") > 0:
+            field = [line]
+    if field is not None:
+        items.append(_COMPAT32.header_source_parse(field))
+    return items
+
+
+def plain_single_part(items: list[tuple[str, str]]) -> bool | None:
+    """True: the header section describes one part that is not an attachment and
+    names no file (so it lists no attachment types); False: multipart or
+    message/*; None: not certain without the full header parser."""
+    disposition = [v for n, v in items if n.lower() == "content-disposition"]
+    types = [v for n, v in items if n.lower() == "content-type"]
+    if disposition or len(types) > 1:
+        return None
+    if not types:
+        return True                                   # text/plain by default
+    value = types[0]
+    match = _PLAIN_CONTENT_TYPE.match(value)
+    if match is None or "=?" in value or "name" in value.lower():
+        return None
+    return match.group(1).lower() not in ("multipart", "message")
+
+
 # address → whether a valid S/MIME certificate for it is on file (the local store)
 CertificateLookup = Callable[[str], bool]
 
@@ -74,17 +131,17 @@ class MessageFacts:
             return None
 
     @cached_property
+    def header_items(self) -> list[tuple[str, str]]:
+        return raw_header_items(header_section(self.raw))
+
+    @cached_property
     def subject(self) -> str | None:
         """The Subject (all Subject headers joined, RFC 2047 decoded as the classifier does);
         ``None`` when it does not parse or an encoded word does not decode."""
         try:
-            head = self.headers
-            if head is None:
-                raise ValueError("header section does not parse")
-            # the values as sent, as the compat32 parser would hand them out (the
-            # header section is split the same way under every policy)
+            # the values as sent, as the compat32 parser would hand them out
             raw = [_COMPAT32.header_fetch_parse(name, value)
-                   for name, value in head.raw_items() if name.lower() == "subject"]
+                   for name, value in self.header_items if name.lower() == "subject"]
             decoded = [decode_header_checked(v) for v in raw]
         except Exception:  # noqa: BLE001 — an unparseable subject: keyword conditions hold
             decoded = [("", False)]
@@ -101,6 +158,8 @@ class MessageFacts:
         look into its body either)."""
         found: set[str] = set()
         try:
+            if plain_single_part(self.header_items):
+                return frozenset()
             head = self.headers
             if head is None:
                 raise ValueError("header section does not parse")

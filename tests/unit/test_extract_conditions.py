@@ -82,6 +82,7 @@ def test_conditions_that_cannot_parse_hold_and_matched_keyword_is_none(monkeypat
 
     monkeypatch.setattr("gateway.policy.conditions._PARSER.parsebytes", parser_fails)
     monkeypatch.setattr("gateway.policy.conditions.parse", parser_fails)
+    monkeypatch.setattr("gateway.policy.conditions.raw_header_items", parser_fails)
     assert CHECKS["header"]({"X-Secure": "*"}, "p@x.example", facts, {})
     assert CHECKS["attachment_type"]([".dcm"], "p@x.example", facts, {})
     assert facts.unreadable and facts.phi()
