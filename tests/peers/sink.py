@@ -6,7 +6,9 @@ transaction and can refuse per recipient, at MAIL or at DATA.
     await upstream_sink.stop(); await upstream_sink.start()   # same port: an outage
 
 With ``tls=True`` it offers STARTTLS with a certificate from a throwaway CA
-(``sink.ca_file`` for the client); with ``auth`` it requires AUTH.
+(``sink.ca_file`` for the client); with ``auth`` it requires AUTH. aiosmtpd
+reads pipelined commands but does not say so; ``pipelining=True`` adds
+PIPELINING to the EHLO reply.
 """
 from __future__ import annotations
 
@@ -82,6 +84,12 @@ class _Handler:
     def __init__(self, sink: UpstreamSink):
         self.sink = sink
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.sink.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_MAIL(self, server, session, envelope, address, options):
         if self.sink.fail_mail:
             return self.sink.fail_mail
@@ -107,10 +115,11 @@ class _Handler:
 
 class UpstreamSink:
     def __init__(self, port: int = 0, tls: SinkTls | None = None,
-                 auth: tuple[str, str] | None = None):
+                 auth: tuple[str, str] | None = None, pipelining: bool = False):
         self.port = port
         self.tls = tls
         self.auth = auth
+        self.pipelining = pipelining
         self.messages: list[Received] = []
         self.connections = 0
         self.fail_rcpt: dict[str, str] = {}
@@ -180,9 +189,10 @@ class UpstreamSink:
 async def sink_factory(tmp_path):
     sinks: list[UpstreamSink] = []
 
-    async def make(tls: bool = False, auth: tuple[str, str] | None = None) -> UpstreamSink:
+    async def make(tls: bool = False, auth: tuple[str, str] | None = None,
+                   pipelining: bool = False) -> UpstreamSink:
         sink = UpstreamSink(tls=make_tls(tmp_path / f"sink{len(sinks)}") if tls else None,
-                            auth=auth)
+                            auth=auth, pipelining=pipelining)
         await sink.start()
         sinks.append(sink)
         return sink
