@@ -249,6 +249,21 @@ async def test_all_refused_no_data_then_same_connection_delivers(sink_factory, w
     assert (b"DATA\r\n" in first) is pipelining          # DATA only inside a pipelined group
 
 
+async def test_all_refused_but_data_taken_ends_with_a_lone_dot(sink_factory, wiretap_factory):
+    """RFC 2920: a server that answers the pipelined DATA with 354 although it
+    refused every RCPT gets a lone dot, never the message; then RSET."""
+    sink = await sink_factory(pipelining=True)
+    sink.sloppy_rcpt = True
+    sink.fail_rcpt[B] = "550 5.1.1 No such user"
+    tap = await wiretap_factory(sink.port)
+    courier = courier_for(tap.port)
+    assert await courier.send(FROM, [B], MESSAGE) == {B: Permanent("550 5.1.1 No such user", 550)}
+    assert await courier.send(FROM, [A], MESSAGE) == {A: Delivered()}
+    await courier.close()
+    assert [(m.rcpt_tos, m.data) for m in sink.messages] == [([B], b""), ([A], RECEIVED)]
+    assert b"DATA\r\n.\r\nRSET\r\nMAIL FROM:" in tap.sessions[0] and len(tap.sessions) == 1
+
+
 @pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "sequential"])
 @pytest.mark.parametrize("reply,kind", [("550 5.7.1 Sender refused", Permanent),
                                         ("451 4.3.0 Try later", Transient)])

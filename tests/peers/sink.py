@@ -8,7 +8,8 @@ transaction and can refuse per recipient, at MAIL or at DATA.
 With ``tls=True`` it offers STARTTLS with a certificate from a throwaway CA
 (``sink.ca_file`` for the client); with ``auth`` it requires AUTH. aiosmtpd
 reads pipelined commands but does not say so; ``pipelining=True`` adds
-PIPELINING to the EHLO reply.
+PIPELINING to the EHLO reply. ``sloppy_rcpt = True`` keeps refused recipients
+in the envelope, so DATA gets a 354 with none accepted (a broken server).
 """
 from __future__ import annotations
 
@@ -99,6 +100,8 @@ class _Handler:
     async def handle_RCPT(self, server, session, envelope, address, options):
         reply = self.sink.fail_rcpt.get(address)
         if reply:
+            if self.sink.sloppy_rcpt:
+                envelope.rcpt_tos.append(address)
             return reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
@@ -125,6 +128,7 @@ class UpstreamSink:
         self.fail_rcpt: dict[str, str] = {}
         self.fail_mail: str | None = None
         self.fail_data: str | None = None
+        self.sloppy_rcpt = False
         self._server: asyncio.base_events.Server | None = None
         self._sessions: list[SMTP] = []
         self._arrived = asyncio.Condition()
