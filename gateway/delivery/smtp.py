@@ -10,12 +10,9 @@
   (Postfix does the same); clients idle longer than ``idle_timeout`` are
   closed. A send that fails on a reused connection is retried once on a new
   one (the server may have dropped an idle session).
-- aiosmtplib turns lone CR and LF into CRLF before DATA with a substitution
-  that also rewrites every CRLF: a third of the CPU of relaying a 1 MB
-  message. ``normalize_line_endings`` (installed in its place) substitutes only
-  when a bare CR or LF exists (``gateway.crlf``); the output is byte for byte
-  aiosmtplib's (``tests/unit/test_upstream_line_endings.py``).
-- The transaction is written here, not with ``sendmail`` (``smtp_wire``): with
+- The transaction is written here, not with aiosmtplib's ``sendmail``
+  (``smtp_wire``), which costs a round trip per command, ``parseaddr`` per
+  address and two regular-expression passes over the body. With
   PIPELINING (RFC 2920) MAIL, every RCPT and DATA go in one write and the
   replies are read in order, then the body; without it one command at a time,
   no RCPT after a refused MAIL and no DATA when every RCPT was refused. The
@@ -33,7 +30,6 @@ import time
 from collections.abc import Sequence
 
 import aiosmtplib
-import aiosmtplib.protocol
 from aiosmtplib import (
     SMTPException,
     SMTPResponse,
@@ -43,22 +39,11 @@ from aiosmtplib import (
 from aiosmtplib.typing import SMTPStatus
 
 from gateway.audit import get_logger
-from gateway.crlf import to_crlf
-from gateway.delivery.smtp_wire import body, envelope, quote
+from gateway.delivery.smtp_wire import PipeliningProtocol, body, envelope, quote
 from gateway.model import Delivered, Outcome, Permanent, Transient
 
 log = get_logger("upstream")
 
-
-
-def normalize_line_endings(message: bytes) -> bytes:
-    """aiosmtplib's ``normalize_message_line_endings``, without the substitution
-    when every CR and LF already stands in a CRLF pair."""
-    message = to_crlf(message)
-    return message if message.endswith(b"\r\n") else message + b"\r\n"
-
-
-aiosmtplib.protocol.normalize_message_line_endings = normalize_line_endings
 
 MIN_DATA_RATE = 100_000      # bytes/s assumed for the DATA timeout of large messages
 ACCEPTED = (SMTPStatus.completed, SMTPStatus.will_forward)    # RCPT: 250, 251
@@ -76,6 +61,16 @@ def _by_code(code: int, message: str) -> Outcome:
 def _clean(client: aiosmtplib.SMTP) -> bool:
     """Connected, every reply read and nothing unasked-for buffered."""
     return client.is_connected and client.protocol.clean
+
+
+def _write(client: aiosmtplib.SMTP, data: bytes, replies: int) -> PipeliningProtocol:
+    """Write ``data`` that will get ``replies`` replies; the protocol to read them from."""
+    protocol = client.protocol
+    if protocol is None:
+        raise SMTPServerDisconnected("Connection lost")
+    protocol.expect(replies)
+    protocol.write(data)
+    return protocol
 
 
 def _describe(exc: BaseException) -> str:
@@ -188,11 +183,7 @@ class UpstreamCourier:
     @staticmethod
     async def _exchange(client, command: bytes, timeout) -> SMTPResponse:
         """Write one command (or the body) and read its reply."""
-        protocol = client.protocol
-        if protocol is None:
-            raise SMTPServerDisconnected("Connection lost")
-        protocol.expect(1)
-        protocol.write(command)
+        protocol = _write(client, command, 1)
         reply = await protocol.read_response(timeout)
         if reply.code == SMTPStatus.domain_unavailable:
             client.close()
@@ -206,9 +197,7 @@ class UpstreamCourier:
         replies: list[SMTPResponse] = []
         try:
             if client.supports_extension("pipelining"):
-                protocol = client.protocol
-                protocol.expect(len(commands))
-                protocol.write(b"".join(commands))
+                protocol = _write(client, b"".join(commands), len(commands))
                 for _ in commands:
                     replies.append(await protocol.read_response(timeout))
                     if replies[-1].code == SMTPStatus.domain_unavailable:

@@ -185,6 +185,26 @@ async def test_wire_bytes_are_sendmails(sink_factory, wiretap_factory, pipelinin
     assert sink.messages[1].rcpt_tos == [A, B]
 
 
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "sequential"])
+async def test_starttls_and_auth_then_the_transaction(sink_factory, tmp_path, pipelining):
+    """After STARTTLS (the same protocol object, now over TLS) and AUTH (the sink
+    takes no MAIL without it)."""
+    sink = await sink_factory(tls=True, auth=("relay", "s3cret"), pipelining=pipelining)
+    secret = tmp_path / "upstream.pass"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o600)
+    courier = UpstreamCourier(UpstreamConfig(
+        host="127.0.0.1", port=sink.port, tls="starttls", ca_file=sink.ca_file,
+        username="relay", password_file=secret), "gateway.test")
+    sink.fail_rcpt[B] = "550 5.1.1 No such user"
+    for _ in range(2):
+        assert await courier.send(FROM, [A, B], MESSAGE) == {
+            A: Delivered(), B: Permanent("550 5.1.1 No such user", 550)}
+    await courier.close()
+    assert [(m.rcpt_tos, m.data, m.tls) for m in sink.messages] == [([A], RECEIVED, True)] * 2
+    assert sink.connections == 1
+
+
 async def test_pipelined_group_is_one_write(sink_factory, wiretap_factory):
     """The sink's replies are held until DATA has arrived: a client that waited
     for the MAIL reply before RCPT would time out. Every reply then comes at once."""
