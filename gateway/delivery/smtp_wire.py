@@ -82,6 +82,8 @@ def body(data: bytes) -> tuple[bytes, int]:
 
 
 class PipeliningProtocol(SMTPProtocol):
+    """aiosmtplib's protocol, able to read the replies to a pipelined group."""
+
     _owed = 0       # replies still to read for commands already written
 
     def expect(self, replies: int) -> None:

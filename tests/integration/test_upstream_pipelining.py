@@ -86,6 +86,7 @@ class Wiretap:
                     self.cut = None
                 sink_w.write(data)
             self.client_closed += 1
+            gate.set()                   # let a held reply go, so this session can end
             sink_w.close()
 
         async def downstream() -> None:
