@@ -10,11 +10,17 @@
   (Postfix does the same); clients idle longer than ``idle_timeout`` are
   closed. A send that fails on a reused connection is retried once on a new
   one (the server may have dropped an idle session).
-- aiosmtplib turns lone CR and LF into CRLF before DATA with a substitution
-  that also rewrites every CRLF: a third of the CPU of relaying a 1 MB
-  message. ``normalize_line_endings`` (installed in its place) substitutes only
-  when a bare CR or LF exists (``gateway.crlf``); the output is byte for byte
-  aiosmtplib's (``tests/unit/test_upstream_line_endings.py``).
+- The transaction is written here, not with aiosmtplib's ``sendmail``
+  (``smtp_wire``), which costs a round trip per command, ``parseaddr`` per
+  address and two regular-expression passes over the body. With
+  PIPELINING (RFC 2920) MAIL, every RCPT and DATA go in one write and the
+  replies are read in order, then the body; without it one command at a time,
+  no RCPT after a refused MAIL and no DATA when every RCPT was refused. The
+  bytes on the wire are ``sendmail``'s (``tests/integration/test_upstream_pipelining.py``).
+  All recipients refused: RSET (after ending with a lone dot a DATA the server
+  took anyway), and the connection stays pooled. A connection in an unknown
+  state (a timeout, a malformed reply, bytes nobody asked for) is closed, never
+  pooled or sent QUIT. A 421 reply ends the session, as in aiosmtplib.
 """
 from __future__ import annotations
 
@@ -24,32 +30,23 @@ import time
 from collections.abc import Sequence
 
 import aiosmtplib
-import aiosmtplib.protocol
 from aiosmtplib import (
     SMTPException,
-    SMTPRecipientsRefused,
+    SMTPResponse,
     SMTPResponseException,
     SMTPServerDisconnected,
 )
+from aiosmtplib.typing import SMTPStatus
 
 from gateway.audit import get_logger
-from gateway.crlf import to_crlf
+from gateway.delivery.smtp_wire import PipeliningProtocol, body, envelope, quote
 from gateway.model import Delivered, Outcome, Permanent, Transient
 
 log = get_logger("upstream")
 
 
-
-def normalize_line_endings(message: bytes) -> bytes:
-    """aiosmtplib's ``normalize_message_line_endings``, without the substitution
-    when every CR and LF already stands in a CRLF pair."""
-    message = to_crlf(message)
-    return message if message.endswith(b"\r\n") else message + b"\r\n"
-
-
-aiosmtplib.protocol.normalize_message_line_endings = normalize_line_endings
-
 MIN_DATA_RATE = 100_000      # bytes/s assumed for the DATA timeout of large messages
+ACCEPTED = (SMTPStatus.completed, SMTPStatus.will_forward)    # RCPT: 250, 251
 
 
 def _reply(code: int, message: str) -> str:
@@ -59,6 +56,21 @@ def _reply(code: int, message: str) -> str:
 def _by_code(code: int, message: str) -> Outcome:
     text = _reply(code, message)
     return Permanent(text, code) if code >= 500 else Transient(text, code)
+
+
+def _clean(client: aiosmtplib.SMTP) -> bool:
+    """Connected, every reply read and nothing unasked-for buffered."""
+    return client.is_connected and client.protocol.clean
+
+
+def _write(client: aiosmtplib.SMTP, data: bytes, replies: int) -> PipeliningProtocol:
+    """Write ``data`` that will get ``replies`` replies; the protocol to read them from."""
+    protocol = client.protocol
+    if protocol is None:
+        raise SMTPServerDisconnected("Connection lost")
+    protocol.expect(replies)
+    protocol.write(data)
+    return protocol
 
 
 def _describe(exc: BaseException) -> str:
@@ -105,19 +117,22 @@ class UpstreamCourier:
 
     async def _discard(self, client: aiosmtplib.SMTP) -> None:
         try:
-            if client.is_connected:
+            if _clean(client):
                 await asyncio.wait_for(client.quit(), 5)
+            else:
+                client.close()
         except (SMTPException, OSError, TimeoutError):
             client.close()
 
     async def send(self, mail_from: str, rcpts: Sequence[str], data: bytes) -> dict[str, Outcome]:
+        addresses = quote(mail_from), [quote(r) for r in rcpts]   # ValueError before any I/O
         async with self._slots:
             for _ in range(2):
                 try:
                     client, reused = await self._acquire()
                 except (SMTPException, OSError, TimeoutError) as exc:
                     return {r: Transient(_describe(exc)) for r in rcpts}
-                outcomes, keep = await self._transaction(client, mail_from, rcpts, data)
+                outcomes, keep = await self._transaction(client, addresses, rcpts, data)
                 if keep:
                     self._release(client)
                 else:
@@ -128,24 +143,89 @@ class UpstreamCourier:
                     break
             return {r: Transient("upstream closed the connection") for r in rcpts}
 
-    async def _transaction(self, client, mail_from, rcpts, data):
+    async def _transaction(self, client, addresses, rcpts, data):
         """(outcomes or None to retry on a fresh connection, keep the client?)"""
         timeout = max(self.config.timeout, len(data) / MIN_DATA_RATE)
+        message, size = body(data)
         try:
-            errors, _ = await client.sendmail(mail_from, list(rcpts), data, timeout=timeout)
-        except SMTPRecipientsRefused as exc:
-            return {e.recipient: _by_code(e.code, e.message) for e in exc.recipients}, True
+            await client._ehlo_or_helo_if_needed()      # as sendmail: once per session
+            commands = envelope(*addresses, size if client.supports_extension("size") else None)
+            replies = await self._envelope(client, commands, timeout)
+            if not replies:
+                return None, False
+            if replies[0].code != SMTPStatus.completed:
+                if len(replies) == len(commands) and replies[-1].code == SMTPStatus.start_input:
+                    client.close()      # a server in DATA after refusing MAIL: no QUIT
+                return {r: _by_code(replies[0].code, replies[0].message) for r in rcpts}, False
+            if len(replies) <= len(rcpts):
+                return None, False
+            refused = {r: _by_code(reply.code, reply.message)
+                       for r, reply in zip(rcpts, replies[1:]) if reply.code not in ACCEPTED}
+            if len(refused) == len(rcpts):
+                return refused, await self._reset(client, replies[len(commands) - 1:], timeout)
+            if len(replies) < len(commands):
+                return None, False
+            if replies[-1].code != SMTPStatus.start_input:
+                return {r: _by_code(replies[-1].code, replies[-1].message) for r in rcpts}, False
+            final = await self._exchange(client, message, timeout)
         except SMTPServerDisconnected:
             return None, False
         except SMTPResponseException as exc:
+            client.close()
             return {r: _by_code(exc.code, exc.message) for r in rcpts}, False
         except (SMTPException, OSError, TimeoutError) as exc:
+            client.close()
             return {r: Transient(_describe(exc)) for r in rcpts}, False
-        outcomes: dict[str, Outcome] = {}
-        for r in rcpts:
-            refused = errors.get(r)
-            outcomes[r] = _by_code(refused.code, refused.message) if refused else Delivered()
-        return outcomes, True
+        if final.code != SMTPStatus.completed:
+            return {r: _by_code(final.code, final.message) for r in rcpts}, False
+        return {r: refused.get(r) or Delivered() for r in rcpts}, _clean(client)
+
+    @staticmethod
+    async def _exchange(client, command: bytes, timeout) -> SMTPResponse:
+        """Write one command (or the body) and read its reply."""
+        protocol = _write(client, command, 1)
+        reply = await protocol.read_response(timeout)
+        if reply.code == SMTPStatus.domain_unavailable:
+            client.close()
+        return reply
+
+    async def _envelope(self, client, commands: list[bytes], timeout) -> list[SMTPResponse]:
+        """Replies to MAIL, each RCPT and DATA: with PIPELINING written at once and
+        read in order; without, one at a time, no RCPT after a refused MAIL and no
+        DATA when every RCPT was refused. Short when the connection dropped (up to
+        and including a 421, after which the server hangs up)."""
+        replies: list[SMTPResponse] = []
+        try:
+            if client.supports_extension("pipelining"):
+                protocol = _write(client, b"".join(commands), len(commands))
+                for _ in commands:
+                    replies.append(await protocol.read_response(timeout))
+                    if replies[-1].code == SMTPStatus.domain_unavailable:
+                        client.close()
+                        break
+                return replies
+            replies.append(await self._exchange(client, commands[0], timeout))
+            if replies[0].code != SMTPStatus.completed:
+                return replies
+            for command in commands[1:-1]:
+                replies.append(await self._exchange(client, command, timeout))
+            if any(reply.code in ACCEPTED for reply in replies[1:]):
+                replies.append(await self._exchange(client, commands[-1], timeout))
+        except SMTPServerDisconnected:
+            client.close()
+        return replies
+
+    async def _reset(self, client, start: list[SMTPResponse], timeout) -> bool:
+        """Every recipient refused: end a DATA the server took anyway with a lone
+        dot (RFC 2920), then RSET. Is the connection fit for another message?"""
+        try:
+            if start and start[0].code == SMTPStatus.start_input:
+                await self._exchange(client, b".\r\n", timeout)
+            reply = await self._exchange(client, b"RSET\r\n", timeout)
+        except (SMTPException, OSError, TimeoutError):
+            client.close()
+            return False
+        return reply.code == SMTPStatus.completed and _clean(client)
 
     async def close(self) -> None:
         while self._idle:

@@ -6,7 +6,10 @@ transaction and can refuse per recipient, at MAIL or at DATA.
     await upstream_sink.stop(); await upstream_sink.start()   # same port: an outage
 
 With ``tls=True`` it offers STARTTLS with a certificate from a throwaway CA
-(``sink.ca_file`` for the client); with ``auth`` it requires AUTH.
+(``sink.ca_file`` for the client); with ``auth`` it requires AUTH. aiosmtpd
+reads pipelined commands but does not say so; ``pipelining=True`` adds
+PIPELINING to the EHLO reply. ``sloppy_rcpt = True`` keeps refused recipients
+in the envelope, so DATA gets a 354 with none accepted (a broken server).
 """
 from __future__ import annotations
 
@@ -82,6 +85,12 @@ class _Handler:
     def __init__(self, sink: UpstreamSink):
         self.sink = sink
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.sink.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_MAIL(self, server, session, envelope, address, options):
         if self.sink.fail_mail:
             return self.sink.fail_mail
@@ -91,6 +100,8 @@ class _Handler:
     async def handle_RCPT(self, server, session, envelope, address, options):
         reply = self.sink.fail_rcpt.get(address)
         if reply:
+            if self.sink.sloppy_rcpt:
+                envelope.rcpt_tos.append(address)
             return reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
@@ -107,15 +118,17 @@ class _Handler:
 
 class UpstreamSink:
     def __init__(self, port: int = 0, tls: SinkTls | None = None,
-                 auth: tuple[str, str] | None = None):
+                 auth: tuple[str, str] | None = None, pipelining: bool = False):
         self.port = port
         self.tls = tls
         self.auth = auth
+        self.pipelining = pipelining
         self.messages: list[Received] = []
         self.connections = 0
         self.fail_rcpt: dict[str, str] = {}
         self.fail_mail: str | None = None
         self.fail_data: str | None = None
+        self.sloppy_rcpt = False
         self._server: asyncio.base_events.Server | None = None
         self._sessions: list[SMTP] = []
         self._arrived = asyncio.Condition()
@@ -180,9 +193,10 @@ class UpstreamSink:
 async def sink_factory(tmp_path):
     sinks: list[UpstreamSink] = []
 
-    async def make(tls: bool = False, auth: tuple[str, str] | None = None) -> UpstreamSink:
+    async def make(tls: bool = False, auth: tuple[str, str] | None = None,
+                   pipelining: bool = False) -> UpstreamSink:
         sink = UpstreamSink(tls=make_tls(tmp_path / f"sink{len(sinks)}") if tls else None,
-                            auth=auth)
+                            auth=auth, pipelining=pipelining)
         await sink.start()
         sinks.append(sink)
         return sink
