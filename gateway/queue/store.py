@@ -9,6 +9,7 @@ and one (shared) directory fsync — the same order of work as Postfix:
                          accepted. Never rewritten.
     queue/<id>.state     the newest JSON state, once it changed (atomic replace)
     active/<id>          present while an attempt runs; left behind only by a crash
+                         (a hard link to queue/<id>.msg: a name, no new inode)
                          (its own directory, so creating it never waits on a
                          queue/ fsync)
     hold/<id>.*          parked for an administrator
@@ -320,8 +321,15 @@ class QueueStore:
         """Note that an attempt started; it ends with the next ``save`` or the
         removal of the item. ``put`` marks a new item at once, so a crash
         between acceptance and the end of its first attempt counts too. Not
-        fsynced: it only has to survive a process crash (kill -9)."""
-        os.close(os.open(self._path(item_id, "active", ""), os.O_WRONLY | os.O_CREAT, 0o600))
+        fsynced: it only has to survive a process crash (kill -9).
+
+        The marker is a hard link to the item's ``queue/<id>.msg``: only its name
+        counts, and a new inode costs ~270 µs of kernel time on the VMs measured
+        (a link ~16 µs)."""
+        try:
+            os.link(self._path(item_id, QUEUE, MSG), self._path(item_id, "active", ""))
+        except FileExistsError:
+            pass                              # left by a crash; it still says the same
 
     def clear_in_flight(self, item_id: str) -> None:
         try:
