@@ -527,10 +527,32 @@ def test_employees_providers_vendors_it_fiction_and_figures_are_not_phi(
     assert not classifier.classify(mail(body, to=to, sender=sender)).phi
 
 
-def test_rule_lookup_agrees_with_re2_lastindex():
+def test_matcher_agrees_with_one_group_per_rule():
+    """The group-less pass plus the per-partition rule lookup finds the same (rule, start, end)
+    as one alternation with a group per rule, for finditer, search and fullmatch."""
+    import re2
+
     from gateway.policy.classifiers import patterns
 
-    text = b"Patient: Ana Ruiz, DOB 01/02/1980, #14 MOD, Hi Ana, Yusuf A. called, $40 balance"
-    matches = list(patterns.combined().finditer(text))
-    assert len(matches) >= 5
-    assert all(patterns.rule_of(m) is patterns.RULES[m.lastindex - 1] for m in matches)
+    reference = re2.compile(patterns._alternation(patterns.RULES, groups=True).encode())
+
+    def rule(match):
+        return patterns.RULES[match.lastindex - 1]
+
+    text = (
+        b"Patient: Ana Ruiz, DOB 01/02/1980, #14 MOD, Hi Ana, Yusuf A. called, $40 balance. "
+        b"Call 555-201-3344 or (555) 201-3345; SSN 219-09-9999, D2740 on #3, K02.52, you, my "
+        b"Invoice 4471 from Dental Supply Co, amoxicillin 500 mg, 5 mm pockets UL, Mrs. Okafor"
+    )
+    matcher = patterns.matcher()
+    expected = [(rule(m), *m.span()) for m in reference.finditer(text)]
+    assert len(expected) >= 20
+    assert list(matcher.finditer(text)) == expected
+    for pos in range(0, len(text), 7):
+        for endpos in (pos + 5, pos + 40, len(text)):
+            found = reference.search(text, pos, endpos)
+            want = None if found is None else (rule(found), *found.span())
+            assert matcher.search(text, pos, endpos) == want
+    for word in text.split() + [b"Intruded", b"abscess", b"you", b"xyzzy"]:
+        found = reference.fullmatch(word)
+        assert matcher.fullmatch(word) == (None if found is None else rule(found))

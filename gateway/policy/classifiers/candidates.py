@@ -1,6 +1,6 @@
 """Candidates: the one RE2 pass over a text segment, and the validators that keep a match.
 
-``scan()`` runs ``patterns.combined()`` over a segment and keeps the matches their
+``scan()`` runs ``patterns.matcher()`` over a segment and keeps the matches their
 validator accepts: checksums and SSA rules, "this capitalised word is a given name and not
 the sender, a colleague introduced by role, a business or a word of the practice's
 domain", "this address or phone is not a business's block". A rejected name may hide a
@@ -139,8 +139,8 @@ def _initial_ok(span: bytes) -> bool:
 
 def _is_vocabulary(word: str) -> bool:
     """The word is itself clinical or payment vocabulary ("Intruded E", "Abscess A")."""
-    found = patterns.combined().fullmatch(word.encode("utf-8"))
-    return found is not None and patterns.rule_of(found).category in (CLINICAL, PAYMENT_CAT)
+    rule = patterns.matcher().fullmatch(word.encode("utf-8"))
+    return rule is not None and rule.category in (CLINICAL, PAYMENT_CAT)
 
 
 def _valid_name(hit: Hit, span: bytes, ctx: Context) -> bool:
@@ -312,28 +312,27 @@ def scan(text: bytes, location: str, extracted: Extracted | None = None) -> list
         )
     )
     hits: list[Hit] = []
-    for count, match in enumerate(patterns.combined().finditer(text)):
+    for count, (rule, start, end) in enumerate(patterns.matcher().finditer(text)):
         if count >= MAX_MATCHES:
             raise MatchLimit(location)
-        rule = patterns.rule_of(match)
         if rule.detector == "_skip":
             continue
-        hit = _validated(rule, match, location, ctx)
+        hit = _validated(rule, start, end, location, ctx)
         if hit is None and rule.detector in ("patient_name", "_salutation"):
-            hit = _second_try(text, match, location, ctx)
+            hit = _second_try(text, start, end, location, ctx)
         if hit is not None:
             hits.append(hit)
     return hits
 
 
 
-def _validated(rule: PatternRow, match, location: str, ctx: Context) -> Hit | None:
-    hit = Hit(rule, location, match.start(), match.end())
+def _validated(rule: PatternRow, start: int, end: int, location: str, ctx: Context) -> Hit | None:
+    hit = Hit(rule, location, start, end)
     validator = VALIDATORS.get(rule.detector)
     if validator is None:
         return hit
     try:
-        return hit if validator(hit, match.group(), ctx) else None
+        return hit if validator(hit, ctx.text[start:end], ctx) else None
     except Exception as exc:
         raise DetectorError(rule.detector, exc) from exc
 
@@ -343,16 +342,16 @@ _GIVEN_RULE = next(r for r in patterns.RULES if r.group == "patient_name__given"
 _NEXT_WORD = re.compile(rb"[^\s,]+[\s,]+")
 
 
-def _second_try(text: bytes, match, location: str, ctx: Context) -> Hit | None:
+def _second_try(text: bytes, start: int, end: int, location: str, ctx: Context) -> Hit | None:
     """A rejected name candidate may hide a real one after its first word ("<the recipient>,
     <a patient> O. called"): match once more from the second word (overlapping candidates)."""
-    first = _NEXT_WORD.match(text, match.start())
+    first = _NEXT_WORD.match(text, start)
     if first is None:
         return None
-    own = patterns.combined().search(text, first.start(), first.end())
-    if own is not None and patterns.rule_of(own).category in (CLINICAL, PAYMENT_CAT):
+    own = patterns.matcher().search(text, first.start(), first.end())
+    if own is not None and own[0].category in (CLINICAL, PAYMENT_CAT):
         # "Intruded E": the first word is itself a finding, not a given name
-        return _validated(patterns.rule_of(own), own, location, ctx)
+        return _validated(*own, location, ctx)
     word = NAME_TOKENS.match(text[first.start() : first.end()].decode("utf-8", "replace"))
     if word is not None and word.group().lower() in lexicons.GIVEN_NAMES:
         # "<First> - <treatment>" read as a greeting line: the first word alone is a given name
@@ -360,15 +359,14 @@ def _second_try(text: bytes, match, location: str, ctx: Context) -> Hit | None:
         alone = Hit(_GIVEN_RULE, location, first.start(), first.start() + size)
         if _valid_name(alone, text[alone.start : alone.end], ctx):
             return alone
-    if first.end() >= match.end():
+    if first.end() >= end:
         return None
-    again = patterns.combined().search(text, first.end())
-    if again is None or again.start() >= match.end():
+    again = patterns.matcher().search(text, first.end())
+    if again is None or again[1] >= end:
         return None
-    rule = patterns.rule_of(again)
-    if rule.detector != "patient_name":
+    if again[0].detector != "patient_name":
         return None
-    return _validated(rule, again, location, ctx)
+    return _validated(*again, location, ctx)
 
 
 class DetectorError(Exception):

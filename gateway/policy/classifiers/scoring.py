@@ -224,12 +224,14 @@ def _records(hits: list[Hit], text: bytes) -> Hit | None:
     person's name or birth date, not in a business's block (a vCard with an ORG, a company
     signature); or several personal street addresses (a mailing list of patients)."""
     people = [h for h in hits if h.rule.category == IDENTIFIER and h.role != PROVIDER]
-    placed = Positioned(people)
-    for hit in people:
+    # only a name or a birth date completes a record: index just those (a page of phone
+    # numbers would otherwise be compared with each other)
+    placed = Positioned([h for h in people if h.detector in ("patient_name", "dob")])
+    for hit in people if placed else ():
         if hit.detector not in _CONTACT:
             continue
         for other in placed.within(hit, RECORD_BYTES):
-            if other.detector in ("patient_name", "dob") and other is not hit:
+            if other is not hit:
                 lo, hi = min(hit.start, other.start), max(hit.end, other.end)
                 if not names_org(text, max(0, lo - BLOCK_BYTES), hi + BLOCK_BYTES):
                     return hit
