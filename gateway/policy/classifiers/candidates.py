@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import re2
+
 from gateway.policy.classifiers import lexicons, patterns
 from gateway.policy.classifiers.extract import Extracted
 from gateway.policy.classifiers.patterns import CLINICAL, PAYMENT_CAT, RECORD, PatternRow
@@ -83,10 +85,25 @@ _ORG_WORDS = frozenset(w.encode() for w in lexicons.ORG_WORDS)
 _WORD = re.compile(rb"\w+")
 
 
+def _org_anywhere():
+    """Any business word at all, inside a longer word or in any case (bytes as Latin-1)."""
+    options = re2.Options()
+    options.encoding = re2.Options.Encoding.LATIN1
+    words = b"|".join(re2.escape(w) for w in sorted(_ORG_WORDS))
+    return re2.compile(b"(?i:" + words + b")", options)
+
+
+_ORG_ANYWHERE = _org_anywhere()
+
+
 def names_org(text: bytes, start: int = 0, end: int | None = None) -> bool:
     """Some whole word of ``text[start:end]`` is a business word (ASCII case
     folded). A set lookup per word: one regex alternation of every business
-    word cost ~50 us per call, once per phone number."""
+    word cost ~50 us per call, once per phone number. Splitting the words costs
+    ~8 us for the lines around a phone number, so a DFA search first skips the
+    slices where no business word occurs even as part of a word."""
+    if _ORG_ANYWHERE.search(text, start, len(text) if end is None else end) is None:
+        return False
     return not _ORG_WORDS.isdisjoint(_WORD.findall(text[start:end].lower()))
 
 

@@ -247,6 +247,8 @@ def decode_header_checked(value: str | None) -> tuple[str, bool]:
     decoded word by word, best-effort."""
     if not value:
         return "", True
+    if isinstance(value, str) and "=?" not in value:
+        return value, True  # no encoded word: what the decoding below returns, at no cost
     try:
         text = str(email.header.make_header(email.header.decode_header(value)))
         if all(_valid_b64(word) for word in _B_WORD.findall(value)):
