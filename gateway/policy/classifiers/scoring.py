@@ -116,6 +116,8 @@ class Positioned:
 
 
 def _signature_start(text: bytes) -> int:
+    if b"\n--" not in text:  # what every marker starts with: one scan instead of four
+        return len(text) + 1
     for marker in (b"\n-- \n", b"\n--\n", b"\n-- \r\n", b"\n--\r\n"):
         found = text.find(marker)
         if found >= 0:
@@ -311,6 +313,8 @@ def decide(
     for segment, hits in zip(extracted.segments, hits_by_segment, strict=True):
         text = segment.text
         hits = [h for h in hits if h.detector not in excluded]
+        if not hits:
+            continue  # every rule below starts from a hit
         signature = _signature_start(text)
         content = [h for h in hits if h.rule.category in (CLINICAL, PAYMENT_CAT)]
         if not extracted.to_one_person or clinician_writes:
