@@ -556,3 +556,18 @@ def test_matcher_agrees_with_one_group_per_rule():
     for word in text.split() + [b"Intruded", b"abscess", b"you", b"xyzzy"]:
         found = reference.fullmatch(word)
         assert matcher.fullmatch(word) == (None if found is None else rule(found))
+
+def test_matcher_rule_depends_on_the_bytes_beside_a_match():
+    """The same matched bytes can belong to different rules when a word boundary, a line
+    start or the end of the text differs around them: the per-pass cache must tell them apart."""
+    from gateway.policy.classifiers import patterns
+
+    def row(name: str, regex: str) -> patterns.PatternRow:
+        return patterns.PatternRow(name, "x", patterns.INTERNAL, patterns.MARKER, regex)
+
+    bounded, after_line, at_end, plain = (
+        row("_bounded", r"\bab\b"), row("_line", r"(?m)^ab"), row("_end", r"ab\z"), row("_ab", "ab")
+    )
+    matcher = patterns.Matcher((bounded, after_line, at_end, plain))
+    found = [(rule, start) for rule, start, _ in matcher.finditer(b"xab ab\nabx abyab")]
+    assert found == [(plain, 1), (bounded, 4), (after_line, 7), (plain, 11), (at_end, 14)]

@@ -525,13 +525,21 @@ class Matcher:
         return None
 
     def finditer(self, text: bytes, pos: int = 0, endpos: int | None = None):
-        """``(rule, start, end)`` of each match, as ``re2`` ``finditer`` finds them."""
+        """``(rule, start, end)`` of each match, as ``re2`` ``finditer`` finds them.
+        The rule of a match depends only on its bytes and on the kind of byte on either side
+        (what RE2's empty-width assertions read), so a repeated word or number is looked up
+        once per call (the cache lives as long as this one pass over one text)."""
         endpos = len(text) if endpos is None else min(endpos, len(text))
+        rules: dict[tuple[int, int, bytes], PatternRow] = {}
         while pos <= endpos:
             start, end = self._find(text, pos, endpos)[0]
             if start < 0:
                 return
-            yield self.rule_at(text, start, end), start, end
+            key = (_edge(text, start - 1), _edge(text, end), text[start:end])
+            rule = rules.get(key)
+            if rule is None:
+                rule = rules[key] = self.rule_at(text, start, end)
+            yield rule, start, end
             pos = end if end > pos else pos + 1  # an empty match: step past it
 
     def search(self, text: bytes, pos: int = 0, endpos: int | None = None):
@@ -541,6 +549,18 @@ class Matcher:
     def fullmatch(self, text: bytes) -> PatternRow | None:
         """The rule the alternation chooses when it must match all of ``text``, or None."""
         return self._first(text, 0, len(text))
+
+
+_WORD_BYTES = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+
+
+def _edge(text: bytes, at: int) -> int:
+    """The kind of byte at ``at`` as RE2's \\b, ^ and $ see it: outside the text, a newline,
+    a word byte (ASCII letter, digit, underscore), any other byte."""
+    if at < 0 or at >= len(text):
+        return 0
+    byte = text[at]
+    return 1 if byte == 10 else 2 if byte in _WORD_BYTES else 3
 
 
 def _partitions(rules: tuple[PatternRow, ...]) -> list[tuple[PatternRow, ...]]:
