@@ -338,7 +338,7 @@ def decide(
                 continue
             if not_patients and hit.detector != "mrn" and hit.rule.variant != "patient_label":
                 continue  # employees and providers: only a chart number or "Patient:" counts
-            if invented.first_within(hit, FICTION_BYTES):
+            if invented and invented.first_within(hit, FICTION_BYTES):
                 continue  # a fictitious, sample or de-identified record
             if hit.role == PROVIDER:
                 reported.append(hit)
