@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import re2
 
@@ -46,6 +46,7 @@ class Context:
     header_tokens: frozenset[str] = frozenset()  # words of every From/To/Cc display name
     recipient_tokens: frozenset[str] = frozenset()  # words of the To display names
     domains: tuple[str, ...] = ()
+    facts: dict[str, bool] = field(default_factory=dict, compare=False)  # found when first asked
 
 
 # ------------------------------------------------------------------ validators
@@ -113,16 +114,26 @@ def _line_of(text: bytes, start: int, end: int, reach: int = 160) -> bytes:
     return text[line_start : line_end if line_end >= 0 else min(len(text), end + reach)]
 
 
-def _org_line(text: bytes, start: int, end: int, block: bool = False) -> bool:
+def _org_line(ctx: Context, start: int, end: int, block: bool = False) -> bool:
     """The line around a phone or street address names a business (or is a calendar LOCATION);
     with ``block``, the lines just above and below count too (an address block under a
     practice's name)."""
+    text = ctx.text
     line = _line_of(text, start, end)
     if line.lstrip().lower().startswith((b"location", b"organizer")):
         return True
     if block:
         line = text[max(0, start - BLOCK_BYTES) : end + BLOCK_BYTES]
-    return names_org(line)
+    return _org_in_segment(ctx) and names_org(line)
+
+
+def _org_in_segment(ctx: Context) -> bool:
+    """A business word occurs somewhere in the segment (as part of a word, in any case): if not,
+    no line of it names one. One search per segment instead of one per phone number."""
+    found = ctx.facts.get("org")
+    if found is None:
+        found = ctx.facts["org"] = _ORG_ANYWHERE.search(ctx.text) is not None
+    return found
 
 
 def _bare(token: str) -> str:
@@ -260,7 +271,7 @@ def _valid_address(hit: Hit, span: bytes, ctx: Context) -> bool:
     """A person's street address: not a business line, not "ship to" / "our office at"."""
     before = ctx.text[max(0, hit.start - 40) : hit.start]
     return not _org_line(
-        ctx.text, hit.start, hit.end, block=True
+        ctx, hit.start, hit.end, block=True
     ) and not _BUSINESS_ADDRESS_BEFORE.search(before)
 
 
@@ -268,7 +279,7 @@ def _valid_email(hit: Hit, span: bytes, ctx: Context) -> bool:
     """A person's address: not at a domain in the headers (the practice, a lab) nor on a "
     "business line."""
     domain = span.rsplit(b"@", 1)[1].decode("ascii", "replace").lower()
-    return domain not in ctx.domains and not _org_line(ctx.text, hit.start, hit.end)
+    return domain not in ctx.domains and not _org_line(ctx, hit.start, hit.end)
 
 
 def _valid_dob(hit: Hit, span: bytes, ctx: Context) -> bool:
@@ -295,7 +306,7 @@ VALIDATORS: dict[str, Callable[[Hit, bytes, Context], bool]] = {
     "patient_name": _valid_name,
     "address": _valid_address,
     "phone": lambda hit, span, ctx: not _org_line(
-        ctx.text, hit.start, hit.end, block=hit.rule.role == RECORD
+        ctx, hit.start, hit.end, block=hit.rule.role == RECORD
     )
     and not (
         hit.rule.role == RECORD
