@@ -571,3 +571,25 @@ def test_matcher_rule_depends_on_the_bytes_beside_a_match():
     matcher = patterns.Matcher((bounded, after_line, at_end, plain))
     found = [(rule, start) for rule, start, _ in matcher.finditer(b"xab ab\nabx abyab")]
     assert found == [(plain, 1), (bounded, 4), (after_line, 7), (plain, 11), (at_end, 14)]
+
+
+def test_matcher_without_the_private_binding_gives_the_same_spans():
+    """Another google-re2 release may lack the binding under its wrapper: the public methods
+    then give the same group spans."""
+    from gateway.policy.classifiers import patterns
+
+    class Public:  # the wrapper's public face only
+        def __init__(self, program):
+            self.search, self.fullmatch, self.groups = (
+                program.search, program.fullmatch, program.groups
+            )
+
+    rules = patterns.RULES[:29]
+    text = b"Invoice 4471, SSN 219-09-9999, Patient: Ana Ruiz, DOB 01/02/1980"
+    for groups in (False, True):
+        program = patterns._compile(rules, groups)
+        for anchor, spans in (("UNANCHORED", [(0, len(text)), (9, 40)]),
+                              ("ANCHOR_BOTH", [(0, 7), (18, 29), (31, 49)])):
+            raw, public = patterns._spans(program, anchor), patterns._spans(Public(program), anchor)
+            for pos, endpos in spans:
+                assert public(text, pos, endpos) == list(raw(text, pos, endpos))

@@ -484,7 +484,7 @@ def _spans(program, anchor: str):
     def public(text: bytes, pos: int, endpos: int) -> list[tuple[int, int]]:
         found = method(text, pos, endpos)
         if found is None:
-            return [_NO_MATCH]
+            return [_NO_MATCH] * (program.groups + 1)
         return [found.span(i) for i in range(program.groups + 1)]
 
     return public
@@ -500,6 +500,8 @@ class Matcher:
 
     def __init__(self, rules: tuple[PatternRow, ...] = ()):
         rules = rules or RULES
+        if len({r.group for r in rules}) != len(rules):
+            raise ValueError("duplicate rule group")
         self._find = _spans(_compile(rules, groups=False), "UNANCHORED")
         self._parts = []
         for part in _partitions(rules):
