@@ -530,7 +530,7 @@ class _Walker:
             if not part.is_multipart():
                 self.leaf(part, depth, location, boundaries)
             return
-        if part.get_content_maintype() == "message":
+        if ctype.split("/")[0] == "message":  # get_content_maintype(), without a second lookup
             self.attached_message(part, depth)
             return
         if part.is_multipart():
@@ -607,9 +607,10 @@ class _Walker:
         boundaries: tuple[str, ...],
     ) -> None:
         ctype = part.get_content_type()
+        maintype = ctype.split("/")[0]  # get_content_maintype(), without a second lookup
         names = _filenames(part)
         in_body = bool(body_location) and (
-            ctype in ("text/plain", "text/html") or part.get_content_maintype() == "multipart"
+            ctype in ("text/plain", "text/html") or maintype == "multipart"
         )  # a multipart the parser could not split is read as the body it came in
         location = (
             body_location if in_body and not _is_attachment(part, names) else self.next_location()
@@ -626,7 +627,7 @@ class _Walker:
             for defect in part.defects:
                 if _DEFECT_REASONS.get(type(defect)) == "undecodable base64":
                     self.out.cannot_read(location, "undecodable base64")
-            if part.get_content_maintype() == "text":
+            if maintype == "text":
                 payload, known = _charset_text(payload, part.get_content_charset())
                 if not known:
                     self.out.cannot_read(location, "unknown charset")
