@@ -527,10 +527,69 @@ def test_employees_providers_vendors_it_fiction_and_figures_are_not_phi(
     assert not classifier.classify(mail(body, to=to, sender=sender)).phi
 
 
-def test_rule_lookup_agrees_with_re2_lastindex():
+def test_matcher_agrees_with_one_group_per_rule():
+    """The group-less pass plus the per-partition rule lookup finds the same (rule, start, end)
+    as one alternation with a group per rule, for finditer, search and fullmatch."""
+    import re2
+
     from gateway.policy.classifiers import patterns
 
-    text = b"Patient: Ana Ruiz, DOB 01/02/1980, #14 MOD, Hi Ana, Yusuf A. called, $40 balance"
-    matches = list(patterns.combined().finditer(text))
-    assert len(matches) >= 5
-    assert all(patterns.rule_of(m) is patterns.RULES[m.lastindex - 1] for m in matches)
+    reference = re2.compile(patterns._alternation(patterns.RULES, groups=True).encode())
+
+    def rule(match):
+        return patterns.RULES[match.lastindex - 1]
+
+    text = (
+        b"Patient: Ana Ruiz, DOB 01/02/1980, #14 MOD, Hi Ana, Yusuf A. called, $40 balance. "
+        b"Call 555-201-3344 or (555) 201-3345; SSN 219-09-9999, D2740 on #3, K02.52, you, my "
+        b"Invoice 4471 from Dental Supply Co, amoxicillin 500 mg, 5 mm pockets UL, Mrs. Okafor"
+    )
+    matcher = patterns.matcher()
+    expected = [(rule(m), *m.span()) for m in reference.finditer(text)]
+    assert len(expected) >= 20
+    assert list(matcher.finditer(text)) == expected
+    for pos in range(0, len(text), 7):
+        for endpos in (pos + 5, pos + 40, len(text)):
+            found = reference.search(text, pos, endpos)
+            want = None if found is None else (rule(found), *found.span())
+            assert matcher.search(text, pos, endpos) == want
+    for word in text.split() + [b"Intruded", b"abscess", b"you", b"xyzzy"]:
+        found = reference.fullmatch(word)
+        assert matcher.fullmatch(word) == (None if found is None else rule(found))
+
+def test_matcher_rule_depends_on_the_bytes_beside_a_match():
+    """The same matched bytes can belong to different rules when a word boundary, a line
+    start or the end of the text differs around them: the per-pass cache must tell them apart."""
+    from gateway.policy.classifiers import patterns
+
+    def row(name: str, regex: str) -> patterns.PatternRow:
+        return patterns.PatternRow(name, "x", patterns.INTERNAL, patterns.MARKER, regex)
+
+    bounded, after_line, at_end, plain = (
+        row("_bounded", r"\bab\b"), row("_line", r"(?m)^ab"), row("_end", r"ab\z"), row("_ab", "ab")
+    )
+    matcher = patterns.Matcher((bounded, after_line, at_end, plain))
+    found = [(rule, start) for rule, start, _ in matcher.finditer(b"xab ab\nabx abyab")]
+    assert found == [(plain, 1), (bounded, 4), (after_line, 7), (plain, 11), (at_end, 14)]
+
+
+def test_matcher_without_the_private_binding_gives_the_same_spans():
+    """Another google-re2 release may lack the binding under its wrapper: the public methods
+    then give the same group spans."""
+    from gateway.policy.classifiers import patterns
+
+    class Public:  # the wrapper's public face only
+        def __init__(self, program):
+            self.search, self.fullmatch, self.groups = (
+                program.search, program.fullmatch, program.groups
+            )
+
+    rules = patterns.RULES[:29]
+    text = b"Invoice 4471, SSN 219-09-9999, Patient: Ana Ruiz, DOB 01/02/1980"
+    for groups in (False, True):
+        program = patterns._compile(rules, groups)
+        for anchor, spans in (("UNANCHORED", [(0, len(text)), (9, 40)]),
+                              ("ANCHOR_BOTH", [(0, 7), (18, 29), (31, 49)])):
+            raw, public = patterns._spans(program, anchor), patterns._spans(Public(program), anchor)
+            for pos, endpos in spans:
+                assert public(text, pos, endpos) == list(raw(text, pos, endpos))

@@ -57,7 +57,7 @@ class MessageClassifier:
     def __init__(self, shadow: frozenset[str] = frozenset(), budget: Budget | None = None):
         self.shadow = shadow
         self._budget = budget or Budget()  # limits and deadline per message (``Budget.started``)
-        patterns.combined()  # compile now, not on the first message
+        patterns.matcher()  # compile now, not on the first message
 
     def classify(self, raw: bytes) -> Verdict:
         stage = "extract"

@@ -150,9 +150,10 @@ _NAME_SEPARATORS = re.compile(r"[_+~()\[\]]+|(?<=[A-Za-z])[-.](?=[A-Za-z])|(?<=[
 
 
 def _visible_tag(match) -> bytes:
-    values = [
-        next(v for v in m.groups() if v is not None) for m in _VISIBLE_ATTR.finditer(match.group())
-    ]
+    tag = match.group()
+    if b"=" not in tag:
+        return b" "  # no attribute value at all
+    values = [next(v for v in m.groups() if v is not None) for m in _VISIBLE_ATTR.finditer(tag)]
     return b" " + b" ".join(values) + b" " if values else b" "
 
 

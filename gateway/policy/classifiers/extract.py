@@ -247,6 +247,8 @@ def decode_header_checked(value: str | None) -> tuple[str, bool]:
     decoded word by word, best-effort."""
     if not value:
         return "", True
+    if isinstance(value, str) and "=?" not in value:
+        return value, True  # no encoded word: what the decoding below returns, at no cost
     try:
         text = str(email.header.make_header(email.header.decode_header(value)))
         if all(_valid_b64(word) for word in _B_WORD.findall(value)):
@@ -324,12 +326,31 @@ def _getaddresses_of(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     return tuple(email.utils.getaddresses(list(values)))
 
 
-def _recipients(msg: email.message.Message) -> list[tuple[str, str]]:
+class _Fields:
+    """A message's own header fields by lower-cased name, read once: ``Message.get_all``
+    lower-cases every field on each call, and the header facts below ask ~30 times. Values
+    are what ``get_all`` returns (``Message.items`` applies the same policy)."""
+
+    def __init__(self, msg: email.message.Message):
+        self._values: dict[str, list] = {}
+        for name, value in msg.items():
+            self._values.setdefault(name.lower(), []).append(value)
+
+    def get_all(self, name: str, failobj=None):
+        values = self._values.get(name.lower())
+        return list(values) if values else failobj
+
+    def get(self, name: str, failobj=None):
+        values = self._values.get(name.lower())
+        return values[0] if values else failobj
+
+
+def _recipients(msg: _Fields) -> list[tuple[str, str]]:
     pairs = _getaddresses(msg.get_all("To", []) + msg.get_all("Cc", []))
     return [(decode_header(name).lower(), addr.lower()) for name, addr in pairs if "@" in addr]
 
 
-def _is_bulk(msg: email.message.Message) -> bool:
+def _is_bulk(msg: _Fields) -> bool:
     """Newsletters, lists, wide distributions: nobody in particular is addressed."""
     if (
         msg.get("List-Id")
@@ -348,7 +369,7 @@ def _is_bulk(msg: email.message.Message) -> bool:
     )
 
 
-def _to_one_outsider(msg: email.message.Message, bulk: bool) -> bool:
+def _to_one_outsider(msg: _Fields, bulk: bool) -> bool:
     """Exactly one recipient, outside the sender's domain (a colleague's "you" is not a patient)."""
     recipients = _recipients(msg)
     if bulk or len(recipients) != 1:
@@ -358,7 +379,7 @@ def _to_one_outsider(msg: email.message.Message, bulk: bool) -> bool:
     return not sender.lower().endswith("@" + domain)
 
 
-def _name_tokens(msg: email.message.Message, headers: tuple[str, ...]) -> frozenset[str]:
+def _name_tokens(msg: _Fields, headers: tuple[str, ...]) -> frozenset[str]:
     values = [decode_header(v) for h in headers for v in msg.get_all(h, [])]
     return frozenset(
         t.strip(".,\"'")
@@ -368,7 +389,7 @@ def _name_tokens(msg: email.message.Message, headers: tuple[str, ...]) -> frozen
     )
 
 
-def _recipient_tokens(msg: email.message.Message) -> frozenset[str]:
+def _recipient_tokens(msg: _Fields) -> frozenset[str]:
     """To display-name words plus name-like parts of the address ("tova_oroz84" -> Tova)."""
     values = [decode_header(v) for v in msg.get_all("To", [])]
     local_words = {
@@ -379,7 +400,7 @@ def _recipient_tokens(msg: email.message.Message) -> frozenset[str]:
     return _name_tokens(msg, ("To",)) | local_words
 
 
-def _domains(msg: email.message.Message) -> tuple[str, ...]:
+def _domains(msg: _Fields) -> tuple[str, ...]:
     headers = [v for h in ("From", "To", "Cc", "Reply-To", "Sender") for v in msg.get_all(h, [])]
     return tuple(
         sorted(
@@ -406,13 +427,14 @@ def extract(raw: bytes, budget: Budget | None = None) -> Extracted:
     budget = budget or Budget().started()
     try:
         msg = parse(raw)
-        bulk = _is_bulk(msg)
+        fields = _Fields(msg)
+        bulk = _is_bulk(fields)
         out = Extracted(
-            sender_tokens=_name_tokens(msg, ("From",)),
-            header_tokens=_name_tokens(msg, ("From", "To", "Cc")),
-            recipient_tokens=_recipient_tokens(msg),
-            domains=_domains(msg),
-            to_one_person=_to_one_outsider(msg, bulk),
+            sender_tokens=_name_tokens(fields, ("From",)),
+            header_tokens=_name_tokens(fields, ("From", "To", "Cc")),
+            recipient_tokens=_recipient_tokens(fields),
+            domains=_domains(fields),
+            to_one_person=_to_one_outsider(fields, bulk),
             bulk=bulk,
         )
     except (RecursionError, MemoryError, ValueError, TypeError, IndexError) as exc:
@@ -508,7 +530,7 @@ class _Walker:
             if not part.is_multipart():
                 self.leaf(part, depth, location, boundaries)
             return
-        if part.get_content_maintype() == "message":
+        if ctype.split("/")[0] == "message":  # get_content_maintype(), without a second lookup
             self.attached_message(part, depth)
             return
         if part.is_multipart():
@@ -585,9 +607,10 @@ class _Walker:
         boundaries: tuple[str, ...],
     ) -> None:
         ctype = part.get_content_type()
+        maintype = ctype.split("/")[0]  # get_content_maintype(), without a second lookup
         names = _filenames(part)
         in_body = bool(body_location) and (
-            ctype in ("text/plain", "text/html") or part.get_content_maintype() == "multipart"
+            ctype in ("text/plain", "text/html") or maintype == "multipart"
         )  # a multipart the parser could not split is read as the body it came in
         location = (
             body_location if in_body and not _is_attachment(part, names) else self.next_location()
@@ -604,7 +627,7 @@ class _Walker:
             for defect in part.defects:
                 if _DEFECT_REASONS.get(type(defect)) == "undecodable base64":
                     self.out.cannot_read(location, "undecodable base64")
-            if part.get_content_maintype() == "text":
+            if maintype == "text":
                 payload, known = _charset_text(payload, part.get_content_charset())
                 if not known:
                     self.out.cannot_read(location, "unknown charset")

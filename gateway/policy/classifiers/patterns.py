@@ -2,9 +2,9 @@
 
 Every detector is one or more ``PatternRow`` rows: a regex fragment, the detector name
 reported in findings, its category and its *role* in scoring (see ``scoring``).
-``combined()`` compiles all rows into ONE google-re2 alternation with a named
-group per row, run over UTF-8 bytes (docs/performance.md: ~75 MB/s, against well
-under 1 MB/s for stdlib ``re``); ``rule_of(match)`` says which row matched.
+``matcher()`` compiles all rows into ONE google-re2 alternation, run over UTF-8 bytes
+(docs/performance.md: ~75 MB/s, against well under 1 MB/s for stdlib ``re``), and says
+which row each match is (``Matcher``).
 ``separate_stdlib()`` compiles the same rows one by one with stdlib ``re``; it exists
 only so ``bench/classifier.py`` can compare the two. (The rules are written for RE2;
 stdlib ``re`` accepts the same syntax here.) Given names come from the US Census lists
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import re2
 
@@ -452,32 +452,136 @@ RULES: tuple[PatternRow, ...] = (
 )
 
 
-def _alternation() -> str:
-    names = [r.group for r in RULES]
-    assert len(names) == len(set(names)), "duplicate rule group"
-    return "|".join(f"(?P<{r.group}>{r.regex})" for r in RULES)
+def _alternation(rules: tuple[PatternRow, ...], groups: bool) -> str:
+    """``rules`` as one alternation, a group per rule (``groups``) or none."""
+    return "|".join(f"(?P<{r.group}>{r.regex})" if groups else f"(?:{r.regex})" for r in rules)
 
 
-@lru_cache(maxsize=1)
-def combined():
-    """One RE2 program for every rule; iterate ``finditer`` over bytes. Group i is ``RULES[i-1]``
-    (read it with ``rule_of``)."""
+_NO_MATCH = (-1, -1)
+PART_CHARS = 6_000  # regex characters per partition (the census-name rules stand alone)
+
+
+def _compile(rules: tuple[PatternRow, ...], groups: bool):
     options = re2.Options()
     options.max_mem = 64 << 20
-    program = re2.compile(_alternation().encode(), options)
-    if program.groups != len(RULES):
+    program = re2.compile(_alternation(rules, groups).encode(), options)
+    if program.groups != (len(rules) if groups else 0):
         raise ValueError("a rule regex has a capturing group; use (?:...)")
     return program
 
 
-def rule_of(match) -> PatternRow:
-    """The rule whose group matched. google-re2's ``lastindex`` walks every group in Python
-    (~30 us with 70 groups); the one participating group is the one whose span equals the
-    whole match's, which ``list.index`` finds in C."""
-    spans = getattr(match, "_spans", None)
-    if spans is None:  # another google-re2 release: the public, slower way
-        return RULES[match.lastindex - 1]
-    return RULES[spans.index(spans[0], 1) - 1]
+def _spans(program, anchor: str):
+    """``(text, pos, endpos) -> [group spans]`` (``_NO_MATCH`` first when nothing matches),
+    with ``text`` as the context for ``\\b`` and ``$`` outside ``pos..endpos``. Calls the
+    binding under google-re2's wrapper, whose Python costs as much as a small match; the
+    public methods serve another release."""
+    raw = getattr(program, "_regexp", None)
+    kind = getattr(getattr(re2, "_Anchor", None), anchor, None)
+    if raw is not None and kind is not None:
+        return partial(raw.Match, kind)
+    method = {"UNANCHORED": program.search, "ANCHOR_BOTH": program.fullmatch}[anchor]
+
+    def public(text: bytes, pos: int, endpos: int) -> list[tuple[int, int]]:
+        found = method(text, pos, endpos)
+        if found is None:
+            return [_NO_MATCH] * (program.groups + 1)
+        return [found.span(i) for i in range(program.groups + 1)]
+
+    return public
+
+
+class Matcher:
+    """Every rule as ONE google-re2 alternation without groups: a DFA pass that finds where the
+    rules match (the same spans as with a group per rule, ~10x cheaper: asking RE2 for the
+    groups of a 45,000-instruction program costs ~20 us per match). Which rule matched is the
+    first rule that matches exactly that span (leftmost-first alternation), found among
+    partitions of the rules in order: a DFA test per partition, then the groups of the one
+    small partition that matches."""
+
+    def __init__(self, rules: tuple[PatternRow, ...] = ()):
+        rules = rules or RULES
+        if len({r.group for r in rules}) != len(rules):
+            raise ValueError("duplicate rule group")
+        self._find = _spans(_compile(rules, groups=False), "UNANCHORED")
+        self._parts = []
+        for part in _partitions(rules):
+            exact = _spans(_compile(part, groups=False), "ANCHOR_BOTH")
+            which = _spans(_compile(part, groups=True), "ANCHOR_BOTH") if len(part) > 1 else None
+            self._parts.append((part, exact, which))
+
+    def rule_at(self, text: bytes, start: int, end: int) -> PatternRow:
+        """The rule the alternation chose for its match ``text[start:end]``."""
+        rule = self._first(text, start, end)
+        if rule is None:
+            raise LookupError("no rule matches the span the alternation matched")
+        return rule
+
+    def _first(self, text: bytes, start: int, end: int) -> PatternRow | None:
+        """The first rule that matches exactly ``text[start:end]`` (in its context)."""
+        for part, exact, which in self._parts:
+            if exact(text, start, end)[0] != _NO_MATCH:
+                if which is None:
+                    return part[0]
+                spans = which(text, start, end)
+                return part[spans.index(spans[0], 1) - 1]
+        return None
+
+    def finditer(self, text: bytes, pos: int = 0, endpos: int | None = None):
+        """``(rule, start, end)`` of each match, as ``re2`` ``finditer`` finds them.
+        The rule of a match depends only on its bytes and on the kind of byte on either side
+        (what RE2's empty-width assertions read), so a repeated word or number is looked up
+        once per call (the cache lives as long as this one pass over one text)."""
+        endpos = len(text) if endpos is None else min(endpos, len(text))
+        rules: dict[tuple[int, int, bytes], PatternRow] = {}
+        while pos <= endpos:
+            start, end = self._find(text, pos, endpos)[0]
+            if start < 0:
+                return
+            key = (_edge(text, start - 1), _edge(text, end), text[start:end])
+            rule = rules.get(key)
+            if rule is None:
+                rule = rules[key] = self.rule_at(text, start, end)
+            yield rule, start, end
+            pos = end if end > pos else pos + 1  # an empty match: step past it
+
+    def search(self, text: bytes, pos: int = 0, endpos: int | None = None):
+        """The first ``(rule, start, end)`` from ``pos``, or None."""
+        return next(self.finditer(text, pos, endpos), None)
+
+    def fullmatch(self, text: bytes) -> PatternRow | None:
+        """The rule the alternation chooses when it must match all of ``text``, or None."""
+        return self._first(text, 0, len(text))
+
+
+_WORD_BYTES = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+
+
+def _edge(text: bytes, at: int) -> int:
+    """The kind of byte at ``at`` as RE2's \\b, ^ and $ see it: outside the text, a newline,
+    a word byte (ASCII letter, digit, underscore), any other byte."""
+    if at < 0 or at >= len(text):
+        return 0
+    byte = text[at]
+    return 1 if byte == 10 else 2 if byte in _WORD_BYTES else 3
+
+
+def _partitions(rules: tuple[PatternRow, ...]) -> list[tuple[PatternRow, ...]]:
+    """Consecutive rules, up to ``PART_CHARS`` of regex each."""
+    parts: list[list[PatternRow]] = []
+    size = 0
+    for rule in rules:
+        if not parts or size + len(rule.regex) > PART_CHARS:
+            parts.append([])
+            size = 0
+        parts[-1].append(rule)
+        size += len(rule.regex)
+    return [tuple(p) for p in parts]
+
+
+@lru_cache(maxsize=1)
+def matcher() -> Matcher:
+    """The compiled rules (``Matcher``), once per process."""
+    return Matcher()
 
 
 def separate_stdlib() -> list[tuple[PatternRow, re.Pattern[bytes]]]:

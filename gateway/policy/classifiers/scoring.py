@@ -116,6 +116,8 @@ class Positioned:
 
 
 def _signature_start(text: bytes) -> int:
+    if b"\n--" not in text:  # what every marker starts with: one scan instead of four
+        return len(text) + 1
     for marker in (b"\n-- \n", b"\n--\n", b"\n-- \r\n", b"\n--\r\n"):
         found = text.find(marker)
         if found >= 0:
@@ -224,12 +226,14 @@ def _records(hits: list[Hit], text: bytes) -> Hit | None:
     person's name or birth date, not in a business's block (a vCard with an ORG, a company
     signature); or several personal street addresses (a mailing list of patients)."""
     people = [h for h in hits if h.rule.category == IDENTIFIER and h.role != PROVIDER]
-    placed = Positioned(people)
-    for hit in people:
+    # only a name or a birth date completes a record: index just those (a page of phone
+    # numbers would otherwise be compared with each other)
+    placed = Positioned([h for h in people if h.detector in ("patient_name", "dob")])
+    for hit in people if placed else ():
         if hit.detector not in _CONTACT:
             continue
         for other in placed.within(hit, RECORD_BYTES):
-            if other.detector in ("patient_name", "dob") and other is not hit:
+            if other is not hit:
                 lo, hi = min(hit.start, other.start), max(hit.end, other.end)
                 if not names_org(text, max(0, lo - BLOCK_BYTES), hi + BLOCK_BYTES):
                     return hit
@@ -309,6 +313,8 @@ def decide(
     for segment, hits in zip(extracted.segments, hits_by_segment, strict=True):
         text = segment.text
         hits = [h for h in hits if h.detector not in excluded]
+        if not hits:
+            continue  # every rule below starts from a hit
         signature = _signature_start(text)
         content = [h for h in hits if h.rule.category in (CLINICAL, PAYMENT_CAT)]
         if not extracted.to_one_person or clinician_writes:
@@ -332,7 +338,7 @@ def decide(
                 continue
             if not_patients and hit.detector != "mrn" and hit.rule.variant != "patient_label":
                 continue  # employees and providers: only a chart number or "Patient:" counts
-            if invented.first_within(hit, FICTION_BYTES):
+            if invented and invented.first_within(hit, FICTION_BYTES):
                 continue  # a fictitious, sample or de-identified record
             if hit.role == PROVIDER:
                 reported.append(hit)
