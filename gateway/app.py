@@ -40,7 +40,7 @@ from gateway.malloc import return_large_buffers
 from gateway.metrics import Metrics
 from gateway.model import Action
 from gateway.policy import PolicyEngine, load_policy
-from gateway.policy.classifiers import build_classifier, check_shadow
+from gateway.policy.classifiers import check_shadow
 from gateway.policy.classifiers.isolated import IsolatedClassifier
 from gateway.queue.control import ControlServer, control_socket
 from gateway.queue.dispatcher import Dispatcher
@@ -89,6 +89,8 @@ def build_policy(config: Config, certstore: CertStore | None = None, isolated: b
         if isolated:
             check_shadow(shadow)
         else:
+            from gateway.policy.classifiers import build_classifier  # the patterns, in-process
+
             classify = build_classifier(shadow, timeout=timeout).classify
     except ValueError as exc:
         raise ConfigError([(f"classifier.shadow: {exc}; remove it or fix the name "

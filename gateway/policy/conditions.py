@@ -30,7 +30,7 @@ from functools import cached_property
 
 from gateway.model import Envelope, Verdict
 from gateway.model.envelope import address_key, domain_of
-from gateway.policy.classifiers.extract import decode_header_checked, parse
+from gateway.policy.classifiers.parsing import decode_header_checked, parse
 from gateway.policy.rules import When
 
 _PARSER = BytesParser(policy=email.policy.default)

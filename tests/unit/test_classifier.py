@@ -299,7 +299,7 @@ def test_detector_exception_fails_closed(monkeypatch, classifier):
 
 
 def test_scoring_exception_fails_closed(monkeypatch, classifier):
-    from gateway.policy import classifiers
+    from gateway.policy.classifiers import classifier as classifiers
 
     def broken(*args, **kwargs):
         raise KeyError("x")
@@ -593,3 +593,13 @@ def test_matcher_without_the_private_binding_gives_the_same_spans():
             raw, public = patterns._spans(program, anchor), patterns._spans(Public(program), anchor)
             for pos, endpos in spans:
                 assert public(text, pos, endpos) == list(raw(text, pos, endpos))
+
+
+def test_the_detector_list_is_what_the_classifier_reports():
+    """``detectors.DETECTORS`` is written out so the daemon need not load the patterns;
+    it must stay the rules' detector names plus the three reported outside them."""
+    from gateway.policy.classifiers import patterns
+    from gateway.policy.classifiers.detectors import DETECTORS
+
+    from_rules = {r.detector for r in patterns.RULES if not r.detector.startswith("_")}
+    assert DETECTORS == from_rules | {"recipient_addressed", "radiograph", "dicom"}

@@ -63,6 +63,10 @@ def test_relay_only_daemon_loads_no_role_libraries(tmp_path):
     assert not {m for m in modules if m.startswith(("gateway.portal", "gateway.direct",
                                                     "gateway.cluster", "gateway.cli.portal",
                                                     "gateway.cli.certs"))}
+    # it classifies in child processes: no patterns, word lists or RE2 of its own
+    assert not modules & {"gateway.policy.classifiers.classifier", "names", "re2",
+                          "gateway.policy.classifiers.patterns",
+                          "gateway.policy.classifiers.lexicons"}
 
 
 def test_classifier_child_loads_only_the_classifier():
