@@ -24,6 +24,9 @@ is most of phigate's CPU per message. Three places, same behaviour:
   its own: nine writes, nine wake-ups of the client, for one EHLO.
   ``push`` holds ``250-`` continuation lines and writes the whole reply
   with its last line: the same bytes in one write.
+- Memory. A finished session's protocol sits in reference cycles (its bound
+  methods, its stream writer); ``_drop_cycles`` breaks them when the session
+  task ends, so it is freed at once rather than by the cycle collector.
 - Addresses. aiosmtpd parses every MAIL/RCPT address with the e-mail
   header parser (and defines a class per call). A plain ``<dot-atom@domain>``
   takes a regular-expression path with the same result; anything else
@@ -125,6 +128,34 @@ class LeanSMTP(SMTP):
         if command_call_limit is not None:
             self._call_limit_base = command_call_limit
             self._call_limit_default = command_call_limit.get("*", 20)
+
+    # ---- the end of a session -------------------------------------------------
+    async def _handle_client(self) -> None:
+        try:
+            await super()._handle_client()
+        finally:
+            self._drop_cycles()
+
+    def _drop_cycles(self) -> None:
+        """The session is over: let go of what points back at this protocol (its
+        bound ``smtp_*``/``auth_*`` methods and connect callback, the stream
+        writer), so reference
+        counting frees it at once instead of the cycle collector some time
+        later (at 100 sessions at once, ~800 finished ones were waiting)."""
+        self._smtp_methods = {}
+        self._auth_methods = {}
+        self._writer = None
+        self._client_connected_cb = None
+
+    def connection_lost(self, error) -> None:
+        super().connection_lost(error)
+        if self._handler_coroutine is not None:     # see _forget_session_task
+            self._handler_coroutine.add_done_callback(self._forget_session_task)
+
+    def _forget_session_task(self, task: asyncio.Task) -> None:
+        """A session task that ended by cancellation keeps the exception, whose
+        traceback holds the session's frames and so this protocol: drop it."""
+        self._handler_coroutine = None
 
     # ---- replies -------------------------------------------------------------
     async def push(self, status) -> None:

@@ -11,6 +11,7 @@ import pytest
 from aiosmtpd.smtp import SMTP
 
 from gateway.ingress.lean import LeanSMTP, has_long_line
+from tests.peers.wait import until
 
 LIMIT = 200           # data_size_limit for the size cases
 
@@ -165,3 +166,24 @@ def test_long_line_check_agrees_with_splitting_every_line():
         longest = rng.randint(1, 10)
         expected = any(len(line) > longest for line in data.split(b"\r\n"))
         assert has_long_line(data, longest) == expected, (data, longest)
+
+
+async def test_a_finished_session_is_freed_without_the_cycle_collector():
+    """With the cycle collector off, no protocol of a finished session is left
+    (aiosmtpd's own SMTP leaves every one of them to the collector)."""
+    import gc
+
+    handler = Recorder()
+    server, port = await serve(lambda: Ours(handler, **kwargs()))
+    gc.collect()
+    gc.disable()
+    try:
+        rng = random.Random(7)
+        for _ in range(5):
+            await dialogue(port, CASES["one line"], 1, rng)
+        await until(lambda: not [o for o in gc.get_objects() if isinstance(o, Ours)], 10,
+                    "the finished sessions to be freed")
+    finally:
+        gc.enable()
+        server.close()
+    assert len(handler.contents) == 5
