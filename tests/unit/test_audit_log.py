@@ -253,3 +253,45 @@ def test_a_forked_child_does_not_repeat_the_batch(tmp_path):
         os.waitpid(pid, 0)
     """).replace("\n", "\n    "), str(log))
     assert events(log) == ["started", "queued"]
+
+
+def test_the_short_road_renders_what_the_processors_render(tmp_path, monkeypatch):
+    """``write_info`` skips structlog's processors for plain events; with the clock
+    fixed, its line equals the processors' for plain values, and a value JSON cannot
+    take (or a bound context variable) goes through the processors."""
+    import datetime
+    import random
+
+    configure_logging("info", tmp_path / "phigate.log")
+    installed = audit_setup._installed
+    now = 1_796_000_000_123_456_000
+    monkeypatch.setattr(audit_setup.time, "time_ns", lambda: now)
+    monkeypatch.setattr(structlog.processors.datetime, "datetime", type(
+        "Frozen", (datetime.datetime,),
+        {"now": classmethod(lambda cls, tz=None: datetime.datetime.fromtimestamp(now / 1e9, tz))}))
+
+    def processors(event_dict):
+        for processor in installed.expected:
+            event_dict = processor(installed.logger, "info", event_dict)
+        return event_dict
+
+    events = [{"audit": True, "queue_id": "Q", "recipients": 2, "phi": False,
+               "decisions": ["relay:default"], "auth_user": None, "event": "queued"},
+              {"audit": True, "reason": "550 5.1.1 \u00fcnknown", "delay": 1.5, "event": "bounced"},
+              {"audit": True, "path": Path("/x"), "event": "config_loaded"}]
+    for event in events:
+        assert audit_setup._render_info(installed, dict(event)) == processors(dict(event))
+    structlog.contextvars.bind_contextvars(listener="submission")
+    try:
+        line = audit_setup._render_info(installed, dict(events[0]))
+        assert json.loads(line)["listener"] == "submission"
+    finally:
+        structlog.contextvars.clear_contextvars()
+
+    rng = random.Random(5)
+    for _ in range(5000):
+        ns = rng.randrange(4 * 10**18) // 1000 * 1000 + rng.choice([0, rng.randrange(1000)])
+        sec, rest = divmod(ns, 10**9)
+        expected = (datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+                    + datetime.timedelta(seconds=sec, microseconds=rest // 1000))
+        assert audit_setup.utc_timestamp(ns) == expected.isoformat().replace("+00:00", "Z")
