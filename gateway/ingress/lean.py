@@ -24,6 +24,10 @@ is most of phigate's CPU per message. Three places, same behaviour:
   its own: nine writes, nine wake-ups of the client, for one EHLO.
   ``push`` holds ``250-`` continuation lines and writes the whole reply
   with its last line: the same bytes in one write.
+- Per command. aiosmtpd re-arms its idle timer and builds two ``repr``s of
+  the line for its (disabled) debug log on every command; here the timer
+  is re-armed only when it fires early, and the log lines are made only
+  when the logger would write them.
 - Memory. A finished session's protocol sits in reference cycles (its bound
   methods, its stream writer); ``_drop_cycles`` breaks them when the session
   task ends, so it is freed at once rather than by the cycle collector.
@@ -35,9 +39,11 @@ is most of phigate's CPU per message. Three places, same behaviour:
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from typing import Any
 
+import aiosmtpd.smtp
 from aiosmtpd.smtp import MISSING, SMTP, Session, _AuthMechAttr, login_always_fail, syntax
 
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -55,6 +61,21 @@ def has_long_line(data: bytes, longest: int) -> bool:
             return True
         start = crlf + 2
     return False
+
+
+_sanitized_log = aiosmtpd.smtp.sanitized_log
+_LEVEL_OF = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+             "error": logging.ERROR}
+
+
+def _sanitized_log_if_enabled(func, msg, *args, **kwargs) -> None:
+    """aiosmtpd's ``sanitized_log`` (a ``repr`` of every command line, twice a
+    line), skipped when the logger would drop the record anyway."""
+    if func.__self__.isEnabledFor(_LEVEL_OF.get(func.__name__, logging.CRITICAL)):
+        _sanitized_log(func, msg, *args, **kwargs)
+
+
+aiosmtpd.smtp.sanitized_log = _sanitized_log_if_enabled
 
 
 # (protocol class, handler class) -> names of its smtp_/auth_/handle_ methods
@@ -124,10 +145,30 @@ class LeanSMTP(SMTP):
         self._ehlo_hook_ver = "new" if "EHLO" in self._handle_hooks else None
         self._smtp_methods = {m[len("smtp_"):]: getattr(self, m) for m in smtp}
         self._reply_lines: list[bytes] = []      # continuation lines not yet written
+        self._deadline = 0.0                     # see _reset_timeout
         self._enforce_call_limit = command_call_limit is not None
         if command_call_limit is not None:
             self._call_limit_base = command_call_limit
             self._call_limit_default = command_call_limit.get("*", 20)
+
+    # ---- the idle timeout -----------------------------------------------------
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """aiosmtpd cancels and re-arms a timer for every command. Here the timer
+        stays armed; when it fires before the deadline (which moved on since), it
+        re-arms itself for it, and it is re-armed at once only when the deadline
+        comes closer (a shorter timeout than the one armed)."""
+        self._deadline = self.loop.time() + (duration or self._timeout_duration)
+        handle = self._timeout_handle
+        if handle is None or handle.cancelled() or handle.when() > self._deadline:
+            if handle is not None:
+                handle.cancel()
+            self._timeout_handle = self.loop.call_at(self._deadline, self._check_timeout)
+
+    def _check_timeout(self) -> None:
+        if self.loop.time() < self._deadline:
+            self._timeout_handle = self.loop.call_at(self._deadline, self._check_timeout)
+        else:
+            self._timeout_cb()
 
     # ---- the end of a session -------------------------------------------------
     async def _handle_client(self) -> None:

@@ -5,6 +5,7 @@ pipelined, over the line and size limits)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 
 import pytest
@@ -38,7 +39,7 @@ async def test_construction_matches_aiosmtpd():
     handler = Recorder()
     theirs = SMTP(handler, decode_data=False, **kwargs())
     ours = LeanSMTP(handler, **kwargs())
-    assert set(vars(ours)) == set(vars(theirs)) | {"_reply_lines"}
+    assert set(vars(ours)) == set(vars(theirs)) | {"_reply_lines", "_deadline"}
     assert ours._smtp_methods.keys() == theirs._smtp_methods.keys()
     assert all(method.__func__ is getattr(LeanSMTP, "smtp_" + command)
                for command, method in ours._smtp_methods.items())
@@ -187,3 +188,41 @@ async def test_a_finished_session_is_freed_without_the_cycle_collector():
         gc.enable()
         server.close()
     assert len(handler.contents) == 5
+
+
+async def test_the_idle_timer_follows_the_last_command_and_a_shorter_timeout():
+    """The timer is re-armed lazily: a session that keeps talking outlives the
+    timeout, an idle one is closed, and a shorter timeout (DATA's, say) takes
+    effect at once."""
+    server, port = await serve(lambda: Ours(Recorder(), **{**kwargs(), "timeout": 1.0}))
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await reader.readline()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while loop.time() - started < 2.2:              # past two timeouts, never idle
+            writer.write(b"NOOP\r\n")
+            assert (await reader.readline()).startswith(b"250")
+            await asyncio.sleep(0.05)
+        assert await asyncio.wait_for(reader.read(), 30) == b""   # then idle: closed
+        writer.close()
+    finally:
+        server.close()
+
+    protocol = Ours(Recorder(), **kwargs())
+    protocol._reset_timeout(600)
+    protocol._reset_timeout(0.5)
+    assert protocol._timeout_handle.when() <= protocol.loop.time() + 0.5
+    protocol._timeout_handle.cancel()
+
+
+def test_command_lines_are_logged_only_when_the_log_would_keep_them(caplog):
+    import aiosmtpd.smtp
+
+    logger = logging.getLogger("mail.log")
+    with caplog.at_level(logging.ERROR, logger="mail.log"):
+        aiosmtpd.smtp.sanitized_log(logger.info, "%r >> %r", ("peer", 1), b"MAIL FROM:<a@b>")
+    assert caplog.records == []
+    with caplog.at_level(logging.INFO, logger="mail.log"):
+        aiosmtpd.smtp.sanitized_log(logger.info, "%r >> %r", ("peer", 1), b"MAIL FROM:<a@b>")
+    assert [r.getMessage() for r in caplog.records] == ["('peer', 1) >> b'MAIL FROM:<a@b>'"]

@@ -82,21 +82,35 @@ class _Worker:
                        rss_limit: int | None) -> bytes | str:
         """Send ``raw`` (None: only read) and return the reply, or the name of the
         limit that was hit ("time", "memory"). Memory is looked at only while a
-        reply is late by more than ``POLL``."""
-        reply = asyncio.ensure_future(self._ask(raw))
+        reply is late by more than ``POLL``. The reply is awaited in the caller's
+        own task; a timer callback watches the limits and cancels that task when
+        one is hit (no task and no ``asyncio.wait`` per message)."""
         loop = asyncio.get_running_loop()
+        me = asyncio.current_task()
         deadline = loop.time() + timeout
-        while True:
-            left = deadline - loop.time()
-            done, _ = await asyncio.wait((reply,), timeout=max(0.0, min(POLL, left)))
-            if done:
-                return reply.result()
-            limit = ("time" if loop.time() >= deadline else
+        hit: list[str] = []
+
+        def watch() -> None:
+            nonlocal timer
+            now = loop.time()
+            limit = ("time" if now >= deadline else
                      "memory" if rss_limit is not None and self.rss() > rss_limit else None)
-            if limit is not None:
-                reply.cancel()
-                await asyncio.gather(reply, return_exceptions=True)
-                return limit
+            if limit is None:
+                timer = loop.call_later(min(POLL, deadline - now), watch)
+            else:
+                hit.append(limit)
+                me.cancel()
+
+        timer = loop.call_later(min(POLL, timeout), watch)
+        try:
+            return await self._ask(raw)
+        except asyncio.CancelledError:
+            if not hit:
+                raise                      # cancelled from outside: not ours to swallow
+            me.uncancel()
+            return hit[0]
+        finally:
+            timer.cancel()
 
     async def kill(self) -> None:
         if self.proc.returncode is None:
