@@ -242,7 +242,6 @@ def test_stderr_output_gets_the_same_lines():
     assert done.stdout == ""
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX fork")
 def test_a_forked_child_does_not_repeat_the_batch(tmp_path):
     log = tmp_path / "phigate.log"
     run_script(textwrap.dedent("""
