@@ -1,8 +1,11 @@
 """Evaluating a rule's ``when`` against one recipient of one message.
 
 ``MessageFacts`` holds what conditions may look at, computed lazily from the
-raw message (headers parsed only if a rule asks for the subject or a header,
-the MIME tree walked only if a rule asks for attachment types). Every check
+raw message: the Subject and a plain single part's attachment types (none) from
+a split of the header section that gives the feed parser's fields
+(``raw_header_items``); the header parser only when a rule asks for a header
+or the Content-Type needs it; the MIME tree only for multipart attachment
+types. Every check
 is cheap and local: nothing here touches the network; whether a recipient has
 a certificate is asked of a lookup the wiring passes in (the certificate
 store's in-memory index, ``CertStore.certificate_for``).
