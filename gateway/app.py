@@ -36,7 +36,7 @@ from gateway.delivery.guard import GuardedCourier
 from gateway.delivery.outbox import OutboxCourier
 from gateway.delivery.smtp import UpstreamCourier
 from gateway.ingress.smtp import SubmissionServer
-from gateway.malloc import return_large_buffers
+from gateway.malloc import reuse_large_buffers
 from gateway.metrics import Metrics
 from gateway.model import Action
 from gateway.policy import PolicyEngine, load_policy
@@ -382,7 +382,7 @@ def _run(coro) -> int:
 def main(config: Config, config_path: Path | None, *, worker: int | None = None,
          listen_fd: int | None = None) -> int:
     """``phigate run``: one process, a supervisor of ``workers``, or one worker."""
-    return_large_buffers()
+    reuse_large_buffers(on_trim=lambda: log.info("heap trimmed after large messages"))
     configure_logging(config.logging.level, config.logging.file)
     if worker is not None:
         die_with_parent()

@@ -40,6 +40,7 @@ from aiosmtplib.typing import SMTPStatus
 
 from gateway.audit import get_logger
 from gateway.delivery.smtp_wire import PipeliningProtocol, body, envelope, quote
+from gateway.malloc import large_buffer_used
 from gateway.model import Delivered, Outcome, Permanent, Transient
 
 log = get_logger("upstream")
@@ -63,13 +64,15 @@ def _clean(client: aiosmtplib.SMTP) -> bool:
     return client.is_connected and client.protocol.clean
 
 
-def _write(client: aiosmtplib.SMTP, data: bytes, replies: int) -> PipeliningProtocol:
-    """Write ``data`` that will get ``replies`` replies; the protocol to read them from."""
+def _write(client: aiosmtplib.SMTP, pieces: Sequence[bytes], replies: int) -> PipeliningProtocol:
+    """Write ``pieces`` (one writev) that will get ``replies`` replies; the protocol
+    to read them from."""
     protocol = client.protocol
-    if protocol is None:
+    transport = protocol and protocol.transport
+    if transport is None or transport.is_closing():
         raise SMTPServerDisconnected("Connection lost")
     protocol.expect(replies)
-    protocol.write(data)
+    transport.writelines(pieces)
     return protocol
 
 
@@ -147,6 +150,7 @@ class UpstreamCourier:
         """(outcomes or None to retry on a fresh connection, keep the client?)"""
         timeout = max(self.config.timeout, len(data) / MIN_DATA_RATE)
         message, size = body(data)
+        large_buffer_used(size)
         try:
             await client._ehlo_or_helo_if_needed()      # as sendmail: once per session
             commands = envelope(*addresses, size if client.supports_extension("size") else None)
@@ -181,9 +185,9 @@ class UpstreamCourier:
         return {r: refused.get(r) or Delivered() for r in rcpts}, _clean(client)
 
     @staticmethod
-    async def _exchange(client, command: bytes, timeout) -> SMTPResponse:
+    async def _exchange(client, pieces: Sequence[bytes], timeout) -> SMTPResponse:
         """Write one command (or the body) and read its reply."""
-        protocol = _write(client, command, 1)
+        protocol = _write(client, pieces, 1)
         reply = await protocol.read_response(timeout)
         if reply.code == SMTPStatus.domain_unavailable:
             client.close()
@@ -197,20 +201,20 @@ class UpstreamCourier:
         replies: list[SMTPResponse] = []
         try:
             if client.supports_extension("pipelining"):
-                protocol = _write(client, b"".join(commands), len(commands))
+                protocol = _write(client, commands, len(commands))
                 for _ in commands:
                     replies.append(await protocol.read_response(timeout))
                     if replies[-1].code == SMTPStatus.domain_unavailable:
                         client.close()
                         break
                 return replies
-            replies.append(await self._exchange(client, commands[0], timeout))
+            replies.append(await self._exchange(client, commands[:1], timeout))
             if replies[0].code != SMTPStatus.completed:
                 return replies
             for command in commands[1:-1]:
-                replies.append(await self._exchange(client, command, timeout))
+                replies.append(await self._exchange(client, (command,), timeout))
             if any(reply.code in ACCEPTED for reply in replies[1:]):
-                replies.append(await self._exchange(client, commands[-1], timeout))
+                replies.append(await self._exchange(client, commands[-1:], timeout))
         except SMTPServerDisconnected:
             client.close()
         return replies
@@ -220,14 +224,15 @@ class UpstreamCourier:
         dot (RFC 2920), then RSET. Is the connection fit for another message?"""
         try:
             if start and start[0].code == SMTPStatus.start_input:
-                await self._exchange(client, b".\r\n", timeout)
-            reply = await self._exchange(client, b"RSET\r\n", timeout)
+                await self._exchange(client, (b".\r\n",), timeout)
+            reply = await self._exchange(client, (b"RSET\r\n",), timeout)
         except (SMTPException, OSError, TimeoutError):
             client.close()
             return False
         return reply.code == SMTPStatus.completed and _clean(client)
 
     async def close(self) -> None:
-        while self._idle:
-            client, _ = self._idle.pop()
-            await self._discard(client)
+        """QUIT every pooled connection at once: an upstream that no longer answers
+        delays the shutdown by one QUIT timeout, not one per connection."""
+        idle, self._idle = self._idle, []
+        await asyncio.gather(*(self._discard(client) for client, _ in idle))

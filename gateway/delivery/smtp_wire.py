@@ -70,15 +70,17 @@ def normalize_line_endings(message: bytes) -> bytes:
     return message if message.endswith(b"\r\n") else message + b"\r\n"
 
 
-def body(data: bytes) -> tuple[bytes, int]:
-    """(what follows the 354: dot-stuffed message and ".CRLF", the SIZE of the message)."""
+def body(data: bytes) -> tuple[tuple[bytes, bytes], int]:
+    """(what follows the 354: the dot-stuffed message and ".CRLF", as two pieces
+    written with one writev so that a large message is not copied once more;
+    the SIZE of the message)."""
     message = normalize_line_endings(data)
     size = len(message)
     if b"\n." in message:
         message = message.replace(b"\n.", b"\n..")
     if message.startswith(b"."):
         message = b"." + message
-    return message + b".\r\n", size
+    return (message, b".\r\n"), size
 
 
 class PipeliningProtocol(SMTPProtocol):

@@ -46,6 +46,8 @@ from typing import Any
 import aiosmtpd.smtp
 from aiosmtpd.smtp import MISSING, SMTP, Session, _AuthMechAttr, login_always_fail, syntax
 
+from gateway.malloc import large_buffer_used
+
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _SIMPLE_PATH = re.compile(
     rf"<((?:{_ATEXT}(?:\.{_ATEXT})*)@(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*))>(?=\s|$)")
@@ -255,7 +257,9 @@ class LeanSMTP(SMTP):
                 break
         if too_much:
             return None, "552 Error: Too much mail data"
-        data = b"".join(parts)[:-3]
+        parts[-1] = memoryview(parts[-1])[:-3]         # the final ".CRLF", without a copy
+        data = b"".join(parts)
+        large_buffer_used(len(data))
         if has_long_line(data, self.line_length_limit - 2):
             return None, "500 Line too long (see RFC5321 4.5.3.1.6)"
         if data.startswith(b"."):

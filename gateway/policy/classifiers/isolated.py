@@ -71,7 +71,7 @@ class _Worker:
     async def _ask(self, raw: bytes | None) -> bytes:
         try:
             if raw is not None:
-                self.proc.stdin.write(HEADER.pack(len(raw)) + raw)     # one write, one wake-up
+                self.proc.stdin.writelines((HEADER.pack(len(raw)), raw))   # one writev, no copy
                 await self.proc.stdin.drain()
             head = await self.proc.stdout.readexactly(HEADER.size)
             return await self.proc.stdout.readexactly(HEADER.unpack(head)[0])
