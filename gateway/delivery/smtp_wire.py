@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from contextvars import ContextVar
 
 import aiosmtplib.smtp
 from aiosmtplib.email import quote_address
@@ -70,10 +71,20 @@ def normalize_line_endings(message: bytes) -> bytes:
     return message if message.endswith(b"\r\n") else message + b"\r\n"
 
 
+wire_ready: ContextVar[bytes | None] = ContextVar("phigate_wire_ready", default=None)
+"""The message being delivered, when its queue item says it has CRLF line ends
+only and no line starting with "." (``Envelope.wire_ready``: the SMTP edge saw
+to both at acceptance). Set by the dispatcher around an attempt; ``body`` then
+skips its two scans of that very object (~2.6 ms per MiB)."""
+
+
 def body(data: bytes) -> tuple[tuple[bytes, bytes], int]:
     """(what follows the 354: the dot-stuffed message and ".CRLF", as two pieces
     written with one writev so that a large message is not copied once more;
     the SIZE of the message)."""
+    if data is wire_ready.get():
+        message = data if data.endswith(b"\r\n") else data + b"\r\n"
+        return (message, b".\r\n"), len(message)
     message = normalize_line_endings(data)
     size = len(message)
     if b"\n." in message:

@@ -20,6 +20,9 @@ is most of phigate's CPU per message. Three places, same behaviour:
   than ``data_size_limit`` bytes → 552 (both after the final dot, with
   the data discarded as it comes), dot-unstuffing per RFC 5321 §4.5.2.
   It never reads past the final dot, so pipelined commands stay queued.
+  ``envelope.dot_led_lines`` is False when the client stuffed no line, so
+  that no line of the content starts with a dot (the upstream courier then
+  need not look for one: ``gateway.delivery.smtp_wire.wire_ready``).
 - Replies. aiosmtpd writes (and drains) every line of a multi-line reply on
   its own: nine writes, nine wake-ups of the client, for one EHLO.
   ``push`` holds ``250-`` continuation lines and writes the whole reply
@@ -262,9 +265,12 @@ class LeanSMTP(SMTP):
         large_buffer_used(len(data))
         if has_long_line(data, self.line_length_limit - 2):
             return None, "500 Line too long (see RFC5321 4.5.3.1.6)"
-        if data.startswith(b"."):
+        led = data.startswith(b".")
+        if led:
             data = data[1:]
-        return data.replace(b"\r\n.", b"\r\n"), None
+        content = data.replace(b"\r\n.", b"\r\n")
+        self.dot_led_lines = led or len(content) != len(data)
+        return content, None
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
@@ -283,6 +289,7 @@ class LeanSMTP(SMTP):
             self._set_post_data_state()
             return
         self.envelope.content = self.envelope.original_content = content
+        self.envelope.dot_led_lines = self.dot_led_lines
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()
         await self.push("250 OK" if status is MISSING else status)

@@ -179,7 +179,8 @@ class SubmissionHandler:
 
     async def handle_DATA(self, smtp, session, envelope):
         raw = envelope.original_content or b""
-        if has_bare_eol(raw):
+        bare_eol = has_bare_eol(raw)
+        if bare_eol:
             if self.server.bare_line_endings == "reject":
                 return "550 5.6.2 Bare CR or LF in message data is not allowed"
             raw = to_crlf(raw)
@@ -192,7 +193,8 @@ class SubmissionHandler:
             mail_from=envelope.mail_from, rcpt_tos=tuple(envelope.rcpt_tos),
             auth_user=user, peer=_peer(session), received_at=time.time(),
             source="smtp", helo=session.host_name or "",
-            mail_options=tuple(envelope.mail_options))
+            mail_options=tuple(envelope.mail_options),
+            wire_ready=not bare_eol and not getattr(envelope, "dot_led_lines", True))
         return await accept_reply(self.server.acceptor, mail, raw, "accept failed")
 
     async def handle_exception(self, error):

@@ -30,6 +30,9 @@ class Envelope:
     source: str = "smtp"   # smtp | imap | portal | notice | dsn | digest | local (policy test)
     helo: str = ""
     mail_options: tuple[str, ...] = field(default=())
+    # the message as accepted has CRLF line ends only and no line starting with
+    # "." (the SMTP edge knows both for free): the upstream courier sends it as is
+    wire_ready: bool = False
 
     def to_json(self) -> dict:
         return {
@@ -41,6 +44,7 @@ class Envelope:
             "source": self.source,
             "helo": self.helo,
             "mail_options": list(self.mail_options),
+            "wire_ready": self.wire_ready,
         }
 
     @classmethod
@@ -54,4 +58,5 @@ class Envelope:
             source=data.get("source", "smtp"),
             helo=data.get("helo", ""),
             mail_options=tuple(data.get("mail_options", ())),
+            wire_ready=data.get("wire_ready", False),
         )

@@ -22,7 +22,8 @@ Everything phigate sends is a queue item delivered here (``enqueue``): relayed
 mail, portal notices and patients' messages, read notices, reset links, DSNs,
 held notices and the administrator's digest. While a handler runs, the item
 is named in ``gateway.delivery.guard.delivering`` so the guarded couriers can
-check each recipient against it.
+check each recipient against it, and a message its envelope calls wire-ready
+in ``gateway.delivery.smtp_wire.wire_ready`` (sent upstream as it is).
 
 Handler exceptions are bugs: the item's crash count goes up and after
 ``max_crashes`` it is moved to shunt/ with the traceback beside it (<id>.error).
@@ -42,6 +43,7 @@ from collections.abc import Callable, Mapping
 
 from gateway.audit import audit, get_logger
 from gateway.delivery.guard import delivering
+from gateway.delivery.smtp_wire import wire_ready
 from gateway.model import Action, Delivered, Envelope, Permanent, PermanentKind, Plan, Transient
 from gateway.queue.dsn import build_dsn
 from gateway.queue.item import QueueItem, Status
@@ -260,9 +262,11 @@ class Dispatcher:
                 r.attempts += 1
             audit("attempt", queue_id=item.id, action=action.value, recipients=len(rcpts))
             token = delivering.set(item)
+            ready = wire_ready.set(raw if item.envelope.wire_ready else None)
             try:
                 outcomes = await handler.execute(item, raw, rcpts)
             finally:
+                wire_ready.reset(ready)
                 delivering.reset(token)
         for r in rcpts:
             outcome = outcomes.get(r.address) or Transient("no outcome reported")

@@ -5,6 +5,7 @@ in any log line, the systemd notify protocol, and SIGHUP reload."""
 import asyncio
 import email
 import email.policy
+import json
 import os
 import signal
 import smtplib
@@ -53,17 +54,35 @@ async def submit(daemon, messages, rcpts=("patient@partner.example",)):
 
 
 async def test_relay_is_byte_exact_after_one_received_header(daemon_factory, upstream_sink):
+    """With lines the client dot-stuffed, and without (the message then goes
+    upstream as it was stored: ``Envelope.wire_ready``)."""
     daemon = daemon_factory(upstream_sink.port)
-    data = message(1, body="Line one.\nLine two with trailing spaces   \n.\n..leading dots\n")
-    await submit(daemon, [data])
-    await upstream_sink.wait_for(1, timeout=30)
-    got = upstream_sink.messages[0]
-    assert got.mail_from == SENDER and list(got.rcpt_tos) == ["patient@partner.example"]
-    header = got.data.partition(b"\r\n\t")[0]
-    assert header.startswith(b"Received: from client.smiledental.example ([127.0.0.1])")
-    # the Received header is 3 lines; everything after it is exactly what was sent
-    received_end = got.data.index(b"\r\n", got.data.index(b"\r\n\t", got.data.index(b"\r\n\t") + 1) + 1) + 2
-    assert got.data[received_end:] == data
+    sent = [message(1, body="Line one.\nLine two with trailing spaces   \n.\n..leading dots\n"),
+            message(2, body="No line here starts with a dot.\nNot even this one.\n")]
+    await submit(daemon, sent)
+    await upstream_sink.wait_for(2, timeout=30)
+    for data, got in zip(sent, upstream_sink.messages, strict=True):
+        assert got.mail_from == SENDER and list(got.rcpt_tos) == ["patient@partner.example"]
+        header = got.data.partition(b"\r\n\t")[0]
+        assert header.startswith(b"Received: from client.smiledental.example ([127.0.0.1])")
+        # the Received header is 3 lines; everything after it is exactly what was sent
+        received_end = got.data.index(
+            b"\r\n", got.data.index(b"\r\n\t", got.data.index(b"\r\n\t") + 1) + 1) + 2
+        assert got.data[received_end:] == data
+    assert await asyncio.to_thread(daemon.stop) == 0
+
+
+async def test_wire_ready_only_when_the_client_stuffed_no_line(daemon_factory):
+    daemon = daemon_factory(free_port())          # no upstream: the items stay queued
+    await submit(daemon, [message(30, body="No line starts with a dot.\n")],
+                 rcpts=("plain@partner.example",))
+    await submit(daemon, [message(31, body="A line below does.\n.hidden\n")],
+                 rcpts=("dotted@partner.example",))
+    flags = {}
+    for path in (daemon.spool / "queue").glob("*.msg"):
+        envelope = json.loads(path.read_bytes().partition(b"\n")[0])["envelope"]
+        flags[envelope["rcpt_tos"][0]] = envelope["wire_ready"]
+    assert flags == {"plain@partner.example": True, "dotted@partner.example": False}
     assert daemon.stop() == 0
 
 

@@ -20,9 +20,11 @@ LIMIT = 200           # data_size_limit for the size cases
 class Recorder:
     def __init__(self):
         self.contents: list[bytes] = []
+        self.dot_led: list[bool] = []
 
     async def handle_DATA(self, server, session, envelope):
         self.contents.append(envelope.original_content)
+        self.dot_led.append(getattr(envelope, "dot_led_lines", True))
         return "250 OK"
 
     async def auth_PLAIN(self, server, args):          # a handler-defined mechanism
@@ -133,6 +135,10 @@ async def test_data_matches_aiosmtpd(name):
             server.close()
         results.append((runs, handler.contents))
     assert results[0] == results[1]
+    # LeanSMTP's note for the courier: False only when no line starts with a dot
+    for content, led in zip(handler.contents, handler.dot_led, strict=True):
+        assert led or not (content.startswith(b".") or b"\r\n." in content), name
+        assert led == (b"\r\n." in b"\r\n" + data[:-3]), name  # a line the client stuffed
 
 
 async def test_size_limit_and_the_session_goes_on():
