@@ -29,18 +29,19 @@ _B_WORD = re.compile(r"=\?[^?\s]+\?[bB]\?([^?\s]*)\?=")
 # A line as the feed parser splits its input (StringIO(newline="")): up to and
 # with CRLF, CR or LF; a CR is a line end of its own only when no LF follows it.
 _LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)")
-_ONE_PART = ("multipart", "message")  # the main types whose body the parser reads as parts
+_NESTED = ("multipart", "message")  # the main types whose body the feed parser reads as parts
 
 
 def parse(raw: bytes, policy=email.policy.compat32) -> email.message.Message:
     """``email.message_from_bytes(raw, policy=policy)``, without the whole-message str and
     StringIO copies (fed in 64 KiB pieces: a 27 MB message needs 22 MiB instead of 82)
     and, for a message that is not multipart/* or message/*, without the line-by-line
-    read of its body (see the module docstring)."""
+    read of its body (see the module docstring; a 27 MB single part then peaks at 26 MiB
+    of Python allocations instead of 70)."""
     cut = _header_end(raw)
     if cut is not None:
         head = _feed(raw[:cut], policy)
-        if head.get_content_maintype() not in _ONE_PART:
+        if head.get_content_maintype() not in _NESTED:
             # What the feed parser sets: the lines it pushed back (a body line that
             # ended the headers, a trailing "From " line), then every line after them.
             body = str(memoryview(raw)[cut:], "ascii", "surrogateescape")  # no bytes copy
@@ -51,8 +52,8 @@ def parse(raw: bytes, policy=email.policy.compat32) -> email.message.Message:
 
 def _header_end(raw: bytes) -> int | None:
     """Where the first line that cannot be a header line (the feed parser's ``headerRE``:
-    a field, a continuation or a "From " line) ends, or None when there is none before
-    the end. The feed parser's header section ends at or before that line, and every
+    a field, a continuation or a "From " line) ends, or None when no such line ends
+    before the end of the message. The feed parser's header section ends at or before that line, and every
     decision it makes before the body (fields, defects, the content type) depends only on
     the lines up to it."""
     pos = 0
