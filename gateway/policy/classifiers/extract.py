@@ -207,7 +207,10 @@ _QUOTE_START = re2.compile(
     rb"|On [^\n]{4,200}wrote:[ \t]*\r?$|El [^\n]{4,200}escribi\xc3\xb3:[ \t]*\r?$"
     rb"|(?:From|De):[^\n]*\r?\n(?:Sent|Enviado|Date|Fecha):|>[^\n]*\r?\n>)"
 )
-_QUOTE_PREFIX = re2.compile(rb"(?m)^[ \t]*(?:>[ \t]?)+")
+# The stdlib's re, not RE2: google-re2's sub() runs Python code for every match (~4 us a
+# quoted line), re's is C. The pattern cannot backtrack more than one line's leading blanks,
+# and has no empty match, so both engines remove the same text.
+_QUOTE_PREFIX = re.compile(rb"(?m)^[ \t]*(?:>[ \t]?)+")
 _BASE64_LINE = re.compile(rb"^[A-Za-z0-9+/]{8,}={0,2}$")
 
 
