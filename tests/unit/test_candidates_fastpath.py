@@ -299,3 +299,19 @@ MUTANTS = {
 def test_a_broken_shortcut_is_noticed(monkeypatch, name):
     MUTANTS[name](monkeypatch)
     assert any(compare(text) for text in synthetic()), name
+
+
+def test_the_matcher_names_each_match_as_without_its_cache():
+    """``Matcher.finditer`` names a repeated match from a cache keyed by its bytes and the kind
+    of byte on either side: the same rules as looking each one up (``rule_at``)."""
+    matcher = patterns.matcher()
+    texts = synthetic()[:100] + [text for text, _ in segments()]
+    count = 0
+    for text in texts:
+        expected = [
+            (matcher.rule_at(text, start, end), start, end)
+            for _, start, end in matcher.finditer(text)
+        ]
+        assert list(matcher.finditer(text)) == expected, text[:300]
+        count += len(expected)
+    assert count > 5_000
