@@ -531,13 +531,19 @@ class Matcher:
         The rule of a match depends only on its bytes and on the kind of byte on either side
         (what RE2's empty-width assertions read), so a repeated word or number is looked up
         once per call (the cache lives as long as this one pass over one text)."""
-        endpos = len(text) if endpos is None else min(endpos, len(text))
+        size = len(text)
+        endpos = size if endpos is None else min(endpos, size)
         rules: dict[tuple[int, int, bytes], PatternRow] = {}
+        find, kind = self._find, _EDGE_KIND
         while pos <= endpos:
-            start, end = self._find(text, pos, endpos)[0]
+            start, end = find(text, pos, endpos)[0]
             if start < 0:
                 return
-            key = (_edge(text, start - 1), _edge(text, end), text[start:end])
+            key = (
+                kind[text[start - 1]] if start > 0 else 0,
+                kind[text[end]] if end < size else 0,
+                text[start:end],
+            )
             rule = rules.get(key)
             if rule is None:
                 rule = rules[key] = self.rule_at(text, start, end)
@@ -554,15 +560,10 @@ class Matcher:
 
 
 _WORD_BYTES = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
-
-
-def _edge(text: bytes, at: int) -> int:
-    """The kind of byte at ``at`` as RE2's \\b, ^ and $ see it: outside the text, a newline,
-    a word byte (ASCII letter, digit, underscore), any other byte."""
-    if at < 0 or at >= len(text):
-        return 0
-    byte = text[at]
-    return 1 if byte == 10 else 2 if byte in _WORD_BYTES else 3
+# The kind of each byte as RE2's \\b, ^ and $ see it: a newline 1, a word byte (ASCII letter,
+# digit, underscore) 2, any other byte 3; outside the text is 0. A table, not a function:
+# ``finditer`` looks up both edges of every match.
+_EDGE_KIND = bytes(1 if b == 10 else 2 if b in _WORD_BYTES else 3 for b in range(256))
 
 
 def _partitions(rules: tuple[PatternRow, ...]) -> list[tuple[PatternRow, ...]]:
