@@ -29,7 +29,9 @@ Load, the same for every peer, one new SMTP session per message (smtp-source's d
 
 Figures per trial: accept msg/s (load generator done), end-to-end msg/s (first
 connection until the sink counted all N), CPU ms per message of the relay's processes
-(from /proc; Postfix = master with its reaped children plus the live ones), and
+(from /proc; Postfix = master with its reaped children plus the live ones), the
+part of phigate's in its event loops ("event loop": the main threads of its
+processes other than the classifier children), and
 phigate's peak RSS (sum of VmRSS over its processes, sampled every 20 ms). Each trial
 is preceded by ``sync`` and a 1 s pause; peers alternate trial by trial, so ratios
 come from the same minutes of this noisy machine. /proc/loadavg is printed at the
@@ -136,6 +138,20 @@ def cpu_seconds(root: int, with_reaped: bool) -> float:
             if with_reaped:
                 total += int(f[13]) + int(f[14])              # cutime, cstime
     return total / TICK
+
+
+def event_loops(pids: list[int]) -> list[int]:
+    """The processes among ``pids`` whose main thread is an event loop: all of
+    phigate's but its classifier children (single-threaded, CPU only)."""
+    loops = []
+    for pid in pids:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"gateway.policy.classifiers.child" not in argv:
+            loops.append(pid)
+    return loops
 
 
 def main_thread_cpu(pids: list[int]) -> float:
@@ -530,8 +546,9 @@ class Bench:
         base = sink.count()
         target = base + n
         pids = peer.pids() if isinstance(peer, Phigate) else []
+        loops = event_loops(pids)
         cpu0 = peer.cpu()
-        loop0 = main_thread_cpu(pids)
+        loop0 = main_thread_cpu(loops)
         load0 = loadavg()
         done_at = None
         last_report = [time.monotonic()]
@@ -589,7 +606,7 @@ class Bench:
         result["cpu_ms_per_msg"] = round((peer.cpu() - cpu0) * 1e3 / n, 3)
         if pids:
             result["peak_rss_mib"] = round(rss.peak / 1024, 1)
-            result["loop_cpu_ms_per_msg"] = round((main_thread_cpu(pids) - loop0) * 1e3 / n, 3)
+            result["loop_cpu_ms_per_msg"] = round((main_thread_cpu(loops) - loop0) * 1e3 / n, 3)
         result["loadavg_end"] = loadavg()
         if not peer.alive():
             result["error"] = f"{peer.name} died during the trial"
