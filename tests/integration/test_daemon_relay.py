@@ -97,7 +97,7 @@ async def test_one_refused_recipient_others_delivered_and_dsn(daemon_factory, up
     assert dsn.mail_from in ("", "<>")          # the null reverse-path
     assert b"nobody@partner.example" in dsn.data and b"550 5.1.1" in dsn.data
     assert b"Message number 2" not in dsn.data and b"hello 2" not in dsn.data
-    assert daemon.stop() == 0
+    assert await asyncio.to_thread(daemon.stop) == 0
 
 
 async def test_upstream_outage_then_all_100_delivered(daemon_factory, upstream_sink):
@@ -111,7 +111,7 @@ async def test_upstream_outage_then_all_100_delivered(daemon_factory, upstream_s
     await upstream_sink.wait_for(100, timeout=120)
     assert sorted(message_ids(upstream_sink)) == sorted(
         f"<m{i}@client.smiledental.example>" for i in range(100))
-    assert daemon.stop() == 0
+    assert await asyncio.to_thread(daemon.stop) == 0
 
 
 async def test_kill_9_during_500_submissions_loses_nothing(daemon_factory, upstream_sink):
@@ -183,7 +183,7 @@ async def test_no_subject_or_body_text_in_any_log_line(daemon_factory, upstream_
         while daemon.queue_ids():
             await asyncio.sleep(0.05)
     await asyncio.wait_for(settled(), 60)
-    assert daemon.stop() == 0
+    assert await asyncio.to_thread(daemon.stop) == 0
     logs = daemon.log_text()
     for event in ("queued", "delivered", "deposited", "held"):
         assert f'"event": "{event}"' in logs, event
@@ -216,7 +216,7 @@ async def test_sighup_keeps_running_config_when_new_one_is_bad(daemon_factory, u
     daemon.proc.send_signal(signal.SIGHUP)
     daemon.notify.wait_for("READY=1", 30, daemon.proc, count=3)
     assert '"event": "config_loaded"' in daemon.log_text()
-    assert daemon.stop() == 0
+    assert await asyncio.to_thread(daemon.stop) == 0
 
 
 def test_swaks_submits_through_phigate(daemon_factory, tmp_path):

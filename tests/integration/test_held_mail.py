@@ -124,7 +124,7 @@ async def test_held_notice_and_digest(daemon_factory, upstream_sink, tmp_path):
     assert PATIENT not in body                            # ids and rules, no addresses
     log = daemon.log_text()
     assert f'"queue_id": "{digest_id}"' in log and '"action": "digest"' in log
-    assert daemon.stop() == 0
+    assert await asyncio.to_thread(daemon.stop) == 0
 
 
 def test_digest_needs_admin_address(daemon_factory, upstream_sink):
@@ -143,7 +143,7 @@ async def test_held_notice_can_be_turned_off(daemon_factory, upstream_sink, tmp_
                             PATIENT)
 
     await in_area(daemon, "hold")
-    assert daemon.stop() == 0
+    assert await asyncio.to_thread(daemon.stop) == 0
     # A notice would be queued in the same attempt that held the message.
     assert daemon.queue_ids() == [] and upstream_sink.messages == []
     assert '"action": "held_notice"' not in daemon.log_text()

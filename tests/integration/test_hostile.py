@@ -125,7 +125,7 @@ async def test_hostile_mail_never_leaves_in_plaintext_and_memory_stays_bounded(
     for name, marker in markers.items():
         assert marker not in log, f"{name}'s chart number is in the log"
     assert daemon.proc.poll() is None
-    assert daemon.stop() == 0
+    assert await asyncio.to_thread(daemon.stop) == 0
 
 
 async def test_unreadable_reason_shows_in_queue_show_and_policy_test(daemon_factory,
@@ -158,4 +158,4 @@ async def test_unreadable_reason_shows_in_queue_show_and_policy_test(daemon_fact
     # nothing relayed: the only mail out is the PHI-free held notice to the sender
     assert [m.rcpt_tos for m in upstream_sink.messages] in ([], [[SENDER]])
     assert all(phi.marker.encode() not in m.data for m in upstream_sink.messages)
-    assert daemon.stop() == 0
+    assert await asyncio.to_thread(daemon.stop) == 0

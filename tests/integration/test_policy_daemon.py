@@ -64,7 +64,7 @@ async def test_phi_to_staff_and_patient_splits_relay_and_portal(daemon_factory, 
     assert '"relay:internal"' in log and '"portal:phi-to-others"' in log
     for marker in MARKERS:
         assert marker not in log
-    assert daemon.stop() == 0
+    assert await asyncio.to_thread(daemon.stop) == 0
 
 
 async def test_reject_rule_answers_550_at_data_and_queues_nothing(daemon_factory, upstream_sink,
@@ -94,7 +94,7 @@ default: {action: relay}
     await asyncio.to_thread(send, daemon, fine, ["team@agency.example"])
     await upstream_sink.wait_for(1, timeout=60)
     assert [m.data.endswith(fine) for m in upstream_sink.messages] == [True]
-    assert daemon.stop() == 0
+    assert await asyncio.to_thread(daemon.stop) == 0
 
 
 async def test_phi_in_subject_is_held_with_the_reason_shown(daemon_factory, upstream_sink):
@@ -112,7 +112,7 @@ async def test_phi_in_subject_is_held_with_the_reason_shown(daemon_factory, upst
     assert recipient["status"] == "held"
     text = daemon.phigate(["queue", "show", item_id]).stdout
     assert "phi-in-subject" in text and "Subject line" in text
-    assert daemon.stop() == 0
+    assert await asyncio.to_thread(daemon.stop) == 0
     # Nothing went to the patient; at most the held notice to the sender.
     assert all(m.rcpt_tos == [SENDER] for m in upstream_sink.messages)
 
@@ -149,4 +149,4 @@ default: {action: relay}
     assert '"config_rejected"' in daemon.log_text()
     await asyncio.to_thread(send, daemon, raw, ["team@agency.example"])
     await upstream_sink.wait_for(2, timeout=60)
-    assert daemon.stop() == 0
+    assert await asyncio.to_thread(daemon.stop) == 0

@@ -46,7 +46,7 @@ async def test_live_daemon_hold_release_retry(daemon_factory, upstream_sink):
     await upstream_sink.start()
     assert cli_json(daemon, "queue", "release", item_id) == {"ok": True, "action": "relay"}
     await upstream_sink.wait_for(1, timeout=30)       # released → attempted at once
-    assert daemon.stop() == 0
+    assert await asyncio.to_thread(daemon.stop) == 0
 
 
 async def test_retry_skips_the_backoff(daemon_factory, upstream_sink):
@@ -58,7 +58,7 @@ async def test_retry_skips_the_backoff(daemon_factory, upstream_sink):
     await upstream_sink.start()
     assert cli_json(daemon, "queue", "retry", item_id) == {"ok": True}
     await upstream_sink.wait_for(1, timeout=30)
-    assert daemon.stop() == 0
+    assert await asyncio.to_thread(daemon.stop) == 0
 
 
 async def test_offline_show_release_and_drop(tmp_path, daemon_factory):

@@ -73,7 +73,7 @@ async def test_phi_to_certificate_holder_goes_encrypted_and_patient_to_portal(
     log = daemon.log_text()
     assert '"smime:phi-to-certificate-holders"' in log and '"portal:phi-to-others"' in log
     assert "Okapimarker" not in log and "p12 secret" not in log
-    assert daemon.stop() == 0
+    assert await asyncio.to_thread(daemon.stop) == 0
 
 
 async def test_smime_without_a_certificate_takes_the_fallback(daemon_factory, upstream_sink,
@@ -97,4 +97,4 @@ default: {action: relay}
     assert b"Okapimarker" not in notice and b"/register/" in notice
     log = daemon.log_text()
     assert '"smime:phi-encrypted"' in log and '"fallback": "portal"' in log
-    assert daemon.stop() == 0
+    assert await asyncio.to_thread(daemon.stop) == 0
