@@ -11,7 +11,10 @@ random number-dense mail (spreadsheet and claim-list rows) with PHI mixed in: ph
 numbers, SSNs, birth dates, names, chart and member numbers, clinical codes and words,
 money, "you"/"your"/"I have"/"her" markers, topic words, signatures and quoted lines,
 sent to one outsider, by one person to the practice, among colleagues and in bulk.
-The comparison must notice each deliberately broken copy of ``decide`` in ``MUTANTS``."""
+``candidates.Hit`` is a named tuple now (cheaper to build than the frozen dataclass it was):
+the verdicts are compared with the old scoring *and* the old ``Hit`` put back. The
+comparison must notice each deliberately broken copy of ``decide`` in ``MUTANTS`` and a
+``Hit`` whose properties read the wrong field."""
 
 from __future__ import annotations
 
@@ -19,14 +22,18 @@ import importlib.util
 import random
 import sys
 import types
+from dataclasses import dataclass
 from functools import lru_cache
+from operator import attrgetter
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
-from gateway.policy.classifiers import build_classifier, scoring
+from gateway.policy.classifiers import build_classifier, candidates, patterns, scoring
 from gateway.policy.classifiers import classifier as classifier_module
 from gateway.policy.classifiers.extract import extract
+from gateway.policy.classifiers.patterns import PatternRow
 from tests import mimegen
 from tests.unit import scoring_before
 from tests.unit.test_candidates_fastpath import number_dense, phone
@@ -238,19 +245,58 @@ def test_the_synthetic_mail_is_number_dense_and_reaches_every_kind_of_reason():
     assert any("+clinical" in k for k in kinds) and any("+payment" in k for k in kinds)
 
 
+@dataclass(frozen=True, slots=True)
+class HitBefore:
+    """``candidates.Hit`` as it was: a frozen dataclass."""
+
+    rule: PatternRow
+    location: str
+    start: int
+    end: int
+
+    @property
+    def detector(self) -> str:
+        return self.rule.detector
+
+    @property
+    def role(self) -> str:
+        return self.rule.role
+
+
+def verdicts_before(monkeypatch, shadow, raws) -> list:
+    """The classifier's verdicts with the old scoring and the old ``Hit`` put back."""
+    classifier = build_classifier(shadow=shadow)
+    with monkeypatch.context() as patch:
+        patch.setattr(classifier_module, "decide", scoring_before.decide)
+        patch.setattr(candidates, "Hit", HitBefore)
+        before = [classifier.classify(raw) for raw in raws]
+    assert candidates.Hit is not HitBefore
+    return before
+
+
 @pytest.mark.parametrize("shadow", SHADOWS)
 def test_the_classifier_gives_the_same_verdicts(monkeypatch, shadow):
-    """Verdict by Verdict (phi, findings incl. shadow ones, errors, reasons), old scoring put
-    back into the classifier for the second run."""
+    """Verdict by Verdict (phi, findings incl. shadow ones, errors, reasons), old scoring and
+    old ``Hit`` put back into the classifier for the second run."""
     classifier = build_classifier(shadow=shadow)
     ours = [classifier.classify(raw) for raw in messages()]
-    monkeypatch.setattr(classifier_module, "decide", scoring_before.decide)
-    before = [classifier.classify(raw) for raw in messages()]
+    before = verdicts_before(monkeypatch, shadow, messages())
     for raw, verdict, expected in zip(messages(), ours, before, strict=True):
         assert verdict == expected, raw[:200]
     assert sum(v.phi for v in ours) > 300
     if shadow:
         assert any(f.shadow for v in ours for f in v.findings)
+
+
+def test_a_hit_is_an_immutable_value_read_by_name():
+    rule = patterns.RULES[0]
+    hit = candidates.Hit(rule, "body", 3, 9)
+    assert (hit.rule, hit.location, hit.start, hit.end) == (rule, "body", 3, 9)
+    assert (hit.detector, hit.role) == (rule.detector, rule.role)
+    assert hit == candidates.Hit(rule, "body", 3, 9) and hit != candidates.Hit(rule, "body", 3, 8)
+    assert hash(hit) == hash(candidates.Hit(rule, "body", 3, 9))
+    with pytest.raises(AttributeError):
+        hit.start = 4  # type: ignore[misc]
 
 
 # ------------------------------------------------------------------ the comparison can fail
@@ -298,6 +344,35 @@ def load(source: str, directory: Path) -> types.ModuleType:
 def test_the_unchanged_source_loaded_the_same_way_agrees(tmp_path):
     """The loading is not what makes the mutants differ."""
     assert differences(load(SOURCE, tmp_path)) == 0
+
+
+class HitReadingVariant(NamedTuple):
+    rule: PatternRow
+    location: str
+    start: int
+    end: int
+
+    detector = property(attrgetter("rule.variant"))
+    role = property(attrgetter("rule.role"))
+
+
+class HitReadingCategory(NamedTuple):
+    rule: PatternRow
+    location: str
+    start: int
+    end: int
+
+    detector = property(attrgetter("rule.detector"))
+    role = property(attrgetter("rule.category"))
+
+
+@pytest.mark.parametrize("broken", [HitReadingVariant, HitReadingCategory])
+def test_a_broken_hit_is_noticed(monkeypatch, broken):
+    raws = messages()[::3]
+    before = verdicts_before(monkeypatch, (), raws)
+    monkeypatch.setattr(candidates, "Hit", broken)
+    classifier = build_classifier()
+    assert [classifier.classify(raw) for raw in raws] != before, broken.__name__
 
 
 @pytest.mark.parametrize("name", list(MUTANTS))
