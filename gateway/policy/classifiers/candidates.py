@@ -16,7 +16,8 @@ from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
+from operator import attrgetter
+from typing import Any, NamedTuple
 
 import re2
 
@@ -27,20 +28,18 @@ from gateway.policy.classifiers.patterns import CLINICAL, PAYMENT_CAT, RECORD, P
 BLOCK_BYTES = 100  # a business name this close to an address or phone: its address block
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
+class Hit(NamedTuple):
+    """A validated match. Immutable and hashable; a named tuple, not a frozen dataclass,
+    because one is built per candidate (a page of phone numbers makes hundreds) and a
+    frozen dataclass costs ~0.7 us more to build. Its fields are read by name only."""
+
     rule: PatternRow
     location: str
     start: int
     end: int
 
-    @property
-    def detector(self) -> str:
-        return self.rule.detector
-
-    @property
-    def role(self) -> str:
-        return self.rule.role
+    detector = property(attrgetter("rule.detector"))
+    role = property(attrgetter("rule.role"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -192,7 +192,7 @@ def _topics(extracted: Extracted, hits_by_segment: list[list[Hit]]) -> frozenset
     found: dict[str, set[bytes]] = {}
     for segment, hits in zip(extracted.segments, hits_by_segment, strict=True):
         for hit in hits:
-            if hit.detector == "_topic":
+            if hit.rule.detector == "_topic":
                 word = segment.text[hit.start : hit.end].lower().split(None, 1)[0].rstrip(b"s.#")
                 found.setdefault(hit.rule.variant.removesuffix("_ref"), set()).add(word)
     return frozenset(k for k, words in found.items() if len(words) >= TOPIC_MIN)
@@ -221,23 +221,23 @@ def _a_practice(tokens: frozenset[str]) -> bool:
 _CONTACT = frozenset({"address", "phone", "email_address", "dob"})
 
 
-def _records(hits: list[Hit], text: bytes) -> Hit | None:
+def _records(people: list[Hit], text: bytes) -> Hit | None:
     """A person's demographic record: a personal street address, phone or e-mail next to a
     person's name or birth date, not in a business's block (a vCard with an ORG, a company
-    signature); or several personal street addresses (a mailing list of patients)."""
-    people = [h for h in hits if h.rule.category == IDENTIFIER and h.role != PROVIDER]
+    signature); or several personal street addresses (a mailing list of patients).
+    ``people``: identifier hits other than providers' (``decide`` gathers no others)."""
     # only a name or a birth date completes a record: index just those (a page of phone
     # numbers would otherwise be compared with each other)
-    placed = Positioned([h for h in people if h.detector in ("patient_name", "dob")])
+    placed = Positioned([h for h in people if h.rule.detector in ("patient_name", "dob")])
     for hit in people if placed else ():
-        if hit.detector not in _CONTACT:
+        if hit.rule.detector not in _CONTACT:
             continue
         for other in placed.within(hit, RECORD_BYTES):
             if other is not hit:
                 lo, hi = min(hit.start, other.start), max(hit.end, other.end)
                 if not names_org(text, max(0, lo - BLOCK_BYTES), hi + BLOCK_BYTES):
                     return hit
-    addresses = [h for h in people if h.detector == "address"]
+    addresses = [h for h in people if h.rule.detector == "address"]
     return addresses[1] if len(addresses) >= 2 else None
 
 
@@ -248,7 +248,7 @@ def _someones(text: bytes, hits: list[Hit], content: Positioned) -> Hit | None:
     """Among colleagues, "her crown seat", "his biopsy results": treatment that belongs to a
     person the thread identifies (the name may be one no detector knows)."""
     for hit in hits:
-        if hit.detector != "_their":
+        if hit.rule.detector != "_their":
             continue
         for c in content.within(hit, THEIR_BYTES):
             if (
@@ -268,7 +268,7 @@ SELF_BYTES = 60  # "I have a fever": the clinical word this close after the writ
 def _not_own_health(text: bytes, hits: list[Hit], content: list[Hit]) -> list[Hit]:
     """Among colleagues, what the writer says of their own health ("I have a bad cough",
     "out for my colonoscopy") is an employee's matter, not a patient's: drop it."""
-    selves = [h for h in hits if h.detector == "_self"]
+    selves = [h for h in hits if h.rule.detector == "_self"]
     if not selves:
         return content
     own = Positioned(selves)
@@ -294,7 +294,8 @@ def decide(
     subject_people: list[Hit] = []  # a person named in the Subject
     treatment_anywhere: list[Hit] = []  # treatment words (fee-list vocabulary included)
     topics = _topics(extracted, hits_by_segment)
-    internal = not extracted.to_one_person and not extracted.bulk
+    bulk = extracted.bulk
+    internal = not extracted.to_one_person and not bulk
     clinician_writes = bool({t.lower() for t in extracted.sender_tokens} & _PROVIDER_TOKENS)
     not_patients = bool(topics & NOT_PATIENT_TOPICS)
     business = bool(topics & BUSINESS_TOPICS)
@@ -312,7 +313,8 @@ def decide(
 
     for segment, hits in zip(extracted.segments, hits_by_segment, strict=True):
         text = segment.text
-        hits = [h for h in hits if h.detector not in excluded]
+        if excluded:
+            hits = [h for h in hits if h.rule.detector not in excluded]
         if not hits:
             continue  # every rule below starts from a hit
         signature = _signature_start(text)
@@ -329,39 +331,42 @@ def decide(
             h for h in generic.hits if h.rule.variant not in ("anatomy", "general")
         )
         invented = Positioned(
-            [h for h in hits if h.detector == "_topic" and h.rule.variant in NEARBY_TOPICS]
+            [h for h in hits if h.rule.detector == "_topic" and h.rule.variant in NEARBY_TOPICS]
         )
+        fiction = bool(invented)
 
         people: list[Hit] = []
         for hit in hits:
-            if hit.rule.category != IDENTIFIER:
+            rule = hit.rule  # read once: this loop runs for every number in a spreadsheet
+            if rule.category != IDENTIFIER:
                 continue
-            if not_patients and hit.detector != "mrn" and hit.rule.variant != "patient_label":
+            if not_patients and rule.detector != "mrn" and rule.variant != "patient_label":
                 continue  # employees and providers: only a chart number or "Patient:" counts
-            if invented and invented.first_within(hit, FICTION_BYTES):
+            if fiction and invented.first_within(hit, FICTION_BYTES):
                 continue  # a fictitious, sample or de-identified record
-            if hit.role == PROVIDER:
+            role = rule.role
+            if role == PROVIDER:
                 reported.append(hit)
                 continue
-            if hit.role != STRONG and hit.start >= signature:
+            if role != STRONG and hit.start >= signature:
                 continue
-            if hit.role == NEAR and extracted.bulk:
+            if role == NEAR and bulk:
                 continue  # a bare name in a newsletter is staff news, not a patient
             people.append(hit)
-            if hit.role == STRONG:
+            if role == STRONG:
                 reported.append(hit)
-                reasons.append(f"identifier({hit.detector}) in {hit.location}")
+                reasons.append(f"identifier({rule.detector}) in {hit.location}")
                 continue
-            if business or hit.role == RECORD:
+            if business or role == RECORD:
                 continue
             near = _near(hit, generic, specific, text)
             if near is not None:
                 reported.append(hit)
                 reasons.append(
-                    f"identifier({hit.detector})+{near.rule.category}({near.detector}) "
+                    f"identifier({rule.detector})+{near.rule.category}({near.rule.detector}) "
                     f"in {hit.location}"
                 )
-            elif hit.role == WEAK or segment.location == "subject":
+            elif role == WEAK or segment.location == "subject":
                 # a name standing in the Subject is about someone, wherever the health content sits
                 reported.append(hit)
                 people_anywhere.append(hit)
@@ -378,7 +383,7 @@ def decide(
         record = None if business or not_patients else _records(people, text)
         if record is None and "_me" in speakers:
             # a person writing in: the street address or birth date they give is their own
-            record = next((h for h in people if h.detector in ("address", "dob")), None)
+            record = next((h for h in people if h.rule.detector in ("address", "dob")), None)
         if record is not None:
             reported.append(record)
             reasons.append(f"demographic record({record.detector}) in {segment.location}")
@@ -474,19 +479,20 @@ def _addressed(
         (c for c in specific.hits if c.rule.category == CLINICAL and _about_someone(text, c)), None
     )
     for hit in hits:
-        if hit.detector not in speakers:
+        detector = hit.rule.detector
+        if detector not in speakers:
             continue
-        if hit.detector == "_your":
+        if detector == "_your":
             for c in content.within(hit, YOUR_BYTES):
                 if c.start >= hit.end and not (c.role != SPECIFIC and _offer(text, c)):
                     return c
-        if hit.detector == "_amount":  # "$88.40" with "balance" and "crown": their bill
+        if detector == "_amount":  # "$88.40" with "balance" and "crown": their bill
             near = list(content.within(hit, AMOUNT_BYTES))
             if any(c.rule.category == PAYMENT_CAT for c in near):
                 for c in near:
                     if c.rule.category == CLINICAL and not _offer(text, c):
                         return c
-        if hit.detector in ("_you", "_me", "_self"):
+        if detector in ("_you", "_me", "_self"):
             # treatment words in the same sentence: "the crown we seat Wednesday, you ..."
             for c in content.within(hit, SENTENCE_BYTES):
                 if (
@@ -495,18 +501,18 @@ def _addressed(
                     # "you ... our crowns" is an offer; "I had two fillings" is about me
                     and not (
                         _offer(text, c)
-                        if hit.detector == "_you"
+                        if detector == "_you"
                         else _OFFER_AFTER.match(text, c.end, c.end + 20)
                     )
                     and _about_someone(text, c)
                     and _same_sentence(text, hit, c)
                 ):
                     return c
-            if hit.detector != "_you":  # "a receipt for what I paid": the writer's own bill
+            if detector != "_you":  # "a receipt for what I paid": the writer's own bill
                 for c in content.within(hit, SENTENCE_BYTES):
                     if c.rule.category == PAYMENT_CAT and _same_sentence(text, hit, c):
                         return c
-        if hit.detector in ("_you", "_your", "_me", "_self"):
+        if detector in ("_you", "_your", "_me", "_self"):
             # "you" next to money is how one talks to an insurer: only findings about a mouth count
             for c in specific.within(hit, YOU_BYTES):
                 if (
@@ -515,7 +521,7 @@ def _addressed(
                     and not _paragraph_break_between(text, hit, c)
                 ):
                     return c
-        if hit.detector == "_salutation" and clinical_specific is not None:
+        if detector == "_salutation" and clinical_specific is not None:
             return clinical_specific
     findings = {
         text[c.start : c.end].lower(): c
