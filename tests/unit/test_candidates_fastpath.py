@@ -315,3 +315,14 @@ def test_the_matcher_names_each_match_as_without_its_cache():
         assert list(matcher.finditer(text)) == expected, text[:300]
         count += len(expected)
     assert count > 5_000
+
+
+def test_a_hit_is_an_immutable_value_read_by_name():
+    rule = patterns.RULES[0]
+    hit = candidates.Hit(rule, "body", 3, 9)
+    assert (hit.rule, hit.location, hit.start, hit.end) == (rule, "body", 3, 9)
+    assert (hit.detector, hit.role) == (rule.detector, rule.role)
+    assert hit == candidates.Hit(rule, "body", 3, 9) and hit != candidates.Hit(rule, "body", 3, 8)
+    assert hash(hit) == hash(candidates.Hit(rule, "body", 3, 9))
+    with pytest.raises(AttributeError):
+        hit.start = 4  # type: ignore[misc]
