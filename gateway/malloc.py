@@ -26,7 +26,8 @@ from collections.abc import Callable
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
-HEAP_LIMIT = 64 << 20      # larger blocks still get their own mapping
+HEAP_LIMIT = 32 << 20      # larger blocks still get their own mapping (glibc's own
+                           # ceiling for the threshold on 64-bit, so every version takes it)
 LARGE = 128 << 10          # what counts as a large buffer (glibc's default mmap threshold)
 QUIET = 2.0                # seconds without a large message before the heap is trimmed
 
