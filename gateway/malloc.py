@@ -28,6 +28,7 @@ M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 HEAP_LIMIT = 32 << 20      # larger blocks still get their own mapping (glibc's own
                            # ceiling for the threshold on 64-bit, so every version takes it)
+NO_AUTO_TRIM = 1 << 30     # free space at the heap's top glibc keeps (the quiet trim returns it)
 LARGE = 128 << 10          # what counts as a large buffer (glibc's default mmap threshold)
 QUIET = 2.0                # seconds without a large message before the heap is trimmed
 
@@ -46,7 +47,7 @@ def reuse_large_buffers(on_trim: Callable[[], None] | None = None) -> bool:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         ok = (libc.mallopt(M_MMAP_THRESHOLD, HEAP_LIMIT)
-              and libc.mallopt(M_TRIM_THRESHOLD, HEAP_LIMIT) and libc.malloc_trim)
+              and libc.mallopt(M_TRIM_THRESHOLD, NO_AUTO_TRIM) and libc.malloc_trim)
     except (OSError, AttributeError):
         return False
     _libc = libc if ok else None
