@@ -61,6 +61,26 @@ class Gpgsm:
                        check=False, capture_output=True)
 
 
+IMPORT_TRIES = 5
+
+
+def import_key(g: Gpgsm, w: Partners) -> None:
+    """Give gpgsm the partner's key as a PKCS#12 file. gpgsm 2.2's reader rejects a
+    few of the 3DES files cryptography writes ("decryption failed", ~4 in 100 here,
+    whatever the key: it depends on the random salts); openssl reads each of those,
+    which is checked, and a file with fresh salts is made for gpgsm."""
+    for _ in range(IMPORT_TRIES):
+        p12 = g.file("partner.p12", legacy_p12(w.partner, "partner", PASSPHRASE))
+        done = g.run("--import", p12, passphrase=True, check=False)
+        if done.returncode == 0:
+            return
+        opened = subprocess.run(["openssl", "pkcs12", "-in", p12, "-legacy", "-noout",
+                                 "-passin", "pass:" + PASSPHRASE.decode()],
+                                capture_output=True, timeout=60, check=False)
+        assert opened.returncode == 0, opened.stderr.decode(errors="replace")
+    raise AssertionError(done.stderr.decode(errors="replace"))
+
+
 @pytest.fixture(scope="module")
 def world():
     if shutil.which("gpgsm") is None or shutil.which("gpg-agent") is None:
@@ -72,8 +92,7 @@ def world():
     (home / "gpg-agent.conf").write_text("allow-loopback-pinentry\n")
     g = Gpgsm(home)
     try:
-        g.run("--import", g.file("partner.p12", legacy_p12(w.partner, "partner", PASSPHRASE)),
-              passphrase=True)
+        import_key(g, w)
         g.run("--import", g.file("certs.pem", w.pki.root.cert_pem() + w.practice.cert_pem()))
         root_sha1 = w.pki.root.cert.fingerprint(hashes.SHA1())
         (home / "trustlist.txt").write_text(":".join(f"{b:02X}" for b in root_sha1) + " S relax\n")
