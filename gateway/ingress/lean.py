@@ -2,7 +2,7 @@
 
 Both listeners (submission and the Direct MX) build one protocol object per
 connection and read every message through it, so what aiosmtpd does there
-is most of phigate's CPU per message. Three places, same behaviour:
+is most of phigate's CPU per message. Each place below keeps aiosmtpd's behaviour:
 
 - Construction. aiosmtpd's ``SMTP.__init__`` rebuilds its method tables
   (``smtp_*``, ``auth_*``, ``handle_*``) with ``dir()`` and
