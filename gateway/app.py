@@ -36,7 +36,7 @@ from gateway.delivery.guard import GuardedCourier
 from gateway.delivery.outbox import OutboxCourier
 from gateway.delivery.smtp import UpstreamCourier
 from gateway.ingress.smtp import SubmissionServer
-from gateway.malloc import reuse_large_buffers
+from gateway.malloc import freeze_startup_objects, reuse_large_buffers
 from gateway.metrics import Metrics
 from gateway.model import Action
 from gateway.policy import PolicyEngine, load_policy
@@ -359,6 +359,7 @@ async def run_daemon(config: Config, config_path: Path | None, *, shard: int = 0
 
     loop.add_signal_handler(signal.SIGHUP, on_hup)
     await gateway.start()
+    freeze_startup_objects()
     host, port = gateway.smtp.address
     sdnotify.notify(f"READY=1\nSTATUS=accepting mail on {host}:{port}")
     watchdog = asyncio.create_task(sdnotify.watchdog_loop(gateway.healthy))

@@ -15,12 +15,20 @@ large message is read or sent) schedules one ``malloc_trim(0)`` for when no
 large message has passed for ``QUIET`` seconds: under load the buffers are
 reused, and once the load passes the heap's free pages go back to the system.
 Elsewhere than glibc this does nothing.
+
+The objects made at start-up (modules, the compiled policy, pydantic's schemas:
+tens of thousands) live as long as the process, yet every full collection of
+the cyclic garbage collector walked them all: a ~23 ms pause of the event loop
+every few thousand messages (measured at 10 sessions). ``freeze_startup_objects``,
+called once the daemon is serving, moves them out of the collector's sight, so
+a full collection walks only what was made since.
 """
 from __future__ import annotations
 
 import asyncio
 import ctypes
 import ctypes.util
+import gc
 import time
 from collections.abc import Callable
 
@@ -76,3 +84,11 @@ def _trim_when_quiet() -> None:
     _libc.malloc_trim(0)
     if _on_trim is not None:
         _on_trim()
+
+
+def freeze_startup_objects() -> int:
+    """Collect what start-up left as garbage, then exempt every surviving object
+    from future collections (``gc.freeze``); the number of objects frozen."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()

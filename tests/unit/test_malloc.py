@@ -56,3 +56,20 @@ def test_small_buffers_schedule_no_trim():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          timeout=60, check=True).stdout.split()
     assert out == ["False", "True"]
+
+
+def test_startup_objects_are_frozen_out_of_full_collections():
+    probe = ("import gc, json\n"
+             "import gateway.app\n"
+             "from gateway.malloc import freeze_startup_objects\n"
+             "gc.collect()\n"
+             "before = len(gc.get_objects(generation=2))\n"
+             "frozen = freeze_startup_objects()\n"
+             "print(json.dumps({'before': before, 'frozen': frozen,\n"
+             "                  'after': len(gc.get_objects(generation=2))}))\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    counts = json.loads(out)
+    assert counts["before"] > 10_000                  # what a full collection used to walk
+    assert counts["frozen"] > counts["before"] * 0.9
+    assert counts["after"] < counts["before"] // 100  # what it walks now

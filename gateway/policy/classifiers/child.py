@@ -11,6 +11,7 @@ message at hand.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import struct
@@ -54,6 +55,8 @@ def _serve(config: dict) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     except (OSError, ValueError, StopIteration):
         pass
+    gc.collect()  # the interpreter and the classifier stay for good: full collections
+    gc.freeze()   # walk only what came since (as the daemon does, gateway.malloc)
     replies.write(HEADER.pack(0))  # ready
     replies.flush()
     while (head := _read_exactly(requests, HEADER.size)) is not None:
