@@ -45,6 +45,7 @@ from gateway.audit import audit, get_logger
 from gateway.delivery.guard import delivering
 from gateway.delivery.smtp_wire import wire_ready
 from gateway.model import Action, Delivered, Envelope, Permanent, PermanentKind, Plan, Transient
+from gateway.queue import filethreads
 from gateway.queue.dsn import build_dsn
 from gateway.queue.item import QueueItem, Status
 from gateway.queue.notices import HeldNotice
@@ -207,7 +208,7 @@ class Dispatcher:
                 fresh = self._fresh.pop(item_id, None)
                 if fresh is None:
                     try:
-                        item, raw = await asyncio.to_thread(self.store.load_for_attempt, item_id)
+                        item, raw = await filethreads.run(self.store.load_for_attempt, item_id)
                     except ItemNotFound:
                         return                       # dropped or moved meanwhile
                 else:

@@ -21,8 +21,8 @@ and one (shared) directory fsync — the same order of work as Postfix:
 Only after ``put`` returns may the SMTP edge answer 250. Concurrent puts share
 directory fsyncs (group commit): a put waits for an fsync of queue/ that
 started after its rename, which one syscall can satisfy for many puts.
-Blocking file work (writes and fsyncs) runs in worker threads so the event loop
-keeps serving; removing a finished item (unlinks only) does not.
+Blocking file work (writes, fsyncs, unlinks) runs on the spool's threads
+(``filethreads``) so the event loop keeps serving.
 
     lock-<shard>         flock(2)ed by the daemon process owning the shard for as
                          long as it runs. A command-line tool that finds it free
@@ -41,6 +41,7 @@ from pathlib import Path
 
 from gateway.audit import get_logger
 from gateway.model import Envelope, Plan
+from gateway.queue import filethreads
 from gateway.queue.item import QueueItem
 from gateway.queue.safeio import atomic_replace, ensure_dir, fsync_dir, write_new
 
@@ -154,7 +155,7 @@ class BatchRemoval:
             while self._next is not None:
                 (ids, done), self._next = self._next, None
                 try:
-                    await asyncio.to_thread(self.remove_all, ids)
+                    await filethreads.run(self.remove_all, ids)
                 except Exception as exc:  # noqa: BLE001 — handed to every waiter
                     done.set_exception(exc)
                 else:
@@ -238,7 +239,7 @@ class QueueStore:
                   item_id: str | None = None) -> QueueItem:
         item = self._reserve(envelope, plan, item_id)
         try:
-            await asyncio.to_thread(self._put_sync, item, raw)
+            await filethreads.run(self._put_sync, item, raw)
         except BaseException:
             self._count -= 1
             raise
@@ -303,7 +304,7 @@ class QueueStore:
 
     # ---- state changes ---------------------------------------------------------
     async def save(self, item: QueueItem, area: str = QUEUE) -> None:
-        await asyncio.to_thread(self.save_sync, item, area)
+        await filethreads.run(self.save_sync, item, area)
 
     def save_sync(self, item: QueueItem, area: str = QUEUE) -> None:
         """Persist the item's state; this also ends an attempt in flight."""
@@ -312,7 +313,7 @@ class QueueStore:
 
     def load_for_attempt(self, item_id: str) -> tuple[QueueItem, bytes]:
         """Load an item for a retry and mark the attempt in flight (one trip to
-        a worker thread: file creation can wait behind the journal)."""
+        a spool thread: file creation can wait behind the journal)."""
         item, raw = self.load(item_id), self.read_message(item_id)
         self.mark_in_flight(item_id)
         return item, raw
@@ -354,7 +355,7 @@ class QueueStore:
         (at-least-once; the ``active/`` marker goes last, so the retry counts
         as an interrupted attempt), so no fsync is needed. The unlinks wait on
         the file system's journal (~0.15 ms an item on ext4), so they run in a
-        worker thread, and the items finished meanwhile share one trip there."""
+        spool thread, and the items finished meanwhile share one trip there."""
         self._count -= 1
         await self._removals.remove(item_id)
 
@@ -367,7 +368,7 @@ class QueueStore:
                           error=exc.__class__.__name__)
 
     async def move(self, item_id: str, src: str, dst: str, error_text: str | None = None) -> None:
-        await asyncio.to_thread(self.move_sync, item_id, src, dst, error_text)
+        await filethreads.run(self.move_sync, item_id, src, dst, error_text)
 
     def move_sync(self, item_id: str, src: str, dst: str, error_text: str | None = None) -> None:
         if not self.file(item_id, src, MSG).exists():
@@ -391,7 +392,7 @@ class QueueStore:
     async def drop(self, item_id: str, area: str) -> None:
         if not self.file(item_id, area, MSG).exists():
             raise ItemNotFound(item_id)
-        await asyncio.to_thread(self._remove, item_id, area)
+        await filethreads.run(self._remove, item_id, area)
         if area == QUEUE:
             self._count -= 1
 
