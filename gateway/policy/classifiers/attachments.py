@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import re2
 
 from gateway.policy.classifiers import lexicons
+from gateway.policy.classifiers.patterns import latin1_program
 
 DICOM_MAGIC_OFFSET = 128
 CHUNK = 64 << 10
@@ -156,20 +157,10 @@ _VISIBLE_NAMES = (rb"(?:alt|title|value|content|aria-label|aria-description|plac
 VISIBLE_ATTR = (rb"(?i)" + _WS + _VISIBLE_NAMES + _WS + rb"*=" + _WS
                 + rb"*(?:\"([^\"]*)\"|'([^']*)'|([^\t\n\f\r \"'<>]+))")
 _VISIBLE_ATTR = re.compile(VISIBLE_ATTR)
-
-
-def _bytes_program(pattern: bytes):
-    """An RE2 program reading bytes as Latin-1, as the standard library reads bytes (in
-    RE2's default UTF-8 mode an invalid sequence ends a [^<>] run: a tag of a Latin-1
-    attachment would not be one)."""
-    options = re2.Options()
-    options.encoding = re2.Options.Encoding.LATIN1
-    return re2.compile(pattern, options)
-
-
 # A tag in which _VISIBLE_ATTR can match: one span of TAG each. RE2, since in an
-# unclosed tag full of attribute names the standard library would backtrack.
-_VISIBLE_TAG = _bytes_program(rb"(?i)<[^<>]*" + _WS + _VISIBLE_NAMES + _WS + rb"*=[^<>]*>")
+# unclosed tag full of attribute names the standard library would backtrack; as
+# Latin-1, since in UTF-8 mode a tag of a Latin-1 attachment would not be one.
+_VISIBLE_TAG = latin1_program(rb"(?i)<[^<>]*" + _WS + _VISIBLE_NAMES + _WS + rb"*=[^<>]*>")
 _PRINTABLE_RUNS = re2.compile(rb"[\x20-\x7e\t\r\n]{6,}")
 _UTF16_RUNS = re2.compile(rb"(?:[\x20-\x7e\t\r\n]\x00){4,}")
 _SPACES = re.compile(rb"[ \t\xa0]+")

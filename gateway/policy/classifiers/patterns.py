@@ -461,6 +461,15 @@ _NO_MATCH = (-1, -1)
 PART_CHARS = 6_000  # regex characters per partition (the census-name rules stand alone)
 
 
+def latin1_program(pattern: bytes):
+    """An RE2 program that reads bytes as Latin-1, one character a byte, as the standard
+    library's engine reads bytes (RE2's default is UTF-8: there a byte sequence that is
+    not UTF-8 matches no character class, not even a negated one)."""
+    options = re2.Options()
+    options.encoding = re2.Options.Encoding.LATIN1
+    return re2.compile(pattern, options)
+
+
 def _compile(rules: tuple[PatternRow, ...], groups: bool):
     options = re2.Options()
     options.max_mem = 64 << 20
