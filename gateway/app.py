@@ -267,6 +267,7 @@ class Gateway:
     async def start(self) -> None:
         await asyncio.to_thread(self.store.lock)      # a CLI may be putting into the spool
         recovered = self.dispatcher.recover()
+        await self.store.reserve_ahead()
         self._dispatch_task = asyncio.create_task(self.dispatcher.run())
         await self.control.start()
         if self.digest is not None:
@@ -318,6 +319,7 @@ class Gateway:
             self.portal_store.close()
         await self.courier.close()
         await self.submission.classify.__self__.close()
+        self.store.release_reservations()
         self.store.unlock()
 
     def healthy(self) -> bool:

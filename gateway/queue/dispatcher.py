@@ -121,6 +121,11 @@ class Dispatcher:
         removed = self.store.clean_tmp()
         if removed:
             log.warning("removed incomplete staging items", count=removed)
+        committed, removed = self.store.settle_reserved()
+        if committed:
+            log.info("kept items committed into reserved names", count=committed)
+        if removed:
+            log.info("removed unused or incomplete reserved names", count=removed)
         self.store.clean_orphans()
         count = 0
         for item_id in self.store.own_ids(QUEUE):

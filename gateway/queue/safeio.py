@@ -27,15 +27,31 @@ def write_new(path: str | Path, data: bytes | Sequence[bytes], *, sync: bool = T
     one after another without joining them first), mode 0600, fsynced."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
     try:
-        for piece in ((data,) if isinstance(data, bytes | bytearray | memoryview) else data):
-            view = memoryview(piece)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+        _write_all(fd, data)
         if sync:
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fill_existing(path: str, data: Sequence[bytes]) -> None:
+    """Write ``data`` into the existing (empty) file ``path`` and fsync it. It
+    never creates ``path``: a name that does not exist yet would not be
+    durable after the fsync."""
+    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        _write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes | Sequence[bytes]) -> None:
+    for piece in ((data,) if isinstance(data, bytes | bytearray | memoryview) else data):
+        view = memoryview(piece)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
 
 
 def atomic_replace(path: Path, data: bytes) -> None:

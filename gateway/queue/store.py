@@ -1,9 +1,12 @@
 """QueueStore: the spool on disk, and the commit point.
 
 One queued message is one file, so that committing it costs one file fsync
-and one (shared) directory fsync — the same order of work as Postfix:
+— the same order of work as Postfix — once its name was made durable ahead
+of time (``reserve``), and one more (shared) directory fsync otherwise:
 
     tmp/<id>.msg         staging; anything here at start-up was never acknowledged → deleted
+    queue/<id>.new       a name reserved ahead (empty), or a message being committed into
+                         it; at start-up a sealed one becomes <id>.msg, the rest are deleted
     queue/<id>.msg       line 1: the item's JSON state at acceptance (envelope, plan,
                          per-recipient state); then the message bytes exactly as
                          accepted. Never rewritten.
@@ -17,10 +20,12 @@ and one (shared) directory fsync — the same order of work as Postfix:
     failed/<id>.*        finished items with a failed recipient (the sender got a DSN),
                          kept ``queue.keep_failed`` for the administrator, then purged
 
-``put``: write tmp/<id>.msg, fsync it, rename it into queue/, fsync queue/.
-Only after ``put`` returns may the SMTP edge answer 250. Concurrent puts share
-directory fsyncs (group commit): a put waits for an fsync of queue/ that
-started after its rename, which one syscall can satisfy for many puts.
+``put`` with an id from ``new_id`` that has a reservation: write the sealed
+item into queue/<id>.new, fsync it, rename it to <id>.msg. Otherwise: write
+tmp/<id>.msg, fsync it, rename it into queue/, fsync queue/. Only after
+``put`` returns may the SMTP edge answer 250. Concurrent puts share directory
+fsyncs (group commit): a put waits for an fsync of queue/ that started after
+its rename, which one syscall can satisfy for many puts.
 Blocking file work (writes, fsyncs, unlinks) runs on the spool's threads
 (``filethreads``) so the event loop keeps serving.
 
@@ -43,7 +48,8 @@ from gateway.audit import get_logger
 from gateway.model import Envelope, Plan
 from gateway.queue import filethreads
 from gateway.queue.item import QueueItem
-from gateway.queue.safeio import atomic_replace, ensure_dir, fsync_dir, write_new
+from gateway.queue.reserve import RESERVED, Reservations, seal, sealed
+from gateway.queue.safeio import atomic_replace, ensure_dir, fill_existing, fsync_dir, write_new
 
 MSG, STATE, ERROR = ".msg", ".state", ".error"
 QUEUE, HOLD, SHUNT, FAILED = "queue", "hold", "shunt", "failed"
@@ -178,6 +184,7 @@ class QueueStore:
             ensure_dir(self.root / area)
         self._queue_sync = DirSync(self.root / QUEUE)
         self._removals = BatchRemoval(self._remove_finished)
+        self._reservations: Reservations | None = None
         self._count = len(self.own_ids(QUEUE))
 
     # ---- paths and listing -------------------------------------------------
@@ -202,7 +209,48 @@ class QueueStore:
         return [i for i in self.ids(area) if owner(i, self.shards) == self.shard]
 
     def new_id(self) -> str:
+        """An id for the next ``put``: a reserved one when ``reserve_ahead`` is
+        on and a spare is left."""
+        if self._reservations is not None and (item_id := self._reservations.take()):
+            return item_id
         return new_id(self.shard, self.shards)
+
+    async def reserve_ahead(self) -> None:
+        """From now on ``new_id`` hands out reserved names (see ``reserve``);
+        the daemon calls this once it has recovered the spool."""
+        self._reservations = Reservations(f"{self._root}/{QUEUE}",
+                                          lambda: new_id(self.shard, self.shards))
+        await self._reservations.fill()
+
+    def release_reservations(self) -> None:
+        """Delete the spare names (the daemon is stopping)."""
+        if self._reservations is not None:
+            self._reservations.release()
+            self._reservations = None
+
+    def settle_reserved(self) -> tuple[int, int]:
+        """Start-up, before ``clean_orphans``: a sealed queue/<id>.new of this
+        shard is a committed item and becomes <id>.msg; the others (spares, or
+        writes a crash cut short, never acknowledged) are deleted. Returns
+        (kept, deleted)."""
+        kept = deleted = 0
+        for entry in os.scandir(self.root / QUEUE):
+            stem = entry.name[:-len(RESERVED)]
+            if (not entry.name.endswith(RESERVED) or not stem or not _HEX_DIGITS.issuperset(stem)
+                    or owner(stem, self.shards) != self.shard):
+                continue
+            with open(entry.path, "rb") as reserved:
+                whole = sealed(reserved.read())
+            if whole is None:
+                os.unlink(entry.path)
+                deleted += 1
+            else:
+                os.rename(entry.path, self._path(stem, QUEUE, MSG))
+                kept += 1
+        if kept:
+            fsync_dir(self.root / QUEUE)
+            self._count = len(self.own_ids(QUEUE))
+        return kept, deleted
 
     def find(self, item_id: str) -> str:
         """The area (queue/hold/shunt/failed) holding ``item_id``."""
@@ -237,9 +285,16 @@ class QueueStore:
     # ---- commit --------------------------------------------------------------
     async def put(self, envelope: Envelope, raw: bytes, plan: Plan,
                   item_id: str | None = None) -> QueueItem:
-        item = self._reserve(envelope, plan, item_id)
+        item_id = item_id or self.new_id()
+        reserved = self._reservations is not None and self._reservations.claim(item_id)
         try:
-            await filethreads.run(self._put_sync, item, raw)
+            item = self._admit(envelope, plan, item_id)
+        except QueueFull:
+            if reserved:
+                self._reservations.give_back(item_id)
+            raise
+        try:
+            await filethreads.run(self._put_reserved if reserved else self._put_sync, item, raw)
         except BaseException:
             self._count -= 1
             raise
@@ -248,7 +303,7 @@ class QueueStore:
     def put_sync(self, envelope: Envelope, raw: bytes, plan: Plan) -> QueueItem:
         """``put`` from a process that will not attempt the item (a command-line
         tool holding this shard's ``lock``): no in-flight mark."""
-        item = self._reserve(envelope, plan, None)
+        item = self._admit(envelope, plan, None)
         try:
             self._put_sync(item, raw, mark=False)
         except BaseException:
@@ -256,7 +311,7 @@ class QueueStore:
             raise
         return item
 
-    def _reserve(self, envelope: Envelope, plan: Plan, item_id: str | None) -> QueueItem:
+    def _admit(self, envelope: Envelope, plan: Plan, item_id: str | None) -> QueueItem:
         if self._count >= self.max_items:
             raise QueueFull()
         self._count += 1
@@ -276,6 +331,24 @@ class QueueStore:
         self._queue_sync.sync()
         if mark:
             self.mark_in_flight(item.id)  # its first attempt starts now (see mark_in_flight)
+
+    def _put_reserved(self, item: QueueItem, raw: bytes) -> None:
+        """Commit into the item's reserved name: one fsync, and the rename that
+        follows it needs none (``settle_reserved`` reads the seal)."""
+        reserved = self._path(item.id, QUEUE, RESERVED)
+        header = item.to_json()
+        header["seal"] = seal(raw)
+        try:
+            fill_existing(reserved, (json.dumps(header, separators=(",", ":")).encode() + b"\n",
+                                     raw))
+            os.rename(reserved, self._path(item.id, QUEUE, MSG))
+        except BaseException:
+            try:
+                os.unlink(reserved)
+            except FileNotFoundError:
+                pass
+            raise
+        self.mark_in_flight(item.id)
 
     # ---- reading -------------------------------------------------------------
     def _read_msg(self, item_id: str, area: str) -> tuple[bytes, bytes]:

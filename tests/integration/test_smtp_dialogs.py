@@ -35,10 +35,12 @@ def body(text: str = "Hello.") -> bytes:
 
 
 def spool_files(gw: Gateway) -> list[str]:
-    """Files of queued mail (the shards' lock files are not mail)."""
+    """Files of queued mail (the shards' lock files and the empty names reserved
+    ahead, ``queue/<id>.new``, are not mail)."""
     root = Path(gw.config.queue.dir)
     return sorted(str(p.relative_to(root)) for p in root.rglob("*")
-                  if p.is_file() and not p.name.startswith("lock-"))
+                  if p.is_file() and not p.name.startswith("lock-")
+                  and not (p.suffix == ".new" and p.stat().st_size == 0))
 
 
 @pytest.fixture

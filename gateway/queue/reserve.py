@@ -1,0 +1,124 @@
+"""Names made durable ahead of time, so that committing a message costs one fsync.
+
+A new file's name survives a power cut only once its directory has been
+fsynced, so ``store.put``'s plain road costs two fsyncs before the 250: the
+file's and queue/'s (shared by concurrent puts, but still a second journal
+commit to wait for). ``Reservations`` creates the names before they are
+needed — empty ``queue/<id>.new`` files, a batch at a time on a spool thread,
+with one directory fsync a batch — and hands out their ids. Committing a
+message into a reserved file is then its write and the fsync of its own
+content; the rename to ``<id>.msg`` that follows needs no fsync, because
+start-up takes a sealed ``.new`` file for the item it is.
+
+The seal is the size and CRC-32 of the message bytes, in the item's header
+line (``seal``). A ``.new`` file whose seal does not match what follows it —
+empty, or cut short by a crash before its fsync ended — was never
+acknowledged, and ``QueueStore.settle_reserved`` removes it at start-up, as
+``clean_tmp`` removes staging leftovers.
+
+Only the daemon reserves (``QueueStore.reserve_ahead``); a command-line tool
+putting into a stopped daemon's spool takes the plain road.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import zlib
+from collections.abc import Callable
+
+from gateway.queue import filethreads
+from gateway.queue.safeio import FILE_MODE, fsync_dir
+
+RESERVED = ".new"
+BATCH = 64          # names created per directory fsync
+LOW = BATCH // 2    # a new batch is started when fewer spares than this are left
+
+
+def seal(raw: bytes | memoryview) -> dict:
+    return {"size": len(raw), "crc32": zlib.crc32(raw)}
+
+
+def sealed(data: bytes) -> tuple[bytes, bytes] | None:
+    """``(header line, message)`` when ``data`` (a whole reserved file) holds a
+    header whose seal matches the message after it; None otherwise."""
+    header, newline, raw = data.partition(b"\n")
+    if not newline:
+        return None
+    try:
+        expected = json.loads(header)["seal"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(expected, dict) or expected != seal(raw):
+        return None
+    return header, raw
+
+
+class Reservations:
+    """The spare names of one spool shard, used from its event loop."""
+
+    def __init__(self, directory: str, new_id: Callable[[], str]):
+        self.directory = directory
+        self.new_id = new_id
+        self._spares: list[str] = []
+        self._taken: set[str] = set()
+        self._refill: asyncio.Future | None = None
+
+    def path(self, item_id: str) -> str:
+        return f"{self.directory}/{item_id}{RESERVED}"
+
+    async def fill(self) -> None:
+        """Wait for a batch of spares (the daemon's start-up)."""
+        self._start_refill()
+        await self._refill
+
+    def take(self) -> str | None:
+        """A reserved id, or None when none is spare (the caller then makes
+        an ordinary one); a new batch starts when the spares run low."""
+        if len(self._spares) < LOW:
+            self._start_refill()
+        if not self._spares:
+            return None
+        item_id = self._spares.pop()
+        self._taken.add(item_id)
+        return item_id
+
+    def claim(self, item_id: str) -> bool:
+        """True once for an id ``take`` gave out: its file is the caller's to fill."""
+        try:
+            self._taken.remove(item_id)
+        except KeyError:
+            return False
+        return True
+
+    def give_back(self, item_id: str) -> None:
+        """A claimed id whose file was not written (the queue was full)."""
+        self._spares.append(item_id)
+
+    def release(self) -> None:
+        """Remove the spare files (the daemon stops). Ids taken but never
+        claimed, and a batch still being made, are left to
+        ``QueueStore.settle_reserved``."""
+        if self._refill is not None:
+            self._refill.cancel()
+        spares, self._spares = self._spares, []
+        for item_id in spares:
+            try:
+                os.unlink(self.path(item_id))
+            except FileNotFoundError:
+                pass
+
+    def _start_refill(self) -> None:
+        if self._refill is None or self._refill.done():
+            self._refill = asyncio.ensure_future(self._make_batch())
+
+    async def _make_batch(self) -> None:
+        ids = [self.new_id() for _ in range(BATCH)]
+        await filethreads.run(self._create, ids)
+        self._spares.extend(ids)
+
+    def _create(self, ids: list[str]) -> None:
+        for item_id in ids:
+            os.close(os.open(self.path(item_id),
+                             os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE))
+        fsync_dir(self.directory)
