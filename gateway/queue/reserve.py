@@ -27,12 +27,15 @@ import os
 import zlib
 from collections.abc import Callable
 
+from gateway.audit import get_logger
 from gateway.queue import filethreads
 from gateway.queue.safeio import FILE_MODE, fsync_dir
 
 RESERVED = ".new"
 BATCH = 64          # names created per directory fsync
 LOW = BATCH // 2    # a new batch is started when fewer spares than this are left
+
+log = get_logger("queue")
 
 
 def seal(raw: bytes | memoryview) -> dict:
@@ -63,6 +66,7 @@ class Reservations:
         self._spares: list[str] = []
         self._taken: set[str] = set()
         self._refill: asyncio.Future | None = None
+        self._failing = False
 
     def path(self, item_id: str) -> str:
         return f"{self.directory}/{item_id}{RESERVED}"
@@ -113,8 +117,21 @@ class Reservations:
             self._refill = asyncio.ensure_future(self._make_batch())
 
     async def _make_batch(self) -> None:
+        """A batch of spares; on a disk error (full, read-only) none, said once
+        until a batch succeeds again: puts take the plain road meanwhile, and
+        names made before the error are left to ``settle_reserved``."""
         ids = [self.new_id() for _ in range(BATCH)]
-        await filethreads.run(self._create, ids)
+        try:
+            await filethreads.run(self._create, ids)
+        except OSError as exc:
+            if not self._failing:
+                log.warning("could not reserve spool names; committing without them",
+                            error=exc.__class__.__name__, errno=exc.errno)
+            self._failing = True
+            return
+        if self._failing:
+            log.info("spool names reserved again")
+        self._failing = False
         self._spares.extend(ids)
 
     def _create(self, ids: list[str]) -> None:

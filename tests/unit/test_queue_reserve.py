@@ -145,3 +145,25 @@ async def test_recovery_schedules_a_sealed_commit(tmp_path):
     assert dispatcher.recover() == 1
     assert item_id in dispatcher._due
     assert store.read_message(item_id) == raw
+
+
+async def test_a_disk_error_while_reserving_leaves_the_plain_road(tmp_path, monkeypatch):
+    import errno
+
+    from structlog.testing import capture_logs
+
+    from gateway.queue.reserve import Reservations
+
+    def full(self, ids):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(Reservations, "_create", full)
+    store = QueueStore(tmp_path)
+    with capture_logs() as captured:
+        await store.reserve_ahead()
+        for _ in range(3):
+            item = await store.put(envelope(), b"x", plan(), item_id=store.new_id())
+            assert store.read_message(item.id) == b"x"
+    warnings = [e for e in captured if e["log_level"] == "warning"]
+    assert [(w["event"], w["error"]) for w in warnings] == [
+        ("could not reserve spool names; committing without them", "OSError")]
+    assert reserved_names(tmp_path) == [] and store.size == 3
