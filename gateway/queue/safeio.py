@@ -47,11 +47,17 @@ def fill_existing(path: str, data: Sequence[bytes]) -> None:
 
 
 def _write_all(fd: int, data: bytes | Sequence[bytes]) -> None:
-    for piece in ((data,) if isinstance(data, bytes | bytearray | memoryview) else data):
-        view = memoryview(piece)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+    """All of ``data`` in as few system calls as the kernel takes (one
+    ``writev`` for the pieces, unless it writes less than all of them)."""
+    pieces = [memoryview(data)] if isinstance(data, bytes | bytearray | memoryview) else [
+        memoryview(piece) for piece in data]
+    while pieces:
+        written = os.writev(fd, pieces)
+        while pieces and written >= len(pieces[0]):
+            written -= len(pieces[0])
+            pieces.pop(0)
+        if pieces and written:
+            pieces[0] = pieces[0][written:]
 
 
 def atomic_replace(path: Path, data: bytes) -> None:

@@ -105,6 +105,15 @@ def _encode(item: QueueItem) -> bytes:
     return json.dumps(item.to_json(), separators=(",", ":")).encode()
 
 
+def _fill_sealed(reserved: str, item: QueueItem, raw: bytes) -> None:
+    """The item's header line, with the seal of ``raw``, and ``raw`` into its
+    reserved name, fsynced (a spool thread: the CRC of a large message and the
+    JSON stay off the event loop)."""
+    header = item.to_json()
+    header["seal"] = seal(raw)
+    fill_existing(reserved, (json.dumps(header, separators=(",", ":")).encode() + b"\n", raw))
+
+
 class DirSync:
     """Group commit for one directory: ``sync()`` returns once an fsync of the
     directory that *started after the call* has completed."""
@@ -294,7 +303,10 @@ class QueueStore:
                 self._reservations.give_back(item_id)
             raise
         try:
-            await filethreads.run(self._put_reserved if reserved else self._put_sync, item, raw)
+            if reserved:
+                await self._put_reserved(item, raw)
+            else:
+                await filethreads.run(self._put_sync, item, raw)
         except BaseException:
             self._count -= 1
             raise
@@ -332,15 +344,16 @@ class QueueStore:
         if mark:
             self.mark_in_flight(item.id)  # its first attempt starts now (see mark_in_flight)
 
-    def _put_reserved(self, item: QueueItem, raw: bytes) -> None:
-        """Commit into the item's reserved name: one fsync, and the rename that
-        follows it needs none (``settle_reserved`` reads the seal)."""
+    async def _put_reserved(self, item: QueueItem, raw: bytes) -> None:
+        """Commit into the item's reserved name: its write and fsync on a spool
+        thread; then, on the event loop, the rename (it needs no fsync:
+        ``settle_reserved`` reads the seal) and the in-flight mark. A spool
+        thread takes the GIL back after every system call, which under load
+        waits for the event loop; so the thread makes only the calls that can
+        wait on the disk, and the two quick ones after the fsync stay here."""
         reserved = self._path(item.id, QUEUE, RESERVED)
-        header = item.to_json()
-        header["seal"] = seal(raw)
         try:
-            fill_existing(reserved, (json.dumps(header, separators=(",", ":")).encode() + b"\n",
-                                     raw))
+            await filethreads.run(_fill_sealed, reserved, item, raw)
             os.rename(reserved, self._path(item.id, QUEUE, MSG))
         except BaseException:
             try:

@@ -186,3 +186,21 @@ async def test_finished_items_share_one_trip_to_the_removal_thread(tmp_path):
     assert list((tmp_path / "queue").iterdir()) == []
     assert list((tmp_path / "active").iterdir()) == []
     assert store.size == 0
+
+
+def test_pieces_are_written_whole_when_the_kernel_takes_less(tmp_path, monkeypatch):
+    """``writev`` may write fewer bytes than asked; the rest follows, in order."""
+    from gateway.queue import safeio
+
+    real = os.writev
+    calls = []
+
+    def stingy(fd, buffers):
+        calls.append(len(buffers))
+        first = bytes(buffers[0])[:3]
+        return real(fd, [first])
+    monkeypatch.setattr(os, "writev", stingy)
+    path = tmp_path / "item"
+    safeio.write_new(path, (b"header\n", b"", b"body bytes"))
+    assert path.read_bytes() == b"header\nbody bytes"
+    assert len(calls) == 7 and calls[0] == 3       # 3 + 3 + 1, then 3 + 3 + 3 + 1
