@@ -42,19 +42,17 @@ def seal(raw: bytes | memoryview) -> dict:
     return {"size": len(raw), "crc32": zlib.crc32(raw)}
 
 
-def sealed(data: bytes) -> tuple[bytes, bytes] | None:
-    """``(header line, message)`` when ``data`` (a whole reserved file) holds a
-    header whose seal matches the message after it; None otherwise."""
+def is_sealed(data: bytes) -> bool:
+    """``data`` (a whole reserved file) holds a header line whose seal matches
+    the message after it."""
     header, newline, raw = data.partition(b"\n")
     if not newline:
-        return None
+        return False
     try:
         expected = json.loads(header)["seal"]
     except (ValueError, KeyError, TypeError):
-        return None
-    if not isinstance(expected, dict) or expected != seal(raw):
-        return None
-    return header, raw
+        return False
+    return isinstance(expected, dict) and expected == seal(raw)
 
 
 class Reservations:

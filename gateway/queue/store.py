@@ -48,7 +48,7 @@ from gateway.audit import get_logger
 from gateway.model import Envelope, Plan
 from gateway.queue import filethreads
 from gateway.queue.item import QueueItem
-from gateway.queue.reserve import RESERVED, Reservations, seal, sealed
+from gateway.queue.reserve import RESERVED, Reservations, is_sealed, seal
 from gateway.queue.safeio import atomic_replace, ensure_dir, fill_existing, fsync_dir, write_new
 
 MSG, STATE, ERROR = ".msg", ".state", ".error"
@@ -249,8 +249,8 @@ class QueueStore:
                     or owner(stem, self.shards) != self.shard):
                 continue
             with open(entry.path, "rb") as reserved:
-                whole = sealed(reserved.read())
-            if whole is None:
+                committed = is_sealed(reserved.read())
+            if not committed:
                 os.unlink(entry.path)
                 deleted += 1
             else:
@@ -314,8 +314,9 @@ class QueueStore:
 
     def put_sync(self, envelope: Envelope, raw: bytes, plan: Plan) -> QueueItem:
         """``put`` from a process that will not attempt the item (a command-line
-        tool holding this shard's ``lock``): no in-flight mark."""
-        item = self._admit(envelope, plan, None)
+        tool holding this shard's ``lock``, or the portal's schema upgrade): no
+        in-flight mark, and never a reserved name (those are for ``put``)."""
+        item = self._admit(envelope, plan, new_id(self.shard, self.shards))
         try:
             self._put_sync(item, raw, mark=False)
         except BaseException:

@@ -167,3 +167,12 @@ async def test_a_disk_error_while_reserving_leaves_the_plain_road(tmp_path, monk
     assert [(w["event"], w["error"]) for w in warnings] == [
         ("could not reserve spool names; committing without them", "OSError")]
     assert reserved_names(tmp_path) == [] and store.size == 3
+
+
+async def test_put_sync_never_takes_a_reserved_name(tmp_path):
+    store = QueueStore(tmp_path)
+    await store.reserve_ahead()
+    before = reserved_names(tmp_path)
+    item = store.put_sync(envelope(), b"x", plan())
+    assert f"{item.id}.new" not in before and reserved_names(tmp_path) == before
+    assert store.read_message(item.id) == b"x"
