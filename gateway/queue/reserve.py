@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 from gateway.audit import get_logger
 from gateway.queue import filethreads
-from gateway.queue.safeio import FILE_MODE, fsync_dir
+from gateway.queue.safeio import FILE_MODE, fsync_dir, unlink_if_present
 
 RESERVED = ".new"
 BATCH = 64          # names created per directory fsync
@@ -105,10 +105,7 @@ class Reservations:
             self._refill.cancel()
         spares, self._spares = self._spares, []
         for item_id in spares:
-            try:
-                os.unlink(self.path(item_id))
-            except FileNotFoundError:
-                pass
+            unlink_if_present(self.path(item_id))
 
     def _start_refill(self) -> None:
         if self._refill is None or self._refill.done():

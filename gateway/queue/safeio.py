@@ -64,13 +64,17 @@ def atomic_replace(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so readers see the old or the new file, never
     a mix, and the new content survives a crash once this returns."""
     tmp = path.with_name(path.name + ".tmp")
-    try:
-        os.unlink(tmp)
-    except FileNotFoundError:
-        pass
+    unlink_if_present(tmp)
     write_new(tmp, data)
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def unlink_if_present(path: str | Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def ensure_dir(path: Path) -> None:

@@ -49,7 +49,14 @@ from gateway.model import Envelope, Plan
 from gateway.queue import filethreads
 from gateway.queue.item import QueueItem
 from gateway.queue.reserve import RESERVED, Reservations, is_sealed, seal
-from gateway.queue.safeio import atomic_replace, ensure_dir, fill_existing, fsync_dir, write_new
+from gateway.queue.safeio import (
+    atomic_replace,
+    ensure_dir,
+    fill_existing,
+    fsync_dir,
+    unlink_if_present,
+    write_new,
+)
 
 MSG, STATE, ERROR = ".msg", ".state", ".error"
 QUEUE, HOLD, SHUNT, FAILED = "queue", "hold", "shunt", "failed"
@@ -336,10 +343,7 @@ class QueueStore:
             write_new(staging, (_encode(item) + b"\n", raw))
             os.rename(staging, self._path(item.id, QUEUE, MSG))
         except BaseException:
-            try:
-                os.unlink(staging)
-            except FileNotFoundError:
-                pass
+            unlink_if_present(staging)
             raise
         self._queue_sync.sync()
         if mark:
@@ -357,10 +361,7 @@ class QueueStore:
             await filethreads.run(_fill_sealed, reserved, item, raw)
             os.rename(reserved, self._path(item.id, QUEUE, MSG))
         except BaseException:
-            try:
-                os.unlink(reserved)
-            except FileNotFoundError:
-                pass
+            unlink_if_present(reserved)
             raise
         self.mark_in_flight(item.id)
 
@@ -420,20 +421,14 @@ class QueueStore:
             pass                              # left by a crash; it still says the same
 
     def clear_in_flight(self, item_id: str) -> None:
-        try:
-            os.unlink(self._path(item_id, "active", ""))
-        except FileNotFoundError:
-            pass
+        unlink_if_present(self._path(item_id, "active", ""))
 
     def was_in_flight(self, item_id: str) -> bool:
         return self.file(item_id, "active", "").exists()
 
     def _remove(self, item_id: str, area: str) -> None:
         for suffix in (MSG, STATE, ERROR):  # .msg first: it defines the item
-            try:
-                os.unlink(self._path(item_id, area, suffix))
-            except FileNotFoundError:
-                pass
+            unlink_if_present(self._path(item_id, area, suffix))
         self.clear_in_flight(item_id)
 
     async def finish(self, item_id: str) -> None:
