@@ -50,7 +50,10 @@ async def test_reserved_names_are_made_in_batches_and_hidden_from_listings(tmp_p
     store = QueueStore(tmp_path)
     await store.reserve_ahead()
     assert len(reserved_names(tmp_path)) == BATCH
-    assert all(os.path.getsize(tmp_path / "queue" / n) == 0 for n in reserved_names(tmp_path))
+    for name in reserved_names(tmp_path):
+        info = os.stat(tmp_path / "queue" / name)
+        assert (info.st_size, stat.S_ISREG(info.st_mode), stat.S_IMODE(info.st_mode)) == (
+            0, True, 0o600)
     assert store.ids() == [] and store.size == 0
 
 
