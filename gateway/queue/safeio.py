@@ -22,23 +22,21 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_new(path: str | Path, data: bytes | Sequence[bytes], *, sync: bool = True) -> None:
+def write_new(path: str | Path, data: bytes | Sequence[bytes]) -> None:
     """Create ``path`` (must not exist) with ``data`` (bytes, or pieces written
     one after another without joining them first), mode 0600, fsynced."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
-    try:
-        _write_all(fd, data)
-        if sync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
+    _write_synced(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, data)
 
 
 def fill_existing(path: str, data: Sequence[bytes]) -> None:
     """Write ``data`` into the existing (empty) file ``path`` and fsync it. It
     never creates ``path``: a name that does not exist yet would not be
     durable after the fsync."""
-    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    _write_synced(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, data)
+
+
+def _write_synced(path: str | Path, flags: int, data: bytes | Sequence[bytes]) -> None:
+    fd = os.open(path, flags, FILE_MODE)
     try:
         _write_all(fd, data)
         os.fsync(fd)
