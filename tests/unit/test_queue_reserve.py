@@ -113,7 +113,8 @@ async def test_release_removes_the_spares(tmp_path):
     taken = store.new_id()
     store.release_reservations()
     assert reserved_names(tmp_path) == [f"{taken}.new"]   # left for start-up to settle
-    assert store.new_id() != taken
+    await store.put(envelope(), b"x", plan())             # the plain road: no new batch
+    assert reserved_names(tmp_path) == [f"{taken}.new"] and store.size == 1
 
 
 def test_settle_keeps_sealed_commits_and_removes_the_rest(tmp_path):
