@@ -6,7 +6,9 @@ bytes. It awaits the classifier (the daemon's runs in child processes,
 or an error counts as PHI: fail closed), asks the policy for a Plan with one
 Decision per recipient, refuses the whole message when a rule says reject,
 and otherwise commits message + plan to the queue. Only after the commit does
-it return ``Accepted``; the dispatcher is then told to attempt the item.
+it return ``Accepted``; the dispatcher then attempts the item at its next
+lull (``Dispatcher.lull``: while the next message is being classified), or
+within ``LULL_WAIT`` when none comes.
 
 The stored message is the accepted bytes with one ``Received:`` trace header
 in front (RFC 5321 §4.4). For mail from the SMTP edge (``source == "smtp"``)
@@ -105,6 +107,7 @@ class Submission:
 
     async def accept(self, envelope: Envelope, raw: bytes) -> Accepted | Refused:
         started = time.monotonic()
+        self.dispatcher.lull()          # the loop is idle until the classifier answers
         verdict = await self.verdict(raw)
         plan = self.decide(envelope, verdict, raw)
         audit("classified", phi=verdict.phi, detectors=sorted(verdict.detectors),
@@ -133,7 +136,7 @@ class Submission:
               recipients=len(envelope.rcpt_tos), size=len(data), phi=verdict.phi,
               decisions=[f"{d.action.value}:{d.rule}" for d in plan.decisions],
               policy_version=plan.policy_version)
-        self.dispatcher.submit(item, data)
+        self.dispatcher.submit(item, data, wait_for_lull=True)
         if self.metrics is not None:
             self.metrics.observe_submission(time.monotonic() - started)
             self.metrics.set_queue_sizes(queue=self.store.size)

@@ -17,6 +17,7 @@ from gateway.model import (
     Transient,
     Verdict,
 )
+from gateway.queue import dispatcher as dispatcher_module
 from gateway.queue.dispatcher import Dispatcher
 from gateway.queue.item import Status
 from gateway.queue.store import FAILED, HOLD, QUEUE, SHUNT, QueueStore
@@ -261,3 +262,91 @@ async def test_enqueue_commits_then_attempts(store):
     assert store.ids(QUEUE) == [queue_id] and store.size == 1      # durable before any attempt
     assert await d.drain() == 1
     assert relay.calls == [(queue_id, ["admin@x.test"], b"report")] and store.ids() == []
+
+
+async def until(condition, seconds=10.0):
+    async with asyncio.timeout(seconds):
+        while not condition():
+            await asyncio.sleep(0.001)
+
+
+async def test_a_fresh_item_waiting_for_a_lull_starts_at_the_lull(store, monkeypatch):
+    monkeypatch.setattr(dispatcher_module, "LULL_WAIT", 3600.0)   # only the lull can start it
+    relay = Scripted(Action.RELAY)
+    d = Dispatcher(store, {Action.RELAY: relay})
+    loop_task = asyncio.create_task(d.run())
+    item = await put(store, ["r@x.test"], Plan.relay_all(["r@x.test"]))
+    d.submit(item, b"data", wait_for_lull=True)
+    for _ in range(50):                 # the run loop gets every chance to start it early
+        await asyncio.sleep(0)
+    assert relay.calls == [] and d.in_flight == 0
+    d.lull()
+    await until(lambda: not store.ids())
+    assert relay.calls == [(item.id, ["r@x.test"], b"data")]
+    await d.stop()
+    await loop_task
+
+
+async def test_without_a_lull_a_fresh_item_starts_after_the_wait(store, monkeypatch):
+    monkeypatch.setattr(dispatcher_module, "LULL_WAIT", 0.01)
+    relay = Scripted(Action.RELAY)
+    d = Dispatcher(store, {Action.RELAY: relay})
+    loop_task = asyncio.create_task(d.run())
+    item = await put(store, ["r@x.test"], Plan.relay_all(["r@x.test"]))
+    d.submit(item, b"data", wait_for_lull=True)
+    await until(lambda: not store.ids())
+    assert [c[0] for c in relay.calls] == [item.id]
+    await d.stop()
+    await loop_task
+
+
+async def test_a_lull_starts_no_retry_before_its_time(store):
+    relay = Scripted(Action.RELAY, default=Transient("451 try later"))
+    clock = Clock()
+    d = Dispatcher(store, {Action.RELAY: relay}, clock=clock, retry_min=30, jitter=0)
+    item = await put(store, ["r@x.test"], Plan.relay_all(["r@x.test"]))
+    d.submit(item, b"data", wait_for_lull=True)
+    d.lull()
+    assert await d.drain() == 1                       # the first attempt, due at once
+    assert d._due[item.id] == clock.now + 30          # deferred: its retry in 30 s
+    d.lull()
+    assert d._due[item.id] == clock.now + 30 and await d.drain() == 0
+
+
+async def test_stop_sends_the_fresh_items_still_waiting_for_a_lull(store, monkeypatch):
+    monkeypatch.setattr(dispatcher_module, "LULL_WAIT", 3600.0)
+    relay = Scripted(Action.RELAY)
+    d = Dispatcher(store, {Action.RELAY: relay})
+    loop_task = asyncio.create_task(d.run())
+    item = await put(store, ["r@x.test"], Plan.relay_all(["r@x.test"]))
+    d.submit(item, b"data", wait_for_lull=True)
+    await d.stop()
+    await loop_task
+    assert relay.calls == [(item.id, ["r@x.test"], b"data")] and store.ids() == []
+    assert not store.was_in_flight(item.id)           # no crash counted at the next start
+
+
+async def test_a_lull_does_not_start_an_item_twice(store):
+    gate = asyncio.Event()
+
+    class Blocking(Scripted):
+        async def execute(self, item, raw, recipients):
+            await gate.wait()
+            return await super().execute(item, raw, recipients)
+
+    relay = Blocking(Action.RELAY)
+    d = Dispatcher(store, {Action.RELAY: relay}, concurrency=1)
+    loop_task = asyncio.create_task(d.run())
+    first = await put(store, ["a@x.test"], Plan.relay_all(["a@x.test"]))
+    second = await put(store, ["b@x.test"], Plan.relay_all(["b@x.test"]))
+    d.submit(first, b"a")
+    d.submit(second, b"b", wait_for_lull=True)
+    d.lull()
+    await until(lambda: d.in_flight == 2)     # the first runs, the second waits for the slot
+    d.lull()
+    assert second.id not in d._due            # started once already: not due again
+    gate.set()
+    await until(lambda: not store.ids())
+    await d.stop()
+    await loop_task
+    assert sorted(c[0] for c in relay.calls) == sorted([first.id, second.id])
