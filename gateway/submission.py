@@ -110,12 +110,10 @@ class Submission:
         self.dispatcher.lull()          # the loop is idle until the classifier answers
         verdict = await self.verdict(raw)
         plan = self.decide(envelope, verdict, raw)
-        audit("classified", phi=verdict.phi, detectors=sorted(verdict.detectors),
-              categories=sorted(verdict.categories), errors=list(verdict.errors))
         if plan.rejected:
             first = plan.rejected[0]
             audit("refused", sender=envelope.mail_from, rule=first.rule,
-                  recipients=len(plan.rejected), code=550)
+                  recipients=len(plan.rejected), code=550, **_classified(verdict))
             self._count("rejected")
             reason = first.reason or "refused by the practice's mail policy"
             return Refused(550, "5.7.1", _one_line(f"Policy rule {first.rule}: {reason}"))
@@ -133,9 +131,9 @@ class Submission:
             log.warning("queue full", size=self.store.size)
             return Refused(451, "4.3.0", "Queue full, try again later")
         audit("queued", queue_id=item.id, sender=envelope.mail_from, auth_user=envelope.auth_user,
-              recipients=len(envelope.rcpt_tos), size=len(data), phi=verdict.phi,
+              recipients=len(envelope.rcpt_tos), size=len(data),
               decisions=[f"{d.action.value}:{d.rule}" for d in plan.decisions],
-              policy_version=plan.policy_version)
+              policy_version=plan.policy_version, **_classified(verdict))
         self.dispatcher.submit(item, data, wait_for_lull=True)
         if self.metrics is not None:
             self.metrics.observe_submission(time.monotonic() - started)
@@ -145,6 +143,13 @@ class Submission:
     def _count(self, name: str) -> None:
         if self.metrics is not None:
             self.metrics.count_outcome(name)
+
+
+def _classified(verdict: Verdict) -> dict:
+    """What the audit line of an accepted or refused message says of its
+    verdict: detector and category names and error kinds, never content."""
+    return {"phi": verdict.phi, "detectors": sorted(verdict.detectors),
+            "categories": sorted(verdict.categories), "errors": list(verdict.errors)}
 
 
 def _one_line(text: str) -> str:

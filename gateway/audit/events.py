@@ -8,7 +8,7 @@ import structlog
 from gateway.audit.setup import flush_logs, write_info
 
 EVENTS = frozenset({
-    "received", "refused", "classified", "decided", "queued", "attempt", "delivered",
+    "received", "refused", "decided", "queued", "attempt", "delivered",
     "deferred", "bounced", "fallback", "held", "released", "dropped", "shunted", "expired",
     "dsn_sent", "recovered", "config_loaded", "config_rejected", "started", "stopping",
     "decrypted", "verified", "signed", "encrypted", "deposited", "notice_sent", "portal_view",

@@ -101,11 +101,11 @@ def test_in_the_loop_lines_wait_for_the_iteration_and_keep_order_across_warnings
     configure_logging("info", log)
 
     async def relay():
-        audit("classified", queue_id="Q1")
+        audit("received", queue_id="Q1")
         audit("queued", queue_id="Q1")
         assert log.read_text() == ""                 # batched: nothing written yet
         get_logger("t").warning("slow_upstream")     # flushes the batch before it
-        assert events(log) == ["classified", "queued", "slow_upstream"]
+        assert events(log) == ["received", "queued", "slow_upstream"]
         audit("attempt", queue_id="Q1")
         logging.getLogger("mail.log").error("stdlib_error")
         audit("delivered", queue_id="Q1")
@@ -114,7 +114,7 @@ def test_in_the_loop_lines_wait_for_the_iteration_and_keep_order_across_warnings
         assert events(log)[-1] == "delivered"
 
     asyncio.run(relay())
-    assert events(log) == ["classified", "queued", "slow_upstream", "attempt",
+    assert events(log) == ["received", "queued", "slow_upstream", "attempt",
                            "stdlib_error", "delivered"]
 
 
