@@ -184,9 +184,20 @@ def number_dense(rng: random.Random) -> bytes:
     return text.encode("utf-8")
 
 
+def number_list(rng: random.Random) -> bytes:
+    """A list of people's numbers (a recall list) with at most one business, calendar or
+    call-us word somewhere in it: the texts where the whole segment has none, or just one."""
+    lines = [rng.choice(PERSONAL + FILLER + [""]) + phone(rng) for _ in range(rng.randint(5, 40))]
+    odd = rng.choice([None, BUSINESS, ORG, CALENDAR])
+    if odd is not None:
+        gap = pad(rng) if rng.random() < 0.5 else ""
+        lines[rng.randrange(len(lines))] = rng.choice(odd) + gap + phone(rng)
+    return rng.choice(["\r\n", "\n", ", "]).join(lines).encode("utf-8")
+
+
 def synthetic() -> list[bytes]:
     rng = random.Random(20261205)
-    return [number_dense(rng) for _ in range(400)]
+    return [number_dense(rng) for _ in range(400)] + [number_list(rng) for _ in range(200)]
 
 
 def segments():
@@ -292,7 +303,35 @@ MUTANTS = {
     "no business-word check in the segment": lambda mp: mp.setattr(
         candidates, "_org_in_segment", lambda ctx: False
     ),
+    "a segment with call-us words taken for one without business words": lambda mp: mp.setattr(
+        candidates, "_no_business_words", lambda ctx: not (_calendar(ctx) or _org(ctx))
+    ),
+    "a segment with calendar words taken for one without business words": lambda mp: mp.setattr(
+        candidates, "_no_business_words", lambda ctx: not (_org(ctx) or _call_us(ctx))
+    ),
+    "a segment with business names taken for one without business words": lambda mp: mp.setattr(
+        candidates, "_no_business_words", lambda ctx: not (_calendar(ctx) or _call_us(ctx))
+    ),
 }
+
+
+def _calendar(ctx):
+    return bool(candidates._spots(ctx, candidates._CALENDAR_ANYWHERE))
+
+
+def _org(ctx):
+    return candidates._org_in_segment(ctx)
+
+
+def _call_us(ctx):
+    return bool(candidates._spots(ctx, candidates._BUSINESS_PHONE_ANYWHERE))
+
+
+def test_segments_without_business_words_take_the_shortcut_and_others_do_not():
+    taken = Counter(
+        candidates._no_business_words(Context(text)) for text in synthetic()
+    )
+    assert taken[True] > 20 and taken[False] > 400, taken
 
 
 @pytest.mark.parametrize("name", list(MUTANTS))

@@ -167,6 +167,9 @@ class Spots:
         self._starts = [start for start, _ in spans]
         self._ends = [end for _, end in spans]
 
+    def __bool__(self) -> bool:
+        return bool(self._starts)
+
     def meet(self, lo: int, hi: int) -> bool:
         """Some match overlaps ``lo..hi`` (ends are increasing: the first one past ``lo``)."""
         at = bisect_right(self._ends, lo)
@@ -340,9 +343,25 @@ def _valid_dob(hit: Hit, span: bytes, ctx: Context) -> bool:
     return _name_ok(tokens, ctx, frozenset())
 
 
+def _no_business_words(ctx: Context) -> bool:
+    """No calendar, business or "call us at" word occurs in the segment, not even inside
+    another word: then no phone of it is a business's, and a page of numbers is
+    validated without looking around each one. Found when first asked."""
+    found = ctx.facts.get("no business words")
+    if found is None:
+        found = ctx.facts["no business words"] = not (
+            _spots(ctx, _CALENDAR_ANYWHERE)
+            or _org_in_segment(ctx)
+            or _spots(ctx, _BUSINESS_PHONE_ANYWHERE)
+        )
+    return found
+
+
 def _valid_phone(hit: Hit, span: bytes, ctx: Context) -> bool:
     """A person's phone: not on a business line; as part of a record (``RECORD``), not in a
     business's block nor after "call us at" (searched for only where such a word is close)."""
+    if _no_business_words(ctx):
+        return True
     start = hit.start
     record = hit.rule.role == RECORD
     if _org_line(ctx, start, hit.end, block=record):
