@@ -350,3 +350,17 @@ async def test_a_lull_does_not_start_an_item_twice(store):
     await d.stop()
     await loop_task
     assert sorted(c[0] for c in relay.calls) == sorted([first.id, second.id])
+
+
+async def test_the_wait_for_a_lull_does_not_follow_the_wall_clock(store, monkeypatch):
+    """A wall clock that stands still (or was set back) does not hold a fresh item."""
+    monkeypatch.setattr(dispatcher_module, "LULL_WAIT", 0.01)
+    relay = Scripted(Action.RELAY)
+    d = Dispatcher(store, {Action.RELAY: relay}, clock=Clock())
+    loop_task = asyncio.create_task(d.run())
+    item = await put(store, ["r@x.test"], Plan.relay_all(["r@x.test"]))
+    d.submit(item, b"data", wait_for_lull=True)
+    await until(lambda: not store.ids())
+    assert [c[0] for c in relay.calls] == [item.id]
+    await d.stop()
+    await loop_task
