@@ -352,4 +352,3 @@ async def test_a_lull_does_not_start_an_item_twice(store):
     await d.stop()
     await loop_task
     assert sorted(c[0] for c in relay.calls) == sorted([first.id, second.id])
-
