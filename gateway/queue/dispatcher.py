@@ -477,8 +477,10 @@ class Dispatcher:
         self.schedule(item_id, 0.0)
 
     def _forget(self, item_id: str) -> None:
-        """The item left queue/: drop its schedule entry and lock."""
+        """The item left queue/: drop its schedule entry, its fresh copy (after a
+        release its attempt must read what the release wrote) and its lock."""
         self._due.pop(item_id, None)
+        self._fresh.pop(item_id, None)
         lock = self._locks.get(item_id)
         if lock is not None and not lock.locked():
             del self._locks[item_id]

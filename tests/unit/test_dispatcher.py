@@ -352,3 +352,17 @@ async def test_a_lull_does_not_start_an_item_twice(store):
     await d.stop()
     await loop_task
     assert sorted(c[0] for c in relay.calls) == sorted([first.id, second.id])
+
+
+async def test_an_item_held_while_it_waits_for_a_lull_is_released_as_released(store, monkeypatch):
+    monkeypatch.setattr(dispatcher_module, "LULL_WAIT", 3600.0)
+    relay, portal = Scripted(Action.RELAY), Scripted(Action.PORTAL)
+    d = Dispatcher(store, {Action.RELAY: relay, Action.PORTAL: portal})
+    item = await put(store, ["r@x.test"], Plan.relay_all(["r@x.test"]))
+    d.submit(item, b"data", wait_for_lull=True)
+    await d.hold(item.id)
+    d.lull()
+    assert await d.drain() == 0                       # held: nothing to start
+    assert await d.release(item.id, Action.PORTAL) is Action.PORTAL
+    assert await d.drain() == 1
+    assert relay.calls == [] and [c[0] for c in portal.calls] == [item.id]
