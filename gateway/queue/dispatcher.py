@@ -108,8 +108,11 @@ class Dispatcher:
         if not wait_for_lull:
             self.schedule(item.id, 0.0)
             return
+        # In the schedule, so that ``lull`` and ``stop`` know it has not started; the timer,
+        # on the loop's monotonic clock, is what ends the wait if no lull comes (a wall
+        # clock that stands still or is set back cannot hold the item).
         self.schedule(item.id, self.clock() + LULL_WAIT)
-        if self._lull_timer is None:   # monotonic: a wall clock set back cannot hold it up
+        if self._lull_timer is None:
             self._lull_timer = asyncio.get_running_loop().call_later(LULL_WAIT, self.lull)
 
     def lull(self) -> None:

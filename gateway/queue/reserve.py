@@ -88,10 +88,9 @@ class Reservations:
 
     def claim(self, item_id: str) -> bool:
         """True once for an id ``take`` gave out: its file is the caller's to fill."""
-        try:
-            self._taken.remove(item_id)
-        except KeyError:
+        if item_id not in self._taken:
             return False
+        self._taken.remove(item_id)
         return True
 
     def give_back(self, item_id: str) -> None:
