@@ -29,12 +29,18 @@ _start_lock = threading.Lock()
 
 async def run(fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(*args)`` on a spool thread; its result, or its exception raised here."""
-    loop = asyncio.get_running_loop()
-    future = loop.create_future()
+    return await submit(fn, *args)
+
+
+def submit(fn: Callable[..., Any], *args: Any) -> asyncio.Future:
+    """``fn(*args)`` on a spool thread; the future of its outcome. A caller
+    that must know when ``fn`` has ended even if it is cancelled meanwhile
+    awaits it through ``asyncio.shield``."""
+    future = asyncio.get_running_loop().create_future()
     if _started < THREADS:
         _start_threads()
-    _jobs.put((loop, future, fn, args))
-    return await future
+    _jobs.put((future.get_loop(), future, fn, args))
+    return future
 
 
 def _start_threads() -> None:

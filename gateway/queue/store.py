@@ -21,7 +21,8 @@ of time (``reserve``), and one more (shared) directory fsync otherwise:
                          kept ``queue.keep_failed`` for the administrator, then purged
 
 ``put`` with an id from ``new_id`` that has a reservation: write the sealed
-item into queue/<id>.new, fsync it, rename it to <id>.msg. Otherwise: write
+item into queue/<id>.new, kept open since it was made, with one synced write
+(``RWF_DSYNC``), then rename it to <id>.msg. Otherwise: write
 tmp/<id>.msg, fsync it, rename it into queue/, fsync queue/. Only after
 ``put`` returns may the SMTP edge answer 250. Concurrent puts share directory
 fsyncs (group commit): a put waits for an fsync of queue/ that started after
@@ -42,6 +43,7 @@ import json
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from gateway.audit import get_logger
@@ -52,7 +54,7 @@ from gateway.queue.reserve import RESERVED, Reservations, is_sealed, seal
 from gateway.queue.safeio import (
     atomic_replace,
     ensure_dir,
-    fill_existing,
+    fill_open,
     fsync_dir,
     unlink_if_present,
     write_new,
@@ -112,13 +114,23 @@ def _encode(item: QueueItem) -> bytes:
     return json.dumps(item.to_json(), separators=(",", ":")).encode()
 
 
-def _fill_sealed(reserved: str, item: QueueItem, raw: bytes) -> None:
+def _fill_sealed(fd: int, item: QueueItem, raw: bytes) -> None:
     """The item's header line, with the seal of ``raw``, and ``raw`` into its
-    reserved name, fsynced (a spool thread: the CRC of a large message and the
-    JSON stay off the event loop)."""
+    reserved file, on disk when this returns (a spool thread: the CRC of a
+    large message and the JSON stay off the event loop)."""
     header = item.to_json()
     header["seal"] = seal(raw)
-    fill_existing(reserved, (json.dumps(header, separators=(",", ":")).encode() + b"\n", raw))
+    fill_open(fd, (json.dumps(header, separators=(",", ":")).encode() + b"\n", raw))
+
+
+def _close_when_done(fd: int) -> Callable[[asyncio.Future], None]:
+    """A done-callback closing ``fd`` once the spool thread writing it has
+    finished (not before: the number could be reused under the write)."""
+    def close(job: asyncio.Future) -> None:
+        if not job.cancelled():
+            job.exception()      # seen here; the caller raised its own error
+        os.close(fd)
+    return close
 
 
 class DirSync:
@@ -302,16 +314,16 @@ class QueueStore:
     async def put(self, envelope: Envelope, raw: bytes, plan: Plan,
                   item_id: str | None = None) -> QueueItem:
         item_id = item_id or self.new_id()
-        reserved = self._reservations is not None and self._reservations.claim(item_id)
+        fd = None if self._reservations is None else self._reservations.claim(item_id)
         try:
             item = self._admit(envelope, plan, item_id)
         except QueueFull:
-            if reserved:
-                self._reservations.give_back(item_id)
+            if fd is not None:
+                self._reservations.give_back(item_id, fd)
             raise
         try:
-            if reserved:
-                await self._put_reserved(item, raw)
+            if fd is not None:
+                await self._put_reserved(item, raw, fd)
             else:
                 await filethreads.run(self._put_sync, item, raw)
         except BaseException:
@@ -349,20 +361,23 @@ class QueueStore:
         if mark:
             self.mark_in_flight(item.id)  # its first attempt starts now (see mark_in_flight)
 
-    async def _put_reserved(self, item: QueueItem, raw: bytes) -> None:
-        """Commit into the item's reserved name: its write and fsync on a spool
-        thread; then, on the event loop, the rename (it needs no fsync:
-        ``settle_reserved`` reads the seal) and the in-flight mark. A spool
-        thread takes the GIL back after every system call, which under load
-        waits for the event loop; so the thread makes only the calls that can
-        wait on the disk, and the two quick ones after the fsync stay here."""
+    async def _put_reserved(self, item: QueueItem, raw: bytes, fd: int) -> None:
+        """Commit into the item's reserved file, open as ``fd``: its synced
+        write on a spool thread; then, on the event loop, the close, the rename
+        (it needs no fsync: ``settle_reserved`` reads the seal) and the
+        in-flight mark. A spool thread takes the GIL back after every system
+        call, which under load waits for the event loop; so the thread makes
+        only the one that waits on the disk, and the quick ones stay here."""
         reserved = self._path(item.id, QUEUE, RESERVED)
+        written = filethreads.submit(_fill_sealed, fd, item, raw)
         try:
-            await filethreads.run(_fill_sealed, reserved, item, raw)
+            await asyncio.shield(written)
             os.rename(reserved, self._path(item.id, QUEUE, MSG))
         except BaseException:
             unlink_if_present(reserved)
+            written.add_done_callback(_close_when_done(fd))
             raise
+        os.close(fd)
         self.mark_in_flight(item.id)
 
     # ---- reading -------------------------------------------------------------

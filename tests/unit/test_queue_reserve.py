@@ -35,14 +35,25 @@ def sealed_file(item_id: str, raw: bytes) -> bytes:
 
 @pytest.fixture
 def fsyncs(monkeypatch):
-    """Every fsync, of files and of directories alike (both go through os.fsync)."""
+    """Every wait for the disk: an fsync or fdatasync (True for a directory,
+    False for a file) and a write with ``RWF_DSYNC`` (False: always a file)."""
     calls = []
-    real = os.fsync
 
-    def counting(fd):
-        calls.append(stat.S_ISDIR(os.fstat(fd).st_mode))
-        return real(fd)
-    monkeypatch.setattr(os, "fsync", counting)
+    def counting(real):
+        def sync(fd):
+            calls.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+            return real(fd)
+        return sync
+
+    real_pwritev = os.pwritev
+
+    def pwritev(fd, buffers, offset, flags=0):
+        if flags & os.RWF_DSYNC:
+            calls.append(False)
+        return real_pwritev(fd, buffers, offset, flags)
+    monkeypatch.setattr(os, "fsync", counting(os.fsync))
+    monkeypatch.setattr(os, "fdatasync", counting(os.fdatasync))
+    monkeypatch.setattr(os, "pwritev", pwritev)
     return calls
 
 
@@ -115,6 +126,44 @@ async def test_release_removes_the_spares(tmp_path):
     assert reserved_names(tmp_path) == [f"{taken}.new"]   # left for start-up to settle
     await store.put(envelope(), b"x", plan())             # the plain road: no new batch
     assert reserved_names(tmp_path) == [f"{taken}.new"] and store.size == 1
+
+
+def open_files() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_release_closes_every_spare_and_a_batch_made_meanwhile(tmp_path, monkeypatch):
+    import asyncio
+    import threading
+
+    from gateway.queue.reserve import LOW, Reservations
+
+    before = open_files()
+    store = QueueStore(tmp_path)
+    await store.reserve_ahead()
+    assert open_files() == before + BATCH          # each spare is kept open
+    making, go_on, made = threading.Event(), threading.Event(), threading.Event()
+    real = Reservations._create
+
+    def slow_create(self, ids):
+        making.set()
+        assert go_on.wait(10)
+        try:
+            return real(self, ids)
+        finally:
+            made.set()
+    monkeypatch.setattr(Reservations, "_create", slow_create)
+    for _ in range(BATCH - LOW + 2):               # fewer than LOW left: the next batch starts
+        store.new_id()
+    assert await asyncio.to_thread(making.wait, 10)
+    store.release_reservations()
+    go_on.set()
+    assert await asyncio.to_thread(made.wait, 10)
+    for _ in range(500):                           # bounded: the batch's files get closed
+        if open_files() == before:
+            break
+        await asyncio.sleep(0.01)
+    assert open_files() == before
 
 
 def test_settle_keeps_sealed_commits_and_removes_the_rest(tmp_path):

@@ -1,8 +1,10 @@
 """QueueStore: the commit point and the areas on disk."""
 import asyncio
+import errno
 import json
 import os
 import stat
+import threading
 
 import pytest
 
@@ -204,3 +206,101 @@ def test_pieces_are_written_whole_when_the_kernel_takes_less(tmp_path, monkeypat
     safeio.write_new(path, (b"header\n", b"", b"body bytes"))
     assert path.read_bytes() == b"header\nbody bytes"
     assert len(calls) == 7 and calls[0] == 3       # 3 + 3 + 1, then 3 + 3 + 3 + 1
+
+
+def open_empty(path) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+
+
+def test_a_synced_fill_cut_short_is_finished_and_then_fdatasynced(tmp_path, monkeypatch):
+    """``pwritev`` with ``RWF_DSYNC`` may write less than asked; the rest goes
+    after it, at its offset, and an ``fdatasync`` covers that rest."""
+    from gateway.queue import safeio
+
+    real, synced = os.pwritev, []
+
+    def stingy(fd, buffers, offset, flags=0):
+        return real(fd, [bytes(buffers[0])[:4]], offset, flags)
+    monkeypatch.setattr(os, "pwritev", stingy)
+    monkeypatch.setattr(os, "fdatasync", synced.append)
+    fd = open_empty(tmp_path / "item")
+    try:
+        safeio.fill_open(fd, (b"header\n", b"", b"body bytes"))
+    finally:
+        os.close(fd)
+    assert (tmp_path / "item").read_bytes() == b"header\nbody bytes"
+    assert synced == [fd]
+
+
+@pytest.mark.parametrize("error", [errno.EOPNOTSUPP, errno.EINVAL])
+def test_a_file_system_without_synced_writes_gets_a_write_and_an_fdatasync(
+        tmp_path, monkeypatch, error):
+    from gateway.queue import safeio
+
+    real, synced = os.pwritev, []
+
+    def no_dsync(fd, buffers, offset, flags=0):
+        if flags:
+            raise OSError(error, os.strerror(error))
+        return real(fd, buffers, offset)
+    monkeypatch.setattr(os, "pwritev", no_dsync)
+    monkeypatch.setattr(os, "fdatasync", synced.append)
+    fd = open_empty(tmp_path / "item")
+    try:
+        safeio.fill_open(fd, (b"header\n", b"body"))
+    finally:
+        os.close(fd)
+    assert (tmp_path / "item").read_bytes() == b"header\nbody" and synced == [fd]
+
+
+def test_a_disk_error_in_a_synced_fill_is_raised(tmp_path, monkeypatch):
+    from gateway.queue import safeio
+
+    def full(fd, buffers, offset, flags=0):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "pwritev", full)
+    fd = open_empty(tmp_path / "item")
+    try:
+        with pytest.raises(OSError) as raised:
+            safeio.fill_open(fd, (b"header\n", b"body"))
+    finally:
+        os.close(fd)
+    assert raised.value.errno == errno.ENOSPC
+
+
+async def test_a_put_cancelled_mid_write_closes_its_file_only_after_the_write(
+        tmp_path, monkeypatch):
+    """The reserved file's descriptor is closed once the spool thread is done
+    with it, never under it (its number could be reused by another file)."""
+    from gateway.queue import store as store_module
+
+    store = QueueStore(tmp_path)
+    await store.reserve_ahead()
+    item_id = store.new_id()
+    fd = store._reservations._fds[item_id]
+    writing, go_on = threading.Event(), threading.Event()
+    real = store_module._fill_sealed
+
+    def slow_fill(*args):
+        writing.set()
+        assert go_on.wait(10)
+        real(*args)
+    monkeypatch.setattr(store_module, "_fill_sealed", slow_fill)
+    put = asyncio.ensure_future(store.put(envelope(), b"x", Plan.relay_all(["b@partner.test"]),
+                                          item_id=item_id))
+    assert await asyncio.to_thread(writing.wait, 10)
+    put.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await put
+    os.fstat(fd)                                   # still open: the write goes on
+    go_on.set()
+    for _ in range(1000):                          # the close follows the write's end
+        await asyncio.sleep(0.01)
+        try:
+            os.fstat(fd)
+        except OSError as exc:
+            assert exc.errno == errno.EBADF
+            break
+    else:
+        pytest.fail("the reserved file was never closed")
+    assert store.size == 0 and f"{item_id}.new" not in os.listdir(tmp_path / "queue")
