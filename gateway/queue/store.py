@@ -9,7 +9,10 @@ of time (``reserve``), and one more (shared) directory fsync otherwise:
                          it; at start-up a sealed one becomes <id>.msg, the rest are deleted
     queue/<id>.msg       line 1: the item's JSON state at acceptance (envelope, plan,
                          per-recipient state); then the message bytes exactly as
-                         accepted. Never rewritten.
+                         accepted (when line 1 has a ``seal``, its ``size`` bytes: a
+                         recycled file may hold more after them). Never rewritten
+                         while it is this item's; once the item is finished, its file
+                         may become a spare name (``reserve``).
     queue/<id>.state     the newest JSON state, once it changed (atomic replace)
     active/<id>          present while an attempt runs; left behind only by a crash
                          (a hard link to queue/<id>.msg: a name, no new inode)
@@ -50,7 +53,7 @@ from gateway.audit import get_logger
 from gateway.model import Envelope, Plan
 from gateway.queue import filethreads
 from gateway.queue.item import QueueItem
-from gateway.queue.reserve import RESERVED, Reservations, is_sealed, seal
+from gateway.queue.reserve import RECYCLE_MAX, RESERVED, Reservations, is_sealed, seal, sealed_size
 from gateway.queue.safeio import (
     atomic_replace,
     ensure_dir,
@@ -165,20 +168,22 @@ class DirSync:
 
 
 class BatchRemoval:
-    """``await remove(item_id)``: hand ``item_id`` to ``remove_all`` in a worker
-    thread, with every other id that arrives while a batch is running in the
-    next batch (the same idea as the group commit above, for removals)."""
+    """``await remove(entry)``: hand ``entry`` to ``remove_all`` in a worker
+    thread, with every other entry that arrives while a batch is running in the
+    next batch (the same idea as the group commit above, for removals); what
+    ``remove_all`` returns goes to ``removed``, on the event loop."""
 
-    def __init__(self, remove_all):
+    def __init__(self, remove_all, removed):
         self.remove_all = remove_all
-        self._next: tuple[list[str], asyncio.Future] | None = None
+        self.removed = removed
+        self._next: tuple[list, asyncio.Future] | None = None
         self._running = False
 
-    async def remove(self, item_id: str) -> None:
+    async def remove(self, entry) -> None:
         if self._next is None:
             self._next = ([], asyncio.get_running_loop().create_future())
-        ids, done = self._next
-        ids.append(item_id)
+        entries, done = self._next
+        entries.append(entry)
         if not self._running:
             self._running = True
             asyncio.ensure_future(self._run())
@@ -187,9 +192,9 @@ class BatchRemoval:
     async def _run(self) -> None:
         try:
             while self._next is not None:
-                (ids, done), self._next = self._next, None
+                (entries, done), self._next = self._next, None
                 try:
-                    await filethreads.run(self.remove_all, ids)
+                    self.removed(await filethreads.run(self.remove_all, entries))
                 except Exception as exc:  # noqa: BLE001 — handed to every waiter
                     done.set_exception(exc)
                 else:
@@ -211,7 +216,7 @@ class QueueStore:
         for area in ("tmp", "active", *AREAS):
             ensure_dir(self.root / area)
         self._queue_sync = DirSync(self.root / QUEUE)
-        self._removals = BatchRemoval(self._remove_finished)
+        self._removals = BatchRemoval(self._remove_finished, self._recycled)
         self._reservations: Reservations | None = None
         self._count = len(self.own_ids(QUEUE))
 
@@ -268,7 +273,7 @@ class QueueStore:
                     or owner(stem, self.shards) != self.shard):
                 continue
             with open(entry.path, "rb") as reserved:
-                committed = is_sealed(reserved.read())
+                committed = is_sealed(reserved.read(), stem)
             if not committed:
                 os.unlink(entry.path)
                 deleted += 1
@@ -381,20 +386,30 @@ class QueueStore:
         self.mark_in_flight(item.id)
 
     # ---- reading -------------------------------------------------------------
-    def _read_msg(self, item_id: str, area: str) -> tuple[bytes, bytes]:
+    def _read_msg(self, item_id: str, area: str) -> tuple[dict, bytes]:
+        """The header line's state and the message bytes of ``<id>.msg``."""
         try:
             data = self.file(item_id, area, MSG).read_bytes()
         except FileNotFoundError:
             raise ItemNotFound(item_id) from None
         header, _, raw = data.partition(b"\n")
-        return header, raw
+        state = json.loads(header)
+        if state.get("id") != item_id:    # finished and recycled since it was opened
+            raise ItemNotFound(item_id)
+        size = sealed_size(state)
+        return state, raw if size is None else raw[:size]
+
+    def _state(self, item_id: str, area: str, accepted: dict | None = None) -> QueueItem:
+        """The item's newest state: its ``.state`` file, else the header line
+        (``accepted``, when the caller has read it already)."""
+        try:
+            state = json.loads(self.file(item_id, area, STATE).read_bytes())
+        except FileNotFoundError:
+            state = accepted if accepted is not None else self._read_msg(item_id, area)[0]
+        return QueueItem.from_json(state)
 
     def load(self, item_id: str, area: str = QUEUE) -> QueueItem:
-        try:
-            state = self.file(item_id, area, STATE).read_bytes()
-        except FileNotFoundError:
-            state, _ = self._read_msg(item_id, area)
-        return QueueItem.from_json(json.loads(state))
+        return self._state(item_id, area)
 
     def read_message(self, item_id: str, area: str = QUEUE) -> bytes:
         return self._read_msg(item_id, area)[1]
@@ -417,7 +432,8 @@ class QueueStore:
     def load_for_attempt(self, item_id: str) -> tuple[QueueItem, bytes]:
         """Load an item for a retry and mark the attempt in flight (one trip to
         a spool thread: file creation can wait behind the journal)."""
-        item, raw = self.load(item_id), self.read_message(item_id)
+        accepted, raw = self._read_msg(item_id, QUEUE)
+        item = self._state(item_id, QUEUE, accepted)
         self.mark_in_flight(item_id)
         return item, raw
 
@@ -441,28 +457,75 @@ class QueueStore:
     def was_in_flight(self, item_id: str) -> bool:
         return self.file(item_id, "active", "").exists()
 
-    def _remove(self, item_id: str, area: str) -> None:
-        for suffix in (MSG, STATE, ERROR):  # .msg first: it defines the item
+    def _remove(self, item_id: str, area: str, suffixes: tuple[str, ...] = _SUFFIXES) -> None:
+        for suffix in suffixes:  # .msg first: it defines the item
             unlink_if_present(self._path(item_id, area, suffix))
         self.clear_in_flight(item_id)
 
     async def finish(self, item_id: str) -> None:
         """Every recipient is final: remove the item; returns once its files
-        are gone. A crash before the removal only means a retry
+        are gone (its ``.msg`` deleted, or renamed to a spare name to be reused:
+        see ``reserve``). A crash before the removal only means a retry
         (at-least-once; the ``active/`` marker goes last, so the retry counts
         as an interrupted attempt), so no fsync is needed. The unlinks wait on
         the file system's journal (~0.15 ms an item on ext4), so they run in a
         spool thread, and the items finished meanwhile share one trip there."""
         self._count -= 1
-        await self._removals.remove(item_id)
+        spare = None if self._reservations is None else self._reservations.recycle_name()
+        await self._removals.remove((item_id, spare))
 
-    def _remove_finished(self, item_ids: list[str]) -> None:
-        for item_id in item_ids:
+    def _remove_finished(self, finished: list[tuple[str, str | None]]
+                         ) -> tuple[list[tuple[str, int]], int]:
+        """Remove each finished item, its file renamed to its spare name where
+        it has one and the file is worth keeping. Returns the (spare id, open
+        file) of the files recycled and how many spare names went unused."""
+        recycled, unused = [], 0
+        for item_id, spare in finished:
+            fd = None
+            if spare is not None:
+                try:
+                    fd = self._recycle(item_id, spare)
+                except OSError as exc:
+                    log.error("could not reuse a finished item's file", queue_id=item_id,
+                              error=exc.__class__.__name__)
+            if fd is None:
+                unused += spare is not None
+            else:
+                recycled.append((spare, fd))
             try:
-                self._remove(item_id, QUEUE)
+                self._remove(item_id, QUEUE, _SUFFIXES if fd is None else (STATE, ERROR))
             except OSError as exc:     # left in queue/: retried (at-least-once) at start-up
                 log.error("could not remove a finished item", queue_id=item_id,
                           error=exc.__class__.__name__)
+        return recycled, unused
+
+    def _recycle(self, item_id: str, spare: str) -> int | None:
+        """Rename the finished item's file to ``queue/<spare>.new`` and open it
+        for the commit that will overwrite it; None (nothing done) when it is
+        gone or larger than ``RECYCLE_MAX``."""
+        message, reserved = self._path(item_id, QUEUE, MSG), self._path(spare, QUEUE, RESERVED)
+        try:
+            if os.stat(message).st_size > RECYCLE_MAX:
+                return None
+        except FileNotFoundError:
+            return None
+        os.rename(message, reserved)
+        try:
+            return os.open(reserved, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except BaseException:
+            unlink_if_present(reserved)
+            raise
+
+    def _recycled(self, outcome: tuple[list[tuple[str, int]], int]) -> None:
+        """On the event loop, after a removal batch: the recycled files become
+        spares (once a batch's directory fsync made their names durable)."""
+        files, unused = outcome
+        if self._reservations is not None:
+            self._reservations.recycled(files, unused)
+            return
+        for spare, fd in files:       # the reservations were released meanwhile
+            os.close(fd)
+            unlink_if_present(self._path(spare, QUEUE, RESERVED))
 
     async def move(self, item_id: str, src: str, dst: str, error_text: str | None = None) -> None:
         await filethreads.run(self.move_sync, item_id, src, dst, error_text)

@@ -229,3 +229,117 @@ async def test_put_sync_never_takes_a_reserved_name(tmp_path):
     item = store.put_sync(envelope(), b"x", plan())
     assert f"{item.id}.new" not in before and reserved_names(tmp_path) == before
     assert store.read_message(item.id) == b"x"
+
+
+# ---- finished items' files reused as spares ----------------------------------------
+
+def inode(path) -> int:
+    return os.stat(path).st_ino
+
+
+async def finish_all(store, items) -> None:
+    for item in items:
+        await store.finish(item.id)
+
+
+async def test_a_finished_file_comes_back_as_a_spare_and_is_overwritten(tmp_path):
+    store = QueueStore(tmp_path)
+    await store.reserve_ahead()
+    big = b"Subject: x\r\n\r\n" + b"old line\r\n" * 300
+    items = [await store.put(envelope(), big, plan(), item_id=store.new_id())
+             for _ in range(BATCH)]
+    inodes = {inode(tmp_path / "queue" / f"{item.id}.msg") for item in items}
+    await finish_all(store, items)
+    assert store.ids() == [] and list((tmp_path / "active").iterdir()) == []
+    spares = {inode(tmp_path / "queue" / name) for name in reserved_names(tmp_path)}
+    assert inodes <= spares                        # renamed, not deleted
+
+    small = b"Subject: y\r\n\r\nnew\r\n"
+    for _ in range(3 * BATCH):                     # every spare gets used, recycled ones too
+        item_id = store.new_id()
+        reused = inode(tmp_path / "queue" / f"{item_id}.new") in inodes
+        item = await store.put(envelope(), small, plan(), item_id=item_id)
+        if reused:
+            break
+    else:
+        pytest.fail("no recycled file was handed out")
+    path = tmp_path / "queue" / f"{item.id}.msg"
+    assert path.stat().st_size > len(small) + 100  # the old message's tail is still there
+    assert store.read_message(item.id) == small
+    assert store.load(item.id).to_json() == item.to_json()
+    loaded, raw = store.load_for_attempt(item.id)
+    assert raw == small and loaded.id == item.id
+
+
+async def test_start_up_keeps_a_commit_into_a_recycled_file_and_drops_unused_ones(tmp_path):
+    """A recycled spare still holds the finished item it was (its header names
+    another id): not a commit. A commit into one has its own id and seal."""
+    store = QueueStore(tmp_path)
+    await store.reserve_ahead()
+    items = [await store.put(envelope(), b"Subject: x\r\n\r\n" + b"old\r\n" * 200, plan(),
+                             item_id=store.new_id()) for _ in range(BATCH)]
+    await finish_all(store, items)
+    later = [await store.put(envelope(), b"Subject: y\r\n\r\nnew\r\n", plan(),
+                             item_id=store.new_id()) for _ in range(3 * BATCH)]
+    await finish_all(store, later[:BATCH])         # recycled again: spares holding old items
+    item = later[-1]
+    os.rename(tmp_path / "queue" / f"{item.id}.msg", tmp_path / "queue" / f"{item.id}.new")
+    committed = sorted(store.ids() + [item.id])
+    # the daemon dies here (kill -9): nothing released, nothing closed by it
+    spares = len(reserved_names(tmp_path)) - 1     # all but the commit
+    holding = [n for n in reserved_names(tmp_path) if (tmp_path / "queue" / n).stat().st_size]
+    assert len(holding) > BATCH // 2
+    after = QueueStore(tmp_path)
+    assert after.settle_reserved() == (1, spares)
+    assert reserved_names(tmp_path) == [] and after.ids() == committed
+    assert after.read_message(item.id) == b"Subject: y\r\n\r\nnew\r\n"
+
+
+async def test_large_files_and_files_beyond_the_spare_limit_are_deleted(tmp_path):
+    from gateway.queue.reserve import MAX_SPARES, RECYCLE_MAX
+
+    store = QueueStore(tmp_path)
+    await store.reserve_ahead()
+    large = await store.put(envelope(), b"x" * (RECYCLE_MAX + 1), plan(), item_id=store.new_id())
+    await store.finish(large.id)
+    assert max(os.stat(tmp_path / "queue" / n).st_size for n in reserved_names(tmp_path)) == 0
+
+    items = [await store.put(envelope(), b"x", plan()) for _ in range(2 * MAX_SPARES)]
+    await finish_all(store, items)
+    spares = len(reserved_names(tmp_path))
+    assert BATCH <= spares <= MAX_SPARES and store.ids() == []
+
+
+async def test_release_deletes_recycled_files_not_yet_spares(tmp_path):
+    before = open_files()
+    store = QueueStore(tmp_path)
+    await store.reserve_ahead()
+    items = [await store.put(envelope(), b"x", plan(), item_id=store.new_id())
+             for _ in range(BATCH // 4)]
+    await finish_all(store, items)                  # recycled, waiting for a batch's fsync
+    store.release_reservations()
+    assert reserved_names(tmp_path) == [] and open_files() == before
+
+
+async def test_a_message_read_after_its_file_was_recycled_is_not_found(tmp_path):
+    from gateway.queue.store import ItemNotFound
+
+    store = QueueStore(tmp_path)
+    await store.reserve_ahead()
+    item = await store.put(envelope(), b"x", plan(), item_id=store.new_id())
+    other = store_module.new_id()
+    os.link(tmp_path / "queue" / f"{item.id}.msg", tmp_path / "queue" / f"{other}.msg")
+    with pytest.raises(ItemNotFound):
+        store.read_message(other)                 # the header names another item
+
+
+def test_the_seal_covers_its_size_and_names_its_item():
+    from gateway.queue.reserve import is_sealed
+
+    item_id = store_module.new_id()
+    whole = sealed_file(item_id, b"message")
+    assert is_sealed(whole, item_id)
+    assert is_sealed(whole + b"old tail", item_id)
+    assert not is_sealed(whole, store_module.new_id())
+    assert not is_sealed(whole[:-1], item_id)
+    assert not is_sealed(b"[1]\n", item_id) and not is_sealed(b'{"seal": 3}\nx', item_id)

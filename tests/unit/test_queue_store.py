@@ -182,7 +182,7 @@ async def test_finished_items_share_one_trip_to_the_removal_thread(tmp_path):
              for _ in range(20)]
     batches = []
     remove_all = store._removals.remove_all
-    store._removals.remove_all = lambda ids: (batches.append(len(ids)), remove_all(ids))
+    store._removals.remove_all = lambda entries: (batches.append(len(entries)), remove_all(entries))[1]
     await asyncio.gather(*(store.finish(item.id) for item in items))
     assert batches == [20]
     assert list((tmp_path / "queue").iterdir()) == []
