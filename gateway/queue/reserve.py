@@ -164,9 +164,9 @@ class Reservations:
             self._start_refill()
 
     def release(self) -> None:
-        """Remove the spare files (the daemon stops). Ids taken but never
-        claimed, and a batch still being made, are left to
-        ``QueueStore.settle_reserved``."""
+        """Remove the spare files, and the recycled ones not yet spares (the
+        daemon stops). Ids taken but never claimed, and the fresh names of a
+        batch still being made, are left to ``QueueStore.settle_reserved``."""
         self._released = True
         if self._refill is not None:
             self._refill.cancel()
@@ -195,9 +195,12 @@ class Reservations:
             self._refill = asyncio.ensure_future(self._make_batch())
 
     async def _make_batch(self) -> None:
-        """A batch of spares; on a disk error (full, read-only) none, said once
-        until a batch succeeds again: puts take the plain road meanwhile, and
-        names made before the error are left to ``settle_reserved``."""
+        """A batch of spares: the recycled files waiting for it, and fresh
+        names up to ``BATCH`` (within ``MAX_SPARES``), made durable by one
+        directory fsync. On a disk error (full, read-only) none, said once
+        until a batch succeeds again: puts take the plain road meanwhile, the
+        recycled files wait for the next batch, and fresh names made before
+        the error are left to ``settle_reserved``."""
         limbo, self._limbo = self._limbo, []
         fresh = min(BATCH, MAX_SPARES - self._kept()) - len(limbo)
         ids = [self.new_id() for _ in range(max(0, fresh))]
