@@ -30,8 +30,9 @@ def write_new(path: str | Path, data: bytes | Sequence[bytes]) -> None:
 
 
 def fill_open(fd: int, data: Sequence[bytes]) -> None:
-    """Write ``data`` at the start of the open (empty) file ``fd``; returns once
-    it is on disk. One ``pwritev`` with ``RWF_DSYNC`` where the file system
+    """Write ``data`` at the start of the open file ``fd`` (empty, or reused:
+    whatever it holds after ``data`` is left as it is); returns once it is on
+    disk. One ``pwritev`` with ``RWF_DSYNC`` where the file system
     takes it (``fdatasync``'s promise: the bytes and the size that reaches
     them; a regular file's write is cut short only by an error), otherwise a
     write and an ``fdatasync``."""
