@@ -219,9 +219,6 @@ class QueueStore:
         self._removals = BatchRemoval(self._remove_finished, self._recycled)
         self._reservations: Reservations | None = None
         self._count = len(self.own_ids(QUEUE))
-        # ids put by this process whose files are still the .msg alone (no .state, no
-        # .error): their removal unlinks no file that is not there
-        self._message_only: set[str] = set()
 
     # ---- paths and listing -------------------------------------------------
     def file(self, item_id: str, area: str, suffix: str) -> Path:
@@ -337,7 +334,6 @@ class QueueStore:
         except BaseException:
             self._count -= 1
             raise
-        self._message_only.add(item.id)
         return item
 
     def put_sync(self, envelope: Envelope, raw: bytes, plan: Plan) -> QueueItem:
@@ -430,7 +426,6 @@ class QueueStore:
 
     def save_sync(self, item: QueueItem, area: str = QUEUE) -> None:
         """Persist the item's state; this also ends an attempt in flight."""
-        self._message_only.discard(item.id)
         atomic_replace(self.file(item.id, area, STATE), _encode(item))
         self.clear_in_flight(item.id)
 
@@ -477,21 +472,15 @@ class QueueStore:
         spool thread, and the items finished meanwhile share one trip there."""
         self._count -= 1
         spare = None if self._reservations is None else self._reservations.recycle_name()
-        if item_id in self._message_only:
-            self._message_only.remove(item_id)
-            others: tuple[str, ...] = ()
-        else:
-            others = (STATE, ERROR)
-        await self._removals.remove((item_id, spare, others))
+        await self._removals.remove((item_id, spare))
 
-    def _remove_finished(self, finished: list[tuple[str, str | None, tuple[str, ...]]]
+    def _remove_finished(self, finished: list[tuple[str, str | None]]
                          ) -> tuple[list[tuple[str, int]], int]:
-        """Remove each finished item (its ``.msg`` and the ``others`` of its
-        files that may exist), its ``.msg`` renamed to its spare name where it
-        has one and the file is worth keeping. Returns the (spare id, open
+        """Remove each finished item, its file renamed to its spare name where
+        it has one and the file is worth keeping. Returns the (spare id, open
         file) of the files recycled and how many spare names went unused."""
         recycled, unused = [], 0
-        for item_id, spare, others in finished:
+        for item_id, spare in finished:
             fd = None
             if spare is not None:
                 try:
@@ -504,7 +493,7 @@ class QueueStore:
             else:
                 recycled.append((spare, fd))
             try:
-                self._remove(item_id, QUEUE, others if fd is not None else (MSG, *others))
+                self._remove(item_id, QUEUE, _SUFFIXES if fd is None else (STATE, ERROR))
             except OSError as exc:     # left in queue/: retried (at-least-once) at start-up
                 log.error("could not remove a finished item", queue_id=item_id,
                           error=exc.__class__.__name__)
@@ -544,7 +533,6 @@ class QueueStore:
     def move_sync(self, item_id: str, src: str, dst: str, error_text: str | None = None) -> None:
         if not self.file(item_id, src, MSG).exists():
             raise ItemNotFound(item_id)
-        self._message_only.discard(item_id)
         if error_text is not None:
             atomic_replace(self.file(item_id, src, ERROR), error_text.encode())
         self.clear_in_flight(item_id)
@@ -567,7 +555,6 @@ class QueueStore:
         await filethreads.run(self._remove, item_id, area)
         if area == QUEUE:
             self._count -= 1
-            self._message_only.discard(item_id)
 
     def purge_failed(self, older_than: float) -> int:
         """Remove this shard's failed/ items last changed before ``older_than``."""

@@ -304,35 +304,3 @@ async def test_a_put_cancelled_mid_write_closes_its_file_only_after_the_write(
     else:
         pytest.fail("the reserved file was never closed")
     assert store.size == 0 and f"{item_id}.new" not in os.listdir(tmp_path / "queue")
-
-
-async def test_the_removal_of_a_fresh_item_unlinks_only_files_that_can_exist(
-        tmp_path, monkeypatch):
-    """An item put by this process and never saved nor moved has its .msg alone:
-    its removal unlinks no .state or .error. Once saved, they are unlinked too."""
-    store = QueueStore(tmp_path)
-    fresh = await store.put(envelope(), b"x", Plan.relay_all(["b@partner.test"]))
-    saved = await store.put(envelope(), b"x", Plan.relay_all(["b@partner.test"]))
-    await store.save(saved)
-    unlinked = []
-    real = os.unlink
-
-    def unlink(path, *args, **kwargs):
-        unlinked.append(os.path.basename(path))
-        return real(path, *args, **kwargs)
-    monkeypatch.setattr(os, "unlink", unlink)
-    await store.finish(fresh.id)
-    await store.finish(saved.id)
-    assert sorted(unlinked) == sorted([f"{fresh.id}.msg", fresh.id, f"{saved.id}.msg",
-                                       f"{saved.id}.state", f"{saved.id}.error", saved.id])
-    assert list((tmp_path / "queue").iterdir()) == [] and store.size == 0
-
-
-async def test_a_fresh_item_released_from_the_shunt_keeps_its_error_file_removed(tmp_path):
-    store = QueueStore(tmp_path)
-    item = await store.put(envelope(), b"x", Plan.relay_all(["b@partner.test"]))
-    await store.move(item.id, QUEUE, SHUNT, "Traceback: boom")
-    await store.move(item.id, SHUNT, QUEUE)
-    assert (tmp_path / "queue" / f"{item.id}.error").exists()
-    await store.finish(item.id)
-    assert list((tmp_path / "queue").iterdir()) == []
