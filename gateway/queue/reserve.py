@@ -119,7 +119,10 @@ class Reservations:
 
     def take(self) -> str | None:
         """A reserved id, or None when none is spare (the caller then makes
-        an ordinary one); a new batch starts when the spares run low."""
+        an ordinary one, as after ``release``); a new batch starts when the
+        spares run low."""
+        if self._released:
+            return None
         if len(self._spares) < LOW:
             self._start_refill()
         if not self._spares:
@@ -130,8 +133,9 @@ class Reservations:
 
     def claim(self, item_id: str) -> int | None:
         """Once for an id ``take`` gave out: its open file (write-only), which
-        is then the caller's to fill and to close; None for any other id."""
-        if item_id not in self._taken:
+        is then the caller's to fill and to close; None for any other id, and
+        after ``release`` (which closed it)."""
+        if self._released or item_id not in self._taken:
             return None
         self._taken.remove(item_id)
         return self._fds.pop(item_id)

@@ -256,10 +256,11 @@ class QueueStore:
         await self._reservations.fill()
 
     def release_reservations(self) -> None:
-        """Delete the spare names (the daemon is stopping)."""
+        """Delete the spare names (the daemon is stopping); puts take the plain
+        road from now on. The released reservations stay, to discard the files
+        of removals still running."""
         if self._reservations is not None:
             self._reservations.release()
-            self._reservations = None
 
     def settle_reserved(self) -> tuple[int, int]:
         """Start-up, before ``clean_orphans``: a sealed queue/<id>.new of this
@@ -520,12 +521,8 @@ class QueueStore:
         """On the event loop, after a removal batch: the recycled files become
         spares (once a batch's directory fsync made their names durable)."""
         files, unused = outcome
-        if self._reservations is not None:
+        if self._reservations is not None:    # files come only from its recycle_name
             self._reservations.recycled(files, unused)
-            return
-        for spare, fd in files:       # the reservations were released meanwhile
-            os.close(fd)
-            unlink_if_present(self._path(spare, QUEUE, RESERVED))
 
     async def move(self, item_id: str, src: str, dst: str, error_text: str | None = None) -> None:
         await filethreads.run(self.move_sync, item_id, src, dst, error_text)

@@ -343,3 +343,32 @@ def test_the_seal_covers_its_size_and_names_its_item():
     assert not is_sealed(whole, store_module.new_id())
     assert not is_sealed(whole[:-1], item_id)
     assert not is_sealed(b"[1]\n", item_id) and not is_sealed(b'{"seal": 3}\nx', item_id)
+
+
+async def test_a_removal_still_running_at_release_deletes_the_file_it_reused(
+        tmp_path, monkeypatch):
+    import asyncio
+    import threading
+
+    removing, go_on = threading.Event(), threading.Event()
+    real = QueueStore._remove_finished
+
+    def slow_removal(self, finished):
+        removing.set()
+        assert go_on.wait(10)
+        return real(self, finished)
+    monkeypatch.setattr(QueueStore, "_remove_finished", slow_removal)   # bound by __init__
+    before = open_files()
+    store = QueueStore(tmp_path)
+    await store.reserve_ahead()
+    item = await store.put(envelope(), b"x", plan(), item_id=store.new_id())
+    taken = store.new_id()                          # taken, never claimed before release
+    finishing = asyncio.ensure_future(store.finish(item.id))
+    assert await asyncio.to_thread(removing.wait, 10)
+    store.release_reservations()
+    go_on.set()
+    await finishing
+    assert reserved_names(tmp_path) == [f"{taken}.new"]   # only the unclaimed one, for start-up
+    assert open_files() == before and store.ids() == []
+    again = await store.put(envelope(), b"y", plan(), item_id=taken)   # the plain road
+    assert store.read_message(again.id) == b"y"
