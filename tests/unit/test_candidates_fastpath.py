@@ -356,6 +356,28 @@ def test_the_matcher_names_each_match_as_without_its_cache():
     assert count > 5_000
 
 
+def test_the_rule_set_and_the_partitions_name_each_match_alike(monkeypatch):
+    """Inside a text, ``Matcher`` asks one ``re2.Set`` pass which rules match a span exactly
+    (with the byte on either side); at the text's edges, or should the Set find none (its DFA
+    out of memory), the partitions answer. Both name every match alike."""
+    matcher = patterns.matcher()
+    spans = [
+        (text, start, end)
+        for text in synthetic()[:100] + [text for text, _ in segments()]
+        for _, start, end in matcher.finditer(text)
+    ]
+    answers = []
+    by_set = matcher._inside
+    monkeypatch.setattr(
+        matcher, "_inside", lambda span: answers.append(by_set(span)) or answers[-1]
+    )
+    named = [matcher.rule_at(text, start, end) for text, start, end in spans]
+    monkeypatch.setattr(matcher, "_inside", lambda span: [])
+    assert [matcher.rule_at(text, start, end) for text, start, end in spans] == named
+    assert all(answers) and len(answers) > 5_000  # the Set answered every match inside a text
+    assert len(answers) < len(spans)  # matches at a text's edges were not asked
+
+
 def test_a_hit_is_an_immutable_value_read_by_name():
     rule = patterns.RULES[0]
     hit = candidates.Hit(rule, "body", 3, 9)
