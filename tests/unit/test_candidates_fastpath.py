@@ -341,8 +341,9 @@ def test_a_broken_shortcut_is_noticed(monkeypatch, name):
 
 
 def test_the_matcher_names_each_match_as_without_its_cache():
-    """``Matcher.finditer`` names a repeated match from a cache keyed by its bytes and the kind
-    of byte on either side: the same rules as looking each one up (``rule_at``)."""
+    """``Matcher.finditer`` names a repeated match from a cache keyed by its bytes and the byte
+    on either side (and the text's edges): the same rules as looking each one up
+    (``rule_at``)."""
     matcher = patterns.matcher()
     texts = synthetic()[:100] + [text for text, _ in segments()]
     count = 0

@@ -15,6 +15,7 @@ import sys
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 from operator import attrgetter
 from typing import Any, NamedTuple
@@ -40,6 +41,10 @@ class Hit(NamedTuple):
 
     detector = property(attrgetter("rule.detector"))
     role = property(attrgetter("rule.role"))
+
+
+# ``Hit(...)`` without the named tuple's own ``__new__``, a Python function (~0.1 us a hit)
+_new_hit = partial(tuple.__new__, Hit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -431,7 +436,7 @@ def scan(text: bytes, location: str, extracted: Extracted | None = None) -> list
 
 
 def _validated(rule: PatternRow, start: int, end: int, location: str, ctx: Context) -> Hit | None:
-    hit = Hit(rule, location, start, end)
+    hit = _new_hit((rule, location, start, end))
     validator = VALIDATORS.get(rule.detector)
     if validator is None:
         return hit

@@ -560,22 +560,21 @@ class Matcher:
 
     def finditer(self, text: bytes, pos: int = 0, endpos: int | None = None):
         """``(rule, start, end)`` of each match, as ``re2`` ``finditer`` finds them.
-        The rule of a match depends only on its bytes and on the kind of byte on either side
-        (what RE2's empty-width assertions read), so a repeated word or number is looked up
-        once per call (the cache lives as long as this one pass over one text)."""
+        The rule of a match depends only on its bytes and the byte on either side (all that
+        RE2's empty-width assertions read), so a repeated word or number is looked up once per
+        call (the cache lives as long as this one pass over one text)."""
         size = len(text)
         endpos = size if endpos is None else min(endpos, size)
-        rules: dict[tuple[int, int, bytes], PatternRow] = {}
-        find, kind = self._find, _EDGE_KIND
+        rules: dict[object, PatternRow] = {}
+        find = self._find
         while pos <= endpos:
             start, end = find(text, pos, endpos)[0]
             if start < 0:
                 return
-            key = (
-                kind[text[start - 1]] if start > 0 else 0,
-                kind[text[end]] if end < size else 0,
-                text[start:end],
-            )
+            if 0 < start and end < size:
+                key: object = text[start - 1 : end + 1]
+            else:  # at an edge of the text: say which, and what is beside the other end
+                key = (start == 0, end == size, text[start - (start > 0) : end + 1])
             rule = rules.get(key)
             if rule is None:
                 rule = rules[key] = self.rule_at(text, start, end)
@@ -589,13 +588,6 @@ class Matcher:
     def fullmatch(self, text: bytes) -> PatternRow | None:
         """The rule the alternation chooses when it must match all of ``text``, or None."""
         return self._first(text, 0, len(text))
-
-
-_WORD_BYTES = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
-# The kind of each byte as RE2's \\b, ^ and $ see it: a newline 1, a word byte (ASCII letter,
-# digit, underscore) 2, any other byte 3; outside the text is 0. A table, not a function:
-# ``finditer`` looks up both edges of every match.
-_EDGE_KIND = bytes(1 if b == 10 else 2 if b in _WORD_BYTES else 3 for b in range(256))
 
 
 def _partitions(rules: tuple[PatternRow, ...]) -> list[tuple[PatternRow, ...]]:
