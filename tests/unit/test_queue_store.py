@@ -278,29 +278,32 @@ async def test_a_put_cancelled_mid_write_closes_its_file_only_after_the_write(
     await store.reserve_ahead()
     item_id = store.new_id()
     fd = store._reservations._fds[item_id]
-    writing, go_on = threading.Event(), threading.Event()
+    writing, go_on, written = threading.Event(), threading.Event(), threading.Event()
     real = store_module._fill_sealed
 
     def slow_fill(*args):
         writing.set()
         assert go_on.wait(10)
         real(*args)
+        written.set()
     monkeypatch.setattr(store_module, "_fill_sealed", slow_fill)
+    closes, closed = [], asyncio.Event()           # for fd: was the write over at its close?
+    real_close = os.close
+
+    def watched_close(number):
+        if number == fd:                           # by the done-callback, on this loop
+            closes.append(written.is_set())
+            closed.set()
+        real_close(number)
+    monkeypatch.setattr(os, "close", watched_close)
     put = asyncio.ensure_future(store.put(envelope(), b"x", Plan.relay_all(["b@partner.test"]),
                                           item_id=item_id))
     assert await asyncio.to_thread(writing.wait, 10)
     put.cancel()
     with pytest.raises(asyncio.CancelledError):
         await put
-    os.fstat(fd)                                   # still open: the write goes on
+    assert closes == []                            # still open: the write goes on
     go_on.set()
-    for _ in range(1000):                          # the close follows the write's end
-        await asyncio.sleep(0.01)
-        try:
-            os.fstat(fd)
-        except OSError as exc:
-            assert exc.errno == errno.EBADF
-            break
-    else:
-        pytest.fail("the reserved file was never closed")
+    await asyncio.wait_for(closed.wait(), 10)
+    assert closes == [True]                        # closed once, after the write's end
     assert store.size == 0 and f"{item_id}.new" not in os.listdir(tmp_path / "queue")
