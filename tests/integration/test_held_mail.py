@@ -20,6 +20,7 @@ import pytest
 
 from tests.crypto.pki import TestPKI, write_pem
 from tests.integration.test_daemon_relay import message
+from tests.leaks import shown_tokens
 from tests.peers.daemon import SENDER
 
 pytestmark = pytest.mark.slow
@@ -72,9 +73,7 @@ async def in_area(daemon, area: str, timeout: float = 30) -> list[str]:
 
 
 def assert_phi_free(text: str) -> None:
-    lowered = text.lower()
-    for token in PRIVATE:
-        assert token not in lowered, token
+    assert shown_tokens(text, PRIVATE) == []
 
 
 async def test_held_notice_and_digest(daemon_factory, upstream_sink, tmp_path):
