@@ -4,7 +4,8 @@ the per-candidate logic it replaced.
 The validators skip work that cannot change their answer: the line around a candidate is
 cut out only where "location"/"organizer" occurs close by, and "call us at" is searched
 for only where one of its words occurs within 40 bytes (``candidates.Spots``, one RE2 pass
-per segment). ``OLD`` below is the logic as it was before (every line cut out and
+per segment), and ``scan`` keeps every phone of a segment where none of those words occurs
+without asking the validator. ``OLD`` below is the logic as it was before (every line cut out and
 lowered, every business-phone search run, no per-segment shortcut at all). Both must
 accept and reject the same candidates (rule, start, end): on every segment of the test
 corpus, the shared development corpus and the generated messages of ``tests/mimegen.py``,
@@ -91,16 +92,17 @@ def context(text: bytes, extracted=None) -> Context:
 
 
 def compare(text: bytes, extracted=None, tally: Counter | None = None) -> list[tuple]:
-    """(rule, start, end, old, new) of every checked candidate the two disagree on. The new
-    validators share one Context per segment, as ``scan`` does (its per-segment facts)."""
-    new_ctx, old_ctx = context(text, extracted), context(text, extracted)
+    """(rule, start, end, old, new) of every checked candidate the two disagree on: "new" is
+    whether ``scan`` kept it (its per-segment shortcut for phones, then the validators)."""
+    old_ctx = context(text, extracted)
+    kept = {(h.rule.group, h.start, h.end) for h in candidates.scan(text, "body", extracted)}
     wrong = []
     for rule, start, end in patterns.matcher().finditer(text):
         if rule.detector not in CHECKED:
             continue
         hit, span = Hit(rule, "body", start, end), text[start:end]
         old = bool(OLD[rule.detector](hit, span, old_ctx))
-        new = bool(candidates.VALIDATORS[rule.detector](hit, span, new_ctx))
+        new = (rule.group, start, end) in kept
         if tally is not None:
             why = old_phone_reason(hit, old_ctx) if rule.detector == "phone" else None
             tally[(rule.detector, rule.role, old, why)] += 1
@@ -304,27 +306,26 @@ MUTANTS = {
         candidates, "_org_in_segment", lambda ctx: False
     ),
     "a segment with call-us words taken for one without business words": lambda mp: mp.setattr(
-        candidates, "_no_business_words", lambda ctx: not (_calendar(ctx) or _org(ctx))
+        candidates, "_BUSINESS_ANYWHERE", _words_of(CALENDAR_WORDS, ORG_WORDS)
     ),
     "a segment with calendar words taken for one without business words": lambda mp: mp.setattr(
-        candidates, "_no_business_words", lambda ctx: not (_org(ctx) or _call_us(ctx))
+        candidates, "_BUSINESS_ANYWHERE", _words_of(ORG_WORDS, CALL_US_WORDS)
     ),
     "a segment with business names taken for one without business words": lambda mp: mp.setattr(
-        candidates, "_no_business_words", lambda ctx: not (_calendar(ctx) or _call_us(ctx))
+        candidates, "_BUSINESS_ANYWHERE", _words_of(CALENDAR_WORDS, CALL_US_WORDS)
+    ),
+    "phones kept without asking whether the segment has business words": lambda mp: mp.setattr(
+        candidates, "_no_business_words", lambda ctx: True
     ),
 }
+CALENDAR_WORDS = b"|".join(candidates._CALENDAR_LINE)
+ORG_WORDS = candidates._ORG_ALTERNATION
+CALL_US_WORDS = candidates._BUSINESS_PHONE_WORDS
 
 
-def _calendar(ctx):
-    return bool(candidates._spots(ctx, candidates._CALENDAR_ANYWHERE))
-
-
-def _org(ctx):
-    return candidates._org_in_segment(ctx)
-
-
-def _call_us(ctx):
-    return bool(candidates._spots(ctx, candidates._BUSINESS_PHONE_ANYWHERE))
+def _words_of(*alternations: bytes):
+    """The one-pass program ``_no_business_words`` asks, built from only some of the lists."""
+    return candidates._anywhere(b"|".join(alternations))
 
 
 def test_segments_without_business_words_take_the_shortcut_and_others_do_not():

@@ -101,7 +101,8 @@ def _anywhere(alternation: bytes):
     return patterns.latin1_program(b"(?i:" + alternation + b")")
 
 
-_ORG_ANYWHERE = _anywhere(b"|".join(re2.escape(w) for w in sorted(_ORG_WORDS)))
+_ORG_ALTERNATION = b"|".join(re2.escape(w) for w in sorted(_ORG_WORDS))
+_ORG_ANYWHERE = _anywhere(_ORG_ALTERNATION)
 
 
 def names_org(text: bytes, start: int = 0, end: int | None = None) -> bool:
@@ -348,25 +349,22 @@ def _valid_dob(hit: Hit, span: bytes, ctx: Context) -> bool:
     return _name_ok(tokens, ctx, frozenset())
 
 
+# a calendar, business or "call us" word: one DFA pass where the three lists take one each
+_BUSINESS_ANYWHERE = _anywhere(
+    b"|".join((b"|".join(_CALENDAR_LINE), _ORG_ALTERNATION, _BUSINESS_PHONE_WORDS))
+)
+
+
 def _no_business_words(ctx: Context) -> bool:
     """No calendar, business or "call us at" word occurs in the segment, not even inside
-    another word: then no phone of it is a business's, and a page of numbers is
-    validated without looking around each one. Found when first asked."""
-    found = ctx.facts.get("no business words")
-    if found is None:
-        found = ctx.facts["no business words"] = not (
-            _spots(ctx, _CALENDAR_ANYWHERE)
-            or _org_in_segment(ctx)
-            or _spots(ctx, _BUSINESS_PHONE_ANYWHERE)
-        )
-    return found
+    another word: then ``_valid_phone`` accepts every phone of it, and ``scan`` keeps a
+    page of numbers without asking it about each one."""
+    return _BUSINESS_ANYWHERE.search(ctx.text) is None
 
 
 def _valid_phone(hit: Hit, span: bytes, ctx: Context) -> bool:
     """A person's phone: not on a business line; as part of a record (``RECORD``), not in a
     business's block nor after "call us at" (searched for only where such a word is close)."""
-    if _no_business_words(ctx):
-        return True
     start = hit.start
     record = hit.rule.role == RECORD
     if _org_line(ctx, start, hit.end, block=record):
@@ -421,18 +419,28 @@ def scan(text: bytes, location: str, extracted: Extracted | None = None) -> list
         )
     )
     hits: list[Hit] = []
+    phones_kept: bool | None = None  # ``_no_business_words``, asked at the first phone
     for count, (rule, start, end) in enumerate(patterns.matcher().finditer(text)):
         if count >= MAX_MATCHES:
             raise MatchLimit(location)
-        if rule.detector == "_skip":
+        detector = rule.detector
+        if detector == "_skip":
             continue
+        if detector not in VALIDATORS:
+            hits.append(_new_hit((rule, location, start, end)))
+            continue
+        if detector == "phone":
+            if phones_kept is None:
+                phones_kept = _no_business_words(ctx)
+            if phones_kept:
+                hits.append(_new_hit((rule, location, start, end)))
+                continue
         hit = _validated(rule, start, end, location, ctx)
-        if hit is None and rule.detector in ("patient_name", "_salutation"):
+        if hit is None and detector in ("patient_name", "_salutation"):
             hit = _second_try(text, start, end, location, ctx)
         if hit is not None:
             hits.append(hit)
     return hits
-
 
 
 def _validated(rule: PatternRow, start: int, end: int, location: str, ctx: Context) -> Hit | None:
