@@ -188,7 +188,8 @@ class Dispatcher:
                         continue                      # superseded entry
                     self._start(item_id)
                 self._wake.clear()
-                timeout = self._heap[0][0] - now if self._heap else None
+                due = self._next_due()
+                timeout = None if due is None else due - now
                 try:
                     async with asyncio.timeout(timeout):
                         await self._wake.wait()
@@ -196,6 +197,16 @@ class Dispatcher:
                     pass
         finally:
             self.alive = False
+
+    def _next_due(self) -> float | None:
+        """When the earliest live entry of the schedule is due; None when none is.
+        Superseded entries on top are dropped first: an item moved earlier (a fresh
+        item started at a lull) leaves its later entry behind, and waiting for that
+        would wake ``run`` for nothing, once or twice a message."""
+        heap, live = self._heap, self._due
+        while heap and live.get(heap[0][2]) != heap[0][0]:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
 
     def _start(self, item_id: str) -> None:
         """An attempt of a due item, as a task of its own."""
