@@ -1,8 +1,11 @@
 """Names reserved ahead: a commit into one costs one fsync, and start-up tells a
 sealed commit from a cut-short one."""
+import asyncio
+import errno
 import json
 import os
 import stat
+import threading
 
 import pytest
 
@@ -133,8 +136,6 @@ def open_files() -> int:
 
 
 async def test_release_closes_every_spare_and_a_batch_made_meanwhile(tmp_path, monkeypatch):
-    import asyncio
-    import threading
 
     from gateway.queue.reserve import LOW, Reservations
 
@@ -201,7 +202,6 @@ async def test_recovery_schedules_a_sealed_commit(tmp_path):
 
 
 async def test_a_disk_error_while_reserving_leaves_the_plain_road(tmp_path, monkeypatch):
-    import errno
 
     from structlog.testing import capture_logs
 
@@ -347,8 +347,6 @@ def test_the_seal_covers_its_size_and_names_its_item():
 
 async def test_a_removal_still_running_at_release_deletes_the_file_it_reused(
         tmp_path, monkeypatch):
-    import asyncio
-    import threading
 
     removing, go_on = threading.Event(), threading.Event()
     real = QueueStore._remove_finished

@@ -111,7 +111,6 @@ async def test_saved_state_wins_and_orphans_are_cleaned(tmp_path):
 def test_group_commit_syncs_after_each_request(tmp_path):
     """Concurrent callers all return, and each is covered by an fsync that
     started after its call (counted through a wrapped fsync)."""
-    import threading
 
     from gateway.queue import store as store_module
     calls = []
